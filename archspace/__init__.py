@@ -1,0 +1,1 @@
+"""The architecture space: elastic MBConv supernet, Architecture genotypes, ONNX export, layer statistics."""

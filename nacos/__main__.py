@@ -1,0 +1,5 @@
+import sys
+
+from nacos.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The `nacos` command line. Each subcommand is one module of this package with a `register`
+function; adding a command is one new file and one line in `COMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+#: (subcommand module under nacos.cli, one-line help). Modules are imported lazily so that
+#: `nacos --help` stays fast (no torch / tvm import).
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("space", "sample architectures of the space, export and check each, print their statistics"),
+    ("train_supernet", "train (or resume training) the weight-sharing supernet"),
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nacos",
+        description="Compiler-in-the-loop co-search of neural architectures and TVM schedules.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name, help_text in COMMANDS:
+        module = importlib.import_module(f"nacos.cli.{module_name}")
+        cmd = sub.add_parser(
+            module_name.replace("_", "-"),
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.register(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nacos.errors import user_errors
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as exc:
+        print(f"nacos {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"nacos {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
