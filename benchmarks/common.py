@@ -1,0 +1,49 @@
+"""What every benchmark shares: where results go, how they are written (atomically, incrementally),
+and the machine / command stamp each result carries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def command_line() -> str:
+    """The command that is running, as a user would retype it from the repository root."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(".py"):
+        module = Path(argv[0]).resolve().relative_to(Path(__file__).resolve().parent.parent).with_suffix("")
+        argv[0] = "-m " + ".".join(module.parts)
+    return "python " + " ".join(shlex.quote(a) if i else a for i, a in enumerate(argv))
+
+
+def machine() -> dict[str, Any]:
+    from nacos.machine import machine_info
+
+    return machine_info()
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write `payload` to `path` atomically (temporary file, fsync, rename): a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The previous result at `path` (for resuming), or None when absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
