@@ -1,0 +1,254 @@
+"""The run configuration: one frozen dataclass tree, loaded from YAML / TOML / flags and validated in
+one place. Every error is a `ConfigError` whose message names the key (``budgets.latency_ms``).
+
+The resolved configuration is saved beside the run (``config.json``), and a rerun of the same run
+directory must resolve to the same configuration: that is how resume knows it continues the same search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from nacos.errors import ConfigError
+
+__all__ = ["RunConfig", "Budgets", "TuningConfig", "StrategyConfig", "load_config", "config_from_dict",
+           "MODES", "STRATEGIES", "OBJECTIVES"]
+
+MODES = ("baseline", "two-stage", "one-stage")
+STRATEGIES = ("aging", "nsga2", "random")
+#: objective name -> sense ("max" or "min")
+OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "peak_memory_mb": "min", "params": "min",
+              "energy_mj": "min"}
+_HUGE = 1e12
+
+
+def _finite(name: str, value: float | None, low: float = 0.0, strict: bool = True) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    if (value <= low if strict else value < low) or value > _HUGE:
+        raise ConfigError(f"{name}: must be {'>' if strict else '>='} {low:g} and <= {_HUGE:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Hard budgets reject a candidate; soft ones are reported as violation flags."""
+
+    latency_ms: float | None = None                 # hard: tuned latency above it is rejected
+    active_memory_budget_mb: float | None = None    # hard: peak activation memory above it is rejected
+    memory_budgets_mb: tuple[float, ...] = (0.125, 0.25, 0.5)   # soft, reported
+    latency_budgets_ms: tuple[float, ...] = ()      # soft, reported
+    params_budget: int | None = None                # soft, reported
+
+    def __post_init__(self) -> None:
+        _finite("budgets.latency_ms", self.latency_ms)
+        _finite("budgets.active_memory_budget_mb", self.active_memory_budget_mb)
+        for i, v in enumerate(self.memory_budgets_mb):
+            _finite(f"budgets.memory_budgets_mb[{i}]", v)
+        for i, v in enumerate(self.latency_budgets_ms):
+            _finite(f"budgets.latency_budgets_ms[{i}]", v)
+        _finite("budgets.params_budget", self.params_budget)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The inner loop: how much schedule search each unseen workload gets, and how latency is measured."""
+
+    trials_per_workload: int = 16
+    database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
+    screen_fraction: float = 0.5     # two-stage: share of proposed candidates the cost model lets through
+    warmup: int = 5
+    repeats: int = 30
+    threads: int = 0                 # 0: every core of this machine
+
+    def __post_init__(self) -> None:
+        if self.trials_per_workload < 1 or self.trials_per_workload > 100_000:
+            raise ConfigError(f"tuning.trials_per_workload: must be in 1..100000, got {self.trials_per_workload}")
+        _finite("tuning.screen_fraction", self.screen_fraction)
+        if self.screen_fraction > 1:
+            raise ConfigError(f"tuning.screen_fraction: must be in (0, 1], got {self.screen_fraction}")
+        if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
+            raise ConfigError("tuning.warmup >= 0, tuning.repeats >= 1 and tuning.threads >= 0 are required")
+        if not self.database:
+            raise ConfigError("tuning.database: must name a directory")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = "aging"
+    population: int = 8
+    sample_size: int = 3
+    mutation_prob: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.name not in STRATEGIES:
+            raise ConfigError(f"strategy.name: unknown strategy {self.name!r}; choose one of {STRATEGIES}")
+        if self.population < 2 or self.population > 100_000:
+            raise ConfigError(f"strategy.population: must be in 2..100000, got {self.population}")
+        if not 1 <= self.sample_size <= self.population:
+            raise ConfigError(f"strategy.sample_size: must be in 1..population, got {self.sample_size}")
+        _finite("strategy.mutation_prob", self.mutation_prob)
+        if self.mutation_prob > 1:
+            raise ConfigError(f"strategy.mutation_prob: must be in (0, 1], got {self.mutation_prob}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    mode: str = "two-stage"
+    seed: int = 0
+    trials: int = 12                       # candidates evaluated (not counting screened-out ones)
+    time_limit_s: float | None = None      # stop proposing after this many seconds
+    target: str = "llvm"                   # llvm | cuda | rpc://HOST:PORT/KEY
+    precision: str = "fp32"
+    data: str = "mnist5k"
+    checkpoint: str = "default"            # supernet checkpoint ("default": the packaged one)
+    batch: int = 1
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
+    space: Mapping[str, Any] = field(default_factory=dict)   # SpaceConfig overrides
+    budgets: Budgets = field(default_factory=Budgets)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
+        if self.trials < 1 or self.trials > 1_000_000:
+            raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
+        _finite("time_limit_s", self.time_limit_s)
+        if self.batch < 1 or self.batch > 4096:
+            raise ConfigError(f"batch: must be in 1..4096, got {self.batch}")
+        if self.precision not in ("fp32", "int8"):
+            raise ConfigError(f"precision: must be fp32 or int8, got {self.precision!r}")
+        if not (self.target in ("llvm", "cuda") or self.target.startswith("rpc://")):
+            raise ConfigError(f"target: must be llvm, cuda or rpc://HOST:PORT/KEY, got {self.target!r}")
+        if not self.objectives:
+            raise ConfigError("objectives: at least one objective is needed")
+        for o in self.objectives:
+            if o not in OBJECTIVES:
+                raise ConfigError(f"objectives: unknown objective {o!r}; choose from {sorted(OBJECTIVES)}")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ConfigError(f"objectives: listed twice in {list(self.objectives)}")
+        if len(self.objectives) > 1 and self.strategy.name == "aging":
+            pass  # aging evolution scalarises: accuracy under the hard budgets (documented in search.py)
+        try:
+            from archspace.space import SpaceConfig
+
+            SpaceConfig.from_dict(dict(self.space))
+        except ValueError as exc:
+            raise ConfigError(f"space: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: dict -> dataclass tree with the key named on every error
+# ---------------------------------------------------------------------------------------------
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: must be a list, got {type(value).__name__}")
+        return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or hint in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: must be a table / mapping, got {type(value).__name__}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    where = prefix or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a table / mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(k) for k in data if k not in names)
+    if unknown:
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key; "
+                          f"known keys{' of ' + prefix if prefix else ''} are {names}")
+    kwargs = {k: _convert(v, hints[k], f"{prefix + '.' if prefix else ''}{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def config_from_dict(data: Mapping[str, Any]) -> RunConfig:
+    return _build(RunConfig, data)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{path}: a config must be .yaml, .yml, .toml or .json")
+    except ConfigError:
+        raise
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({str(exc).splitlines()[0]})") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a table / mapping")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """The file's settings (if any) with `overrides` (from flags, nested dicts) on top, validated."""
+    data = _read_file(Path(path)) if path else {}
+    return config_from_dict(_deep_merge(data, overrides or {}))
