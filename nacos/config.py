@@ -251,4 +251,9 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """The file's settings (if any) with `overrides` (from flags, nested dicts) on top, validated."""
     data = _read_file(Path(path)) if path else {}
-    return config_from_dict(_deep_merge(data, overrides or {}))
+    try:
+        return config_from_dict(_deep_merge(data, overrides or {}))
+    except ConfigError as exc:
+        if path:
+            raise ConfigError(f"{path}: {exc}") from exc
+        raise

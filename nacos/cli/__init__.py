@@ -11,6 +11,7 @@ from typing import Sequence
 #: (subcommand module under nacos.cli, one-line help). Modules are imported lazily so that
 #: `nacos --help` stays fast (no torch / tvm import).
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("search", "run a co-search (baseline, two-stage or one-stage); rerun to resume"),
     ("space", "sample architectures of the space, export and check each, print their statistics"),
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
 )
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except user_errors() as exc:
         print(f"nacos {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `nacos ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"nacos {args.command}: interrupted", file=sys.stderr)
         return 130

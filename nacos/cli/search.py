@@ -1,0 +1,99 @@
+"""Run a co-search: propose architectures (and, in one-stage mode, schedules), score each on accuracy
+with inherited supernet weights and on latency with the schedules TVM will run, keep what meets the
+budgets, and end with a report. Settings come from --config (YAML/TOML) with flags on top; with
+neither, the embedded default runs a small two-stage co-search on this CPU.
+
+Modes: baseline (compiler-agnostic: one fixed default schedule), two-stage (evolutionary outer loop,
+schedule search for each candidate's unseen workloads), one-stage (one genome holds the architecture
+and a schedule per layer). Killing a run and rerunning the same command resumes it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2},
+         "strategy": {"population": 2, "sample_size": 2}}
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="run config (.yaml, .yml, .toml or .json)")
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/default"),
+                        help="run directory: config, results store, report (rerun to resume)")
+    parser.add_argument("--mode", choices=("baseline", "two-stage", "one-stage"), default=None,
+                        help="search mode (config default: two-stage)")
+    parser.add_argument("--strategy", choices=("aging", "nsga2", "random"), default=None,
+                        help="search strategy (config default: aging)")
+    parser.add_argument("--trials", type=int, default=None, help="candidates to evaluate (config default: 12)")
+    parser.add_argument("--time-limit", type=float, default=None, help="stop proposing after SECONDS")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the strategy (config default: 0)")
+    parser.add_argument("--target", default=None, help="llvm (this CPU), cuda, or rpc://HOST:PORT/KEY")
+    parser.add_argument("--latency-budget", type=float, default=None, help="hard latency budget in ms")
+    parser.add_argument("--memory-budget", type=float, default=None,
+                        help="hard (active) peak activation memory budget in MB")
+    parser.add_argument("--trials-per-workload", type=int, default=None,
+                        help="schedule-search trials for each unseen workload (config default: 16)")
+    parser.add_argument("--database", default=None, help="shared tuning database directory")
+    parser.add_argument("--quick", action="store_true", help="a tiny search: 3 candidates, 4 trials per workload")
+    parser.add_argument("--dry-run", action="store_true", help="validate the settings, print the plan, run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the summary (or plan) as JSON")
+    parser.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from nacos.config import _deep_merge
+
+    out: dict[str, Any] = dict(json.loads(json.dumps(QUICK))) if args.quick else {}
+    flat = {"mode": args.mode, "trials": args.trials, "time_limit_s": args.time_limit, "seed": args.seed,
+            "target": args.target}
+    out.update({k: v for k, v in flat.items() if v is not None})
+    nested = {("strategy", "name"): args.strategy, ("budgets", "latency_ms"): args.latency_budget,
+              ("budgets", "active_memory_budget_mb"): args.memory_budget,
+              ("tuning", "trials_per_workload"): args.trials_per_workload, ("tuning", "database"): args.database}
+    for (section, key), value in nested.items():
+        if value is not None:
+            out = _deep_merge(out, {section: {key: value}})
+    return out
+
+
+def plan(cfg, run_dir: Path) -> dict[str, Any]:
+    """What the run will do, for --dry-run and the start of the log."""
+    return {"run_dir": str(run_dir), "mode": cfg.mode, "strategy": cfg.strategy.name, "trials": cfg.trials,
+            "time_limit_s": cfg.time_limit_s, "target": cfg.target, "objectives": list(cfg.objectives),
+            "hard_budgets": {"latency_ms": cfg.budgets.latency_ms,
+                             "active_memory_budget_mb": cfg.budgets.active_memory_budget_mb},
+            "soft_budgets": {"memory_budgets_mb": list(cfg.budgets.memory_budgets_mb),
+                             "latency_budgets_ms": list(cfg.budgets.latency_budgets_ms)},
+            "tuning": {"trials_per_workload": cfg.tuning.trials_per_workload, "database": cfg.tuning.database},
+            "config": cfg.to_dict()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from nacos.config import load_config
+
+    cfg = load_config(args.config, _overrides(args))
+    the_plan = plan(cfg, args.run_dir)
+    if args.dry_run:
+        if args.json:
+            print(json.dumps(the_plan, indent=2))
+        else:
+            print(f"plan: {cfg.mode} search with {cfg.strategy.name}, {cfg.trials} candidates"
+                  f"{f', at most {cfg.time_limit_s:g} s' if cfg.time_limit_s else ''}, target {cfg.target}, "
+                  f"{cfg.tuning.trials_per_workload} trials per unseen workload, database {cfg.tuning.database}")
+            print(f"      hard budgets {the_plan['hard_budgets']}, objectives {list(cfg.objectives)}")
+            print(f"      run directory {args.run_dir} (nothing written: dry run)")
+        return 0
+    from nacos.search import run_search
+
+    summary = run_search(cfg, args.run_dir, progress=not args.quiet and not args.json)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(f"{summary['evaluated']} candidates in {args.run_dir}: {summary['ok']} ok, {summary['rejected']} "
+              f"rejected, {summary['failed']} failed; front of {len(summary['front'])}; report in "
+              f"{summary['report_dir']}", file=sys.stdout)
+    return 0
