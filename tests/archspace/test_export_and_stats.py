@@ -111,3 +111,16 @@ def test_unreadable_onnx_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x08\x07garbage" * 10)
     with pytest.raises(ArchSpaceError, match="bad.onnx"):
         onnx_layer_stats(bad)
+
+
+def test_conv_layers_match_the_exported_graph():
+    from archspace.layers import conv_layers
+
+    space = ArchSpace()
+    for seed in range(4):
+        arch = space.sample(seed)
+        layers = conv_layers(arch, space)
+        stats = [s for s in arch_summary(arch)["layers"] if s.macs]
+        assert [l.macs for l in layers] == [s.macs for s in stats]
+        assert len({l.slot for l in layers}) == len(layers)
+        assert layers[0].slot == "stem" and layers[-1].kind == "dense"
