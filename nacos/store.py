@@ -1,0 +1,495 @@
+"""The results store of a run (SQLite) and the layout of a run directory.
+
+One row per candidate, keyed by a sequence number in the order the strategy proposed it. A row goes
+through ``pending`` (proposed) -> ``running`` (being evaluated) -> ``ok`` | ``failed`` | ``rejected``
+(final). Each change is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on a database in WAL mode
+with ``synchronous=FULL``, so a committed row survives a ``kill -9`` or a power cut, and a candidate
+counts (is told to the strategy) only once its final row is committed. A crash leaves at most the rows
+that were ``running`` unfinished; `requeue` turns them back into ``pending`` and the search evaluates
+them again under the same sequence number: nothing committed is lost, nothing is counted twice.
+
+Every metric is kept as JSON, and the usual ones are copied into columns (`KEY_COLUMNS`) for SQL.
+A schema version is checked on open; a damaged file, a file that is not SQLite, or a store of another
+version is refused with a `StoreError` that names the file. One process at a time may write a store
+(an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+from nacos.errors import NacosError
+
+__all__ = ["ResultsStore", "CandidateRecord", "StoreError", "StoreLockedError", "RunDir", "RunDirError",
+           "SCHEMA_VERSION", "FINAL_STATUSES", "UNFINISHED_STATUSES", "KEY_COLUMNS", "atomic_write_text"]
+
+SCHEMA_VERSION = 1
+FINAL_STATUSES = ("ok", "failed", "rejected")
+UNFINISHED_STATUSES = ("pending", "running")
+#: metrics copied into their own REAL columns (all metrics stay in the JSON column)
+KEY_COLUMNS = ("accuracy", "latency_ms", "peak_memory_mb", "params", "energy_mj")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_APPLICATION_ID = 0x6E61636F  # "naco": marks the SQLite file as a nacos store
+
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE candidates (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    genome       TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'ok', 'failed', 'rejected')),
+    reason       TEXT NOT NULL DEFAULT '',
+    metrics      TEXT NOT NULL DEFAULT '{{}}',
+    {", ".join(f"{c} REAL" for c in KEY_COLUMNS)},
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    seconds      REAL,
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL
+);
+CREATE INDEX candidates_status ON candidates (status);
+"""
+
+
+class StoreError(NacosError):
+    """A results store that cannot be used: damaged, foreign, of another schema version, or misused."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing this store (a second search on the same run directory)."""
+
+
+class RunDirError(NacosError):
+    """A run directory that cannot be used: a file, a foreign directory, or not a run directory at all."""
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """One row of the store, immutable (like Optuna's `FrozenTrial`). `genome` is the genome's JSON."""
+
+    seq: int
+    id: str
+    genome: str
+    status: str
+    reason: str = ""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    seconds: float | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "id": self.id, "genome": json.loads(self.genome), "status": self.status,
+                "reason": self.reason, "metrics": dict(self.metrics), "attempts": self.attempts,
+                "seconds": self.seconds, "created_at": self.created_at, "started_at": self.started_at,
+                "finished_at": self.finished_at}
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item") and callable(obj.item):      # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    return str(obj)
+
+
+def _key_value(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = value.item()  # numpy scalar
+        except AttributeError:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class ResultsStore:
+    """The SQLite results store of one run. Use as a context manager, or `close()` when done.
+
+    `readonly=True` opens for reading only (reports, tests watching a running search): no lock, no
+    writes. A writer holds an exclusive advisory lock for its whole life.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock_fh: Any = None
+        self._conn: Any = None
+        exists = self.path.exists()
+        if not exists and (readonly or not create):
+            raise StoreError(f"{self.path}: results store not found")
+        if exists:
+            self._check_header()
+        try:
+            if not readonly:
+                self._take_lock()
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch the store to WAL mode (got {mode!r})")
+                self._conn.execute("PRAGMA synchronous = FULL")
+            self._open_schema(create=create and not readonly)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"{self.path}: damaged or not a nacos results store ({exc}); "
+                             f"move it aside to start afresh") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening ------------------------------------------------------------------------------------
+    def _check_header(self) -> None:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a results store")
+        with open(self.path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if head and head != _SQLITE_MAGIC:
+            raise StoreError(f"{self.path}: not an SQLite database (bad header); not a nacos results store")
+
+    def _take_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(lock_path, "a+")
+        try:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            self._lock_fh = None
+            raise StoreLockedError(f"{self.path}: another process is writing this results store "
+                                   f"(is a search already running on this run directory?)") from None
+        self._lock_fh.seek(0)
+        self._lock_fh.truncate()
+        self._lock_fh.write(f"{os.getpid()}\n")
+        self._lock_fh.flush()
+
+    def _open_schema(self, create: bool) -> None:
+        # Step 1. Integrity: a truncated or corrupted file fails here, before any row is trusted.
+        problems = [r[0] for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path}: the results store is damaged ({'; '.join(problems[:3])}); "
+                             f"move it aside (the rows before the damage may be recoverable with sqlite3 .recover)")
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # Step 2. A new (empty) database gets the schema in one transaction.
+        if not tables:
+            if not create:
+                raise StoreError(f"{self.path}: empty file, not a nacos results store")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+                self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                       [("schema_version", str(SCHEMA_VERSION)),
+                                        ("created_at", repr(time.time()))])
+            return
+        # Step 3. An existing one must be ours, and of this schema version.
+        app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        if "meta" not in tables or "candidates" not in tables or app_id != _APPLICATION_ID:
+            raise StoreError(f"{self.path}: an SQLite database but not a nacos results store "
+                             f"(tables {sorted(tables)})")
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = row[0] if row else None
+        if version != str(SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: results store of schema version {version}, this nacos reads "
+                             f"version {SCHEMA_VERSION}; use the nacos that wrote it, or start a new run directory")
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; committed durably on exit, rolled back on an exception."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+                self._lock_fh.close()
+            self._lock_fh = None
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: damaged results store ({exc})") from exc
+
+    # -- metadata -----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored under `key` (None when absent)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        if not rows:
+            return None
+        try:
+            return json.loads(rows[0][0])
+        except json.JSONDecodeError:
+            return rows[0][0]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction():
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               (key, json.dumps(value, sort_keys=True, default=_json_default)))
+
+    # -- rows ---------------------------------------------------------------------------------------
+    _COLUMNS = ("seq", "id", "genome", "status", "reason", "metrics", "attempts", "seconds", "created_at",
+                "started_at", "finished_at")
+
+    def _record(self, row: tuple) -> CandidateRecord:
+        values = dict(zip(self._COLUMNS, row))
+        try:
+            values["metrics"] = json.loads(values["metrics"])
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: row {values['seq']}: metrics are not valid JSON ({exc})") from exc
+        return CandidateRecord(**values)
+
+    def records(self, statuses: Sequence[str] | None = None) -> list[CandidateRecord]:
+        """Rows in sequence order, optionally only those with one of `statuses`."""
+        sql = f"SELECT {', '.join(self._COLUMNS)} FROM candidates"
+        params: tuple = ()
+        if statuses is not None:
+            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            params = tuple(statuses)
+        return [self._record(r) for r in self._query(sql + " ORDER BY seq", params)]
+
+    def completed(self) -> list[CandidateRecord]:
+        """Final rows (ok, failed, rejected): the candidates that count."""
+        return self.records(FINAL_STATUSES)
+
+    def unfinished(self) -> list[CandidateRecord]:
+        return self.records(UNFINISHED_STATUSES)
+
+    def get(self, seq: int) -> CandidateRecord | None:
+        rows = self._query(f"SELECT {', '.join(self._COLUMNS)} FROM candidates WHERE seq = ?", (seq,))
+        return self._record(rows[0]) if rows else None
+
+    def find(self, genome_id: str) -> CandidateRecord | None:
+        rows = self._query(f"SELECT {', '.join(self._COLUMNS)} FROM candidates WHERE id = ?", (genome_id,))
+        return self._record(rows[0]) if rows else None
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in (*UNFINISHED_STATUSES, *FINAL_STATUSES)}
+        for status, n in self._query("SELECT status, COUNT(*) FROM candidates GROUP BY status"):
+            out[status] = n
+        return out
+
+    def n_completed(self) -> int:
+        marks = ", ".join("?" * len(FINAL_STATUSES))
+        return int(self._query(f"SELECT COUNT(*) FROM candidates WHERE status IN ({marks})", FINAL_STATUSES)[0][0])
+
+    # -- the life of a row --------------------------------------------------------------------------
+    def add(self, genome_id: str, genome_json: str, status: str = "running") -> int:
+        """A proposed candidate (``pending``, or ``running`` when evaluation starts at once): its seq."""
+        if status not in UNFINISHED_STATUSES:
+            raise StoreError(f"add: status must be one of {UNFINISHED_STATUSES}, got {status!r}")
+        now = time.time()
+        with self._transaction():
+            clash = self._conn.execute("SELECT seq FROM candidates WHERE id = ?", (genome_id,)).fetchone()
+            if clash:
+                raise StoreError(f"{self.path}: candidate {genome_id} is already in the store (seq {clash[0]})")
+            cur = self._conn.execute(
+                "INSERT INTO candidates (id, genome, status, attempts, created_at, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (genome_id, genome_json, status, 1 if status == "running" else 0, now,
+                 now if status == "running" else None))
+            return int(cur.lastrowid)
+
+    def start(self, seq: int) -> None:
+        """``pending`` -> ``running`` (one more attempt)."""
+        with self._transaction():
+            cur = self._conn.execute("UPDATE candidates SET status = 'running', attempts = attempts + 1, "
+                                     "started_at = ? WHERE seq = ? AND status = 'pending'", (time.time(), seq))
+            if cur.rowcount != 1:
+                raise StoreError(f"{self.path}: row {seq} is not pending")
+
+    def finish(self, seq: int, status: str, metrics: Mapping[str, Any] | None = None, reason: str = "",
+               seconds: float | None = None) -> CandidateRecord:
+        """The final state of a row, committed: from here on the candidate counts."""
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"finish: status must be one of {FINAL_STATUSES}, got {status!r}")
+        metrics = dict(metrics or {})
+        text = json.dumps(metrics, sort_keys=True, default=_json_default)
+        keys = [_key_value(metrics.get(c)) for c in KEY_COLUMNS]
+        with self._transaction():
+            cur = self._conn.execute(
+                f"UPDATE candidates SET status = ?, reason = ?, metrics = ?, "
+                f"{', '.join(f'{c} = ?' for c in KEY_COLUMNS)}, seconds = ?, finished_at = ? "
+                f"WHERE seq = ? AND status IN ('pending', 'running')",
+                (status, str(reason or ""), text, *keys, seconds, time.time(), seq))
+            if cur.rowcount != 1:
+                raise StoreError(f"{self.path}: row {seq} is not unfinished; a candidate is committed once")
+        record = self.get(seq)
+        assert record is not None
+        return record
+
+    def requeue(self) -> int:
+        """After a crash: rows left ``running`` go back to ``pending`` (evaluated again, same seq)."""
+        with self._transaction():
+            cur = self._conn.execute("UPDATE candidates SET status = 'pending' WHERE status = 'running'")
+            return int(cur.rowcount)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Run directories
+# ---------------------------------------------------------------------------------------------------
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The layout of a run directory::
+
+        RUN_DIR/
+          .nacos-run.json     marker: this directory belongs to nacos (layout version, creation time)
+          config.json         the resolved run configuration
+          results.sqlite      the results store (plus its -wal / -shm / .lock companions)
+          costmodels/         cost-model files (XGBoost JSON + metadata)
+          artifacts/          per-candidate exports (ONNX, ...)
+          report/             CSV / JSON tables and plots
+
+    `check` validates without writing anything (for --dry-run and bad-input paths); `prepare` creates
+    what is missing; `existing` opens one that must already be a run directory (report, export).
+    """
+
+    root: Path
+    MARKER: ClassVar[str] = ".nacos-run.json"
+    LAYOUT_VERSION: ClassVar[int] = 1
+
+    @property
+    def marker_path(self) -> Path:
+        return self.root / self.MARKER
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "results.sqlite"
+
+    @property
+    def costmodel_dir(self) -> Path:
+        return self.root / "costmodels"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    def _read_marker(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.marker_path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{self.marker_path}: unreadable run-directory marker ({exc})") from exc
+        if not isinstance(data, dict) or data.get("nacos_run") is not True:
+            raise RunDirError(f"{self.marker_path}: not a nacos run-directory marker")
+        if data.get("layout") != self.LAYOUT_VERSION:
+            raise RunDirError(f"{self.root}: run directory of layout version {data.get('layout')}, this nacos "
+                              f"uses version {self.LAYOUT_VERSION}; use a new run directory")
+        return data
+
+    @classmethod
+    def check(cls, path: str | Path) -> "RunDir":
+        """Validate `path` as a run directory to create or resume; writes nothing."""
+        run = cls(Path(path))
+        root = run.root
+        if root.exists() and not root.is_dir():
+            raise RunDirError(f"{root}: exists and is not a directory")
+        if root.is_dir():
+            if run.marker_path.exists():
+                run._read_marker()
+            elif any(root.iterdir()):
+                raise RunDirError(f"{root}: a non-empty directory that is not a nacos run directory (no "
+                                  f"{cls.MARKER}); give an empty or new directory")
+        return run
+
+    @classmethod
+    def prepare(cls, path: str | Path) -> "RunDir":
+        """The run directory at `path`, created if new (after the same checks as `check`)."""
+        run = cls.check(path)
+        run.root.mkdir(parents=True, exist_ok=True)
+        if not run.marker_path.exists():
+            from nacos import __version__
+
+            atomic_write_text(run.marker_path, json.dumps(
+                {"nacos_run": True, "layout": cls.LAYOUT_VERSION, "nacos_version": __version__,
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
+        for d in (run.costmodel_dir, run.artifacts_dir, run.report_dir):
+            d.mkdir(exist_ok=True)
+        return run
+
+    @classmethod
+    def existing(cls, path: str | Path) -> "RunDir":
+        """A run directory that must already exist (for report / export)."""
+        run = cls(Path(path))
+        if not run.root.is_dir():
+            raise RunDirError(f"{run.root}: no such run directory")
+        if not run.marker_path.exists():
+            raise RunDirError(f"{run.root}: not a nacos run directory (no {cls.MARKER})")
+        run._read_marker()
+        return run
+
+    @property
+    def is_new(self) -> bool:
+        return not self.store_path.exists()
+
+    def open_store(self, readonly: bool = False) -> ResultsStore:
+        return ResultsStore(self.store_path, create=not readonly, readonly=readonly)
