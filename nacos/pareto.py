@@ -237,10 +237,10 @@ def hypervolume(values: Any, senses: Sequence[str] | Sequence[Objective], refere
     bounds accuracy from below at 0 and latency from above at 50 ms. Cost grows as n^(m-1): fine for
     fronts of hundreds of points in 2-4 objectives.
     """
+    if len(list(reference)) != len(senses):
+        raise NacosError(f"reference point has {len(list(reference))} value(s) for {len(senses)} objective(s)")
     pts = _as_min(values, senses)
     ref = _reference(reference, senses)
-    if pts.shape[1] != ref.size:
-        raise NacosError(f"reference point has {ref.size} value(s) for {pts.shape[1]} objective(s)")
     inside = pts[np.all(pts < ref, axis=1)] if len(pts) else pts
     return _hv_min(inside, ref)
 
