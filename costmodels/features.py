@@ -113,7 +113,7 @@ def config_features(cfg: ScheduleConfig, w: LayerWorkload) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 # Schedule: a MetaSchedule trace (as stored in a JSON tuning record: [instructions, decisions])
-TRACE_FEATURES: tuple[str, ...] = (
+TRACE_FEATURES: tuple[str, ...] = ((
     "ms_n_spatial_axes", "ms_n_reduction_axes",
     "ms_sp_l0", "ms_sp_l1", "ms_sp_l2", "ms_sp_l3",   # log2 product of the spatial factors per level
     "ms_rd_l0", "ms_rd_l1",                             # log2 product of the reduction factors per level
@@ -123,6 +123,10 @@ TRACE_FEATURES: tuple[str, ...] = (
     "ms_parallel_ann", "ms_vectorize_ann",
     "ms_n_insts", "ms_n_compute_at", "ms_n_reverse_compute_at", "ms_n_cache_write", "ms_n_vectorize",
     "ms_n_parallel",
+    "ms_sp_l01", "ms_sp_l23",                           # outer (parallel) and inner (cache / register) tile volumes
+)
++ tuple(f"ms_sp{a}_l{lv}" for a in range(4) for lv in range(4))  # per spatial axis (first 4), per level
++ tuple(f"ms_rd{a}_l{lv}" for a in range(3) for lv in range(2))  # per reduction axis (first 3), per level
 )
 
 
@@ -153,6 +157,8 @@ def trace_features(trace: Any) -> np.ndarray:
     insts, dec = _load_trace(trace)
     sp_levels = [0.0] * 4
     rd_levels = [0.0] * 2
+    sp_axes = [[0.0] * 4 for _ in range(4)]
+    rd_axes = [[0.0] * 2 for _ in range(3)]
     n_sp = n_rd = 0
     sp_last = rd_last = sp_inner_max = 0.0
     unroll = 0.0
@@ -171,11 +177,15 @@ def trace_features(trace: Any) -> np.ndarray:
             factors = [max(1, int(f)) for f in dec[idx]]
             logs = [math.log2(f) for f in factors]
             if len(factors) == 4:
+                if n_sp < 4:
+                    sp_axes[n_sp] = logs
                 n_sp += 1
                 sp_levels = [a + b for a, b in zip(sp_levels, logs)]
                 sp_last = logs[-1]
                 sp_inner_max = max(sp_inner_max, logs[-1])
             elif len(factors) == 2:
+                if n_rd < 3:
+                    rd_axes[n_rd] = logs
                 n_rd += 1
                 rd_levels = [a + b for a, b in zip(rd_levels, logs)]
                 rd_last = logs[-1]
@@ -199,7 +209,9 @@ def trace_features(trace: Any) -> np.ndarray:
     vec = [float(n_sp), float(n_rd), *sp_levels, *rd_levels, sp_last, rd_last, sp_inner_max,
            _log2p(unroll), compute_loc, inlined, _log2p(par_ann), _log2p(vec_ann), float(len(insts)),
            float(counts["ComputeAt"]), float(counts["ReverseComputeAt"]), float(counts["CacheWrite"]),
-           float(counts["Vectorize"]), float(counts["Parallel"])]
+           float(counts["Vectorize"]), float(counts["Parallel"]),
+           sp_levels[0] + sp_levels[1], sp_levels[2] + sp_levels[3],
+           *(v for axis in sp_axes for v in axis), *(v for axis in rd_axes for v in axis)]
     return np.asarray(vec, dtype=np.float64)
 
 
@@ -275,6 +287,3 @@ def arch_features(layers: Sequence[LayerWorkload], *, stages: Sequence[int] | No
     return np.asarray(vec, dtype=np.float64)
 
 
-def check_names() -> None:
-    """Internal consistency: every vector has exactly its names (run by the tests)."""
-    assert len(ARCH_FEATURES) == 10 + N_STAGES * len(_STAGE_STATS)

@@ -14,6 +14,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("search", "run a co-search (baseline, two-stage or one-stage); rerun to resume"),
     ("space", "sample architectures of the space, export and check each, print their statistics"),
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
+    ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine)"),
 )
 
 EXIT_OK = 0
