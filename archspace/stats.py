@@ -46,6 +46,7 @@ class LayerStat:
     output_shape: tuple[int, ...]
     macs: int
     params: int
+    input_elements: int = 0   # elements of the activation inputs (weights excluded)
 
     @property
     def output_elements(self) -> int:
@@ -59,7 +60,7 @@ class LayerStat:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "op_type": self.op_type, "output_shape": list(self.output_shape),
-                               "macs": self.macs, "params": self.params}
+                               "macs": self.macs, "params": self.params, "input_elements": self.input_elements}
         for p in PRECISION_BYTES:
             out[f"param_bytes_{p}"] = self.param_bytes(p)
             out[f"activation_bytes_{p}"] = self.activation_bytes(p)
@@ -151,8 +152,10 @@ def onnx_layer_stats(model: ModelLike) -> list[LayerStat]:
         params = 0 if node.op_type == "Identity" else sum(
             int(np.prod(graph.initializers[t])) for t in node.input
             if t in graph.initializers and graph.init_types[t] in floats)
+        inputs = sum(int(np.prod(graph.shapes[t])) for t in node.input
+                     if t and t not in graph.constants and t in graph.shapes)
         stats.append(LayerStat(node.name or f"{node.op_type}_{i}", node.op_type,
-                               graph.shapes.get(node.output[0], ()), _macs(node, graph), params))
+                               graph.shapes.get(node.output[0], ()), _macs(node, graph), params, inputs))
     return stats
 
 

@@ -103,6 +103,8 @@ class StrategyConfig:
 @dataclass(frozen=True)
 class RunConfig:
     mode: str = "two-stage"
+    #: baseline only: "default-schedule" (TVM, one fixed schedule for every layer) or "onnxruntime"
+    baseline_latency: str = "default-schedule"
     seed: int = 0
     trials: int = 12                       # candidates evaluated (not counting screened-out ones)
     time_limit_s: float | None = None      # stop proposing after this many seconds
@@ -120,6 +122,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
+        if self.baseline_latency not in ("default-schedule", "onnxruntime"):
+            raise ConfigError(f"baseline_latency: must be default-schedule or onnxruntime, got {self.baseline_latency!r}")
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
         _finite("time_limit_s", self.time_limit_s)

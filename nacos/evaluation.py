@@ -1,0 +1,131 @@
+"""Scoring one candidate: accuracy, latency, memory, size, energy; hard budgets reject, soft ones flag.
+
+The order is cheapest first, so that a candidate a hard budget rejects costs as little as possible:
+structure and memory (from the exported graph) before accuracy, accuracy before latency (which may
+mean tuning). Expected failures (an export that does not check, a build that fails) are returned as
+data with a reason; the search records them and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from archspace.architecture import Architecture
+from nacos.config import RunConfig
+
+__all__ = ["Evaluation", "LatencyResult", "LatencyBackend", "CandidateEvaluator", "budget_flags"]
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """What a latency backend found for one candidate. `ok=False` carries the reason."""
+
+    ms: float
+    ok: bool = True
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class LatencyBackend(Protocol):
+    """Measures (or looks up) the latency of one candidate's exported model."""
+
+    name: str
+
+    def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    status: str                       # ok | rejected | failed
+    metrics: dict[str, Any]
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def budget_flags(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, bool]:
+    """Soft budgets: one violation flag per reporting budget (as the edge-optimization seed does)."""
+    flags: dict[str, bool] = {}
+    peak = metrics.get("peak_memory_mb")
+    for b in cfg.budgets.memory_budgets_mb:
+        flags[f"over_memory_{b:g}mb"] = peak is not None and peak > b
+    lat = metrics.get("latency_ms")
+    for b in cfg.budgets.latency_budgets_ms:
+        flags[f"over_latency_{b:g}ms"] = lat is not None and lat > b
+    if cfg.budgets.params_budget is not None:
+        flags["over_params_budget"] = metrics.get("params", 0) > cfg.budgets.params_budget
+    return flags
+
+
+class CandidateEvaluator:
+    """Turns a genome into an `Evaluation` with the run's supernet, data and latency backend."""
+
+    def __init__(self, cfg: RunConfig, artifacts_dir: Path, supernet: Any, dataset: Any,
+                 latency: LatencyBackend, arch_of: Callable[[Any], Architecture] = lambda g: g,
+                 energy: Callable[[dict[str, Any]], dict[str, float]] | None = None) -> None:
+        self.cfg = cfg
+        self.artifacts_dir = Path(artifacts_dir)
+        self.supernet = supernet
+        self.dataset = dataset
+        self.latency_backend = latency
+        self.arch_of = arch_of
+        self.energy = energy
+
+    def __call__(self, genome: Any) -> Evaluation:
+        t0 = time.time()
+        try:
+            status, metrics, reason = self._evaluate(genome)
+        except Exception as exc:  # an unexpected failure of one candidate must not stop the search
+            status, metrics = "failed", {}
+            reason = f"{type(exc).__name__}: {exc}".strip()[:500]
+            metrics["traceback"] = traceback.format_exc(limit=4)[-2000:]
+        return Evaluation(status, metrics, reason, time.time() - t0)
+
+    def _evaluate(self, genome: Any) -> tuple[str, dict[str, Any], str]:
+        from archspace.accuracy import evaluate
+        from archspace.stats import PRECISION_BYTES, onnx_layer_stats, peak_memory
+
+        cfg = self.cfg
+        arch = self.arch_of(genome)
+        # Step 1. Export (checked) and read the structure off the graph.
+        onnx_path = self.artifacts_dir / arch.id / "model.onnx"
+        if not onnx_path.exists():
+            from archspace.export import export_onnx
+
+            export_onnx(arch, onnx_path, batch=cfg.batch, supernet=self.supernet)
+        layers = onnx_layer_stats(onnx_path)
+        bytes_per = PRECISION_BYTES[cfg.precision]
+        peak = peak_memory(onnx_path, cfg.precision)
+        params = sum(s.params for s in layers)
+        metrics: dict[str, Any] = {
+            "arch_id": arch.id, "macs": sum(s.macs for s in layers), "params": params,
+            "param_mb": params * bytes_per / MB, "peak_memory_mb": peak.bytes / MB,
+            "peak_memory_node": peak.node, "precision": cfg.precision, "batch": cfg.batch,
+        }
+        # Step 2. The hard memory budget rejects before anything costly runs.
+        limit = cfg.budgets.active_memory_budget_mb
+        if limit is not None and metrics["peak_memory_mb"] > limit:
+            metrics.update(budget_flags(cfg, metrics))
+            return "rejected", metrics, (f"peak activation memory {metrics['peak_memory_mb']:.3f} MB over the "
+                                         f"active budget {limit:g} MB")
+        # Step 3. Accuracy with inherited weights.
+        metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
+        # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides).
+        lat = self.latency_backend.latency(genome, arch, onnx_path)
+        metrics["latency_backend"] = self.latency_backend.name
+        metrics.update({f"latency_{k}": v for k, v in lat.details.items() if not isinstance(v, (dict, list))})
+        if not lat.ok:
+            return "failed", metrics, f"latency: {lat.reason}"
+        metrics["latency_ms"] = lat.ms
+        if self.energy is not None:
+            metrics.update(self.energy({**metrics, "layers": [s.to_dict() for s in layers]}))
+        metrics.update(budget_flags(cfg, metrics))
+        # Step 5. The hard latency budget.
+        if cfg.budgets.latency_ms is not None and lat.ms > cfg.budgets.latency_ms:
+            return "rejected", metrics, f"latency {lat.ms:.4f} ms over the budget {cfg.budgets.latency_ms:g} ms"
+        return "ok", metrics, ""

@@ -1,0 +1,141 @@
+"""The co-search: a run configuration in, a results store and a report out.
+
+`run_search(cfg, run_dir)` composes the wings (DESIGN.md): the space and supernet of `archspace`, the
+latency of `schedules` (through a backend chosen by the mode), the cost models of `costmodels`, and
+the generic loop / strategies / store of this package. Rerunning it on the same run directory resumes.
+
+Modes (same space, budgets and seed make them comparable):
+- ``baseline``: compiler-agnostic HW-NAS; latency of one fixed default schedule for every layer.
+- ``two-stage``: evolutionary outer loop; each candidate the cost model lets through gets its unseen
+  workloads tuned (MetaSchedule) into the shared database, then its tuned latency measured.
+- ``one-stage``: the genome holds the architecture and a `ScheduleConfig` per layer; latency is
+  measured with exactly those schedules.
+
+Aging evolution optimises the first objective (accuracy) under the hard budgets; NSGA-II all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nacos.config import OBJECTIVES, RunConfig
+from nacos.errors import ConfigError, NacosError
+
+__all__ = ["run_search", "build_search", "report_run"]
+
+
+def _strategy_settings(cfg: RunConfig) -> dict[str, Any]:
+    s = cfg.strategy
+    if s.name == "aging":
+        return {"population": s.population, "sample_size": s.sample_size, "mutation_prob": s.mutation_prob}
+    if s.name == "nsga2":
+        return {"population": s.population, "mutation_prob": s.mutation_prob}
+    return {}
+
+
+def _objectives(cfg: RunConfig) -> list[tuple[str, str]]:
+    return [(o, OBJECTIVES[o]) for o in cfg.objectives]
+
+
+def build_search(cfg: RunConfig, run_dir: Path):
+    """(run directory, strategy, evaluator, genome space) for `cfg`; nothing is evaluated yet."""
+    from archspace.data import load_dataset
+    from archspace.space import ArchSpace, SpaceConfig
+    from archspace.training import load_supernet
+    from nacos.evaluation import CandidateEvaluator
+    from nacos.latency import make_latency_backend
+    from nacos.store import RunDir
+    from nacos.strategies import make_strategy
+
+    space = ArchSpace(SpaceConfig.from_dict(dict(cfg.space)))
+    RunDir.check(run_dir)  # refuse a foreign directory before loading anything heavy
+    supernet = load_supernet(None if cfg.checkpoint == "default" else cfg.checkpoint, space)
+    dataset = load_dataset(cfg.data)
+    if (dataset.in_channels, dataset.num_classes) != (supernet.in_channels, supernet.num_classes):
+        raise ConfigError(f"data: {cfg.data} has {dataset.in_channels} channels / {dataset.num_classes} classes, "
+                          f"the supernet {supernet.in_channels} / {supernet.num_classes}")
+    run = RunDir.prepare(run_dir)
+    saved = run.config_path
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != cfg.to_dict():
+            diff = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
+            raise ConfigError(f"{run.root}: was started with another configuration (differs in {diff}); "
+                              "resume with the same settings or use a new --run-dir")
+    else:
+        from nacos.store import atomic_write_text
+
+        atomic_write_text(saved, cfg.to_json() + "\n")
+    genome_space, arch_of, backend = make_latency_backend(cfg, space, supernet, run)
+    strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
+                             **_strategy_settings(cfg))
+    evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
+                                   energy=_energy_fn(cfg))
+    return run, strategy, evaluator, genome_space
+
+
+def _energy_fn(cfg: RunConfig):
+    """Operation-level energy (MACs and bytes moved) from `costmodels.energy`, when available."""
+    try:
+        from costmodels.energy import energy_report
+    except ImportError:  # pragma: no cover - costmodels is part of the package
+        return None
+    from nacos.latency import layer_workloads
+
+    def energy(metrics: dict[str, Any]) -> dict[str, float]:
+        report = energy_report(layer_workloads(metrics["layers"]), precision=cfg.precision,
+                               latency_ms=metrics.get("latency_ms"))
+        d = report.to_dict()
+        return {k: v for k, v in d.items() if isinstance(v, (int, float))}
+
+    return energy
+
+
+def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> dict[str, Any]:
+    """Run or resume the search of `cfg` in `run_dir`, then write its report. Returns the summary."""
+    from nacos import loop
+
+    run, strategy, evaluator, _ = build_search(cfg, Path(run_dir))
+    store = run.open_store()
+    try:
+        summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress)
+    finally:
+        store.close()
+    report = report_run(run.root)
+    return {**summary.to_dict(), "evaluated": summary.completed, "report_dir": str(run.report_dir),
+            "front": report["front"], "hypervolume": report["hypervolume"]}
+
+
+def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict[str, Any]:
+    """(Re)make the report of a run directory from its store."""
+    from nacos.config import config_from_dict
+    from nacos.pareto import as_objectives
+    from nacos.report import build_report
+    from nacos.store import RunDir
+
+    run = RunDir.existing(run_dir)
+    if not run.config_path.exists():
+        raise NacosError(f"{run.root}: has no config.json; was the search ever started?")
+    cfg = config_from_dict(json.loads(run.config_path.read_text()))
+    rows = _rows(run)
+    baseline_rows = _rows(RunDir.existing(baseline_dir)) if baseline_dir else None
+
+    def layers_of(row: dict[str, Any]) -> list[dict[str, Any]]:
+        from archspace.stats import onnx_layer_stats
+
+        path = run.artifacts_dir / row["metrics"].get("arch_id", row["id"]) / "model.onnx"
+        return [s.to_dict() for s in onnx_layer_stats(path)] if path.exists() else []
+
+    budgets = list(cfg.budgets.latency_budgets_ms) + ([cfg.budgets.latency_ms] if cfg.budgets.latency_ms else [])
+    return build_report(rows, as_objectives(_objectives(cfg)), run.report_dir, latency_budgets=budgets,
+                        baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search")
+
+
+def _rows(run) -> list[dict[str, Any]]:
+    store = run.open_store(readonly=True)
+    try:
+        return [r.to_dict() for r in store.completed()]
+    finally:
+        store.close()
