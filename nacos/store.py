@@ -10,7 +10,9 @@ them again under the same sequence number: nothing committed is lost, nothing is
 
 Every metric is kept as JSON, and the usual ones are copied into columns (`KEY_COLUMNS`) for SQL.
 A schema version is checked on open; a damaged file, a file that is not SQLite, or a store of another
-version is refused with a `StoreError` that names the file. One process at a time may write a store
+version is refused with a `StoreError` that names the file. SQLite's own check finds damage to the
+file's structure but not to the bytes of a row, so each row also carries a checksum of its content
+(sequence number, id, genome, status, reason, metrics), verified on open and on every read. One process at a time may write a store
 (an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -54,7 +57,8 @@ CREATE TABLE candidates (
     seconds      REAL,
     created_at   REAL NOT NULL,
     started_at   REAL,
-    finished_at  REAL
+    finished_at  REAL,
+    checksum     TEXT NOT NULL
 );
 CREATE INDEX candidates_status ON candidates (status);
 """
@@ -100,13 +104,16 @@ class CandidateRecord:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item") and callable(obj.item):      # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy scalars and arrays
         return obj.tolist()
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=str)
     return str(obj)
+
+
+def _checksum(seq: int, genome_id: str, genome: str, status: str, reason: str, metrics: str) -> str:
+    text = json.dumps([seq, genome_id, genome, status, reason, metrics], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
 
 
 def _key_value(value: Any) -> float | None:
@@ -152,7 +159,8 @@ class ResultsStore:
             self._open_schema(create=create and not readonly)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StoreError(f"{self.path}: damaged or not a nacos results store ({exc}); "
+            detail = "".join(ch if ch.isprintable() else "?" for ch in str(exc))[:120]
+            raise StoreError(f"{self.path}: damaged or not a nacos results store ({detail}); "
                              f"move it aside to start afresh") from exc
         except BaseException:
             self.close()
@@ -185,10 +193,11 @@ class ResultsStore:
 
     def _open_schema(self, create: bool) -> None:
         # Step 1. Integrity: a truncated or corrupted file fails here, before any row is trusted.
-        problems = [r[0] for r in self._conn.execute("PRAGMA quick_check").fetchall()]
+        problems = [r[0] for r in self._conn.execute("PRAGMA integrity_check").fetchall()]
         if problems != ["ok"]:
-            raise StoreError(f"{self.path}: the results store is damaged ({'; '.join(problems[:3])}); "
-                             f"move it aside (the rows before the damage may be recoverable with sqlite3 .recover)")
+            detail = "; ".join(" ".join(str(p).split()) for p in problems[:2])
+            raise StoreError(f"{self.path}: the results store is damaged ({detail}); move it aside "
+                             f"(rows before the damage may be recoverable with sqlite3's .recover)")
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         # Step 2. A new (empty) database gets the schema in one transaction.
         if not tables:
@@ -213,6 +222,8 @@ class ResultsStore:
         if version != str(SCHEMA_VERSION):
             raise StoreError(f"{self.path}: results store of schema version {version}, this nacos reads "
                              f"version {SCHEMA_VERSION}; use the nacos that wrote it, or start a new run directory")
+        # Step 4. Row content: every checksum must match.
+        self.verify()
 
     # -- plumbing -----------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -253,7 +264,9 @@ class ResultsStore:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: damaged results store ({exc})") from exc
+            detail = "".join(ch if ch.isprintable() else "?" for ch in str(exc))[:120]
+            raise StoreError(f"{self.path}: the results store is damaged ({detail}); move it aside "
+                             f"(rows before the damage may be recoverable with sqlite3's .recover)") from exc
 
     # -- metadata -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -274,10 +287,31 @@ class ResultsStore:
 
     # -- rows ---------------------------------------------------------------------------------------
     _COLUMNS = ("seq", "id", "genome", "status", "reason", "metrics", "attempts", "seconds", "created_at",
-                "started_at", "finished_at")
+                "started_at", "finished_at", "checksum")
+
+    def verify(self) -> int:
+        """Check every row's checksum; raise `StoreError` naming the file and the first damaged row."""
+        n = 0
+        for seq, gid, genome, status, reason, metrics, checksum in self._query(
+                "SELECT seq, id, genome, status, reason, metrics, checksum FROM candidates ORDER BY seq"):
+            self._check_row(seq, gid, genome, status, reason, metrics, checksum)
+            n += 1
+        return n
+
+    def _check_row(self, seq: Any, gid: Any, genome: Any, status: Any, reason: Any, metrics: Any,
+                   checksum: Any) -> None:
+        try:
+            ok = checksum == _checksum(seq, gid, genome, status, reason, metrics)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise StoreError(f"{self.path}: row {seq} of the results store is damaged (checksum mismatch); "
+                             f"the rows before it are intact; move the file aside to start afresh")
 
     def _record(self, row: tuple) -> CandidateRecord:
         values = dict(zip(self._COLUMNS, row))
+        self._check_row(values["seq"], values["id"], values["genome"], values["status"], values["reason"],
+                        values["metrics"], values.pop("checksum"))
         try:
             values["metrics"] = json.loads(values["metrics"])
         except json.JSONDecodeError as exc:
@@ -328,20 +362,18 @@ class ResultsStore:
             clash = self._conn.execute("SELECT seq FROM candidates WHERE id = ?", (genome_id,)).fetchone()
             if clash:
                 raise StoreError(f"{self.path}: candidate {genome_id} is already in the store (seq {clash[0]})")
-            cur = self._conn.execute(
-                "INSERT INTO candidates (id, genome, status, attempts, created_at, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (genome_id, genome_json, status, 1 if status == "running" else 0, now,
-                 now if status == "running" else None))
-            return int(cur.lastrowid)
+            seq = int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM candidates").fetchone()[0])
+            self._conn.execute(
+                "INSERT INTO candidates (seq, id, genome, status, attempts, created_at, started_at, checksum) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, genome_id, genome_json, status, 1 if status == "running" else 0, now,
+                 now if status == "running" else None, _checksum(seq, genome_id, genome_json, status, "", "{}")))
+            return seq
 
     def start(self, seq: int) -> None:
         """``pending`` -> ``running`` (one more attempt)."""
         with self._transaction():
-            cur = self._conn.execute("UPDATE candidates SET status = 'running', attempts = attempts + 1, "
-                                     "started_at = ? WHERE seq = ? AND status = 'pending'", (time.time(), seq))
-            if cur.rowcount != 1:
-                raise StoreError(f"{self.path}: row {seq} is not pending")
+            self._set_status(seq, "pending", "running")
 
     def finish(self, seq: int, status: str, metrics: Mapping[str, Any] | None = None, reason: str = "",
                seconds: float | None = None) -> CandidateRecord:
@@ -351,14 +383,18 @@ class ResultsStore:
         metrics = dict(metrics or {})
         text = json.dumps(metrics, sort_keys=True, default=_json_default)
         keys = [_key_value(metrics.get(c)) for c in KEY_COLUMNS]
+        reason = str(reason or "")
         with self._transaction():
-            cur = self._conn.execute(
-                f"UPDATE candidates SET status = ?, reason = ?, metrics = ?, "
-                f"{', '.join(f'{c} = ?' for c in KEY_COLUMNS)}, seconds = ?, finished_at = ? "
-                f"WHERE seq = ? AND status IN ('pending', 'running')",
-                (status, str(reason or ""), text, *keys, seconds, time.time(), seq))
-            if cur.rowcount != 1:
+            row = self._conn.execute("SELECT id, genome FROM candidates WHERE seq = ? AND status IN "
+                                     "('pending', 'running')", (seq,)).fetchone()
+            if row is None:
                 raise StoreError(f"{self.path}: row {seq} is not unfinished; a candidate is committed once")
+            self._conn.execute(
+                f"UPDATE candidates SET status = ?, reason = ?, metrics = ?, "
+                f"{', '.join(f'{c} = ?' for c in KEY_COLUMNS)}, seconds = ?, finished_at = ?, checksum = ? "
+                f"WHERE seq = ?",
+                (status, reason, text, *keys, seconds, time.time(),
+                 _checksum(seq, row[0], row[1], status, reason, text), seq))
         record = self.get(seq)
         assert record is not None
         return record
@@ -366,8 +402,22 @@ class ResultsStore:
     def requeue(self) -> int:
         """After a crash: rows left ``running`` go back to ``pending`` (evaluated again, same seq)."""
         with self._transaction():
-            cur = self._conn.execute("UPDATE candidates SET status = 'pending' WHERE status = 'running'")
-            return int(cur.rowcount)
+            running = [r[0] for r in self._conn.execute("SELECT seq FROM candidates WHERE status = 'running'")]
+            for seq in running:
+                self._set_status(seq, "running", "pending")
+            return len(running)
+
+    def _set_status(self, seq: int, old: str, new: str) -> None:
+        """Inside a transaction: one unfinished row from `old` to `new`, its checksum renewed."""
+        row = self._conn.execute("SELECT id, genome, reason, metrics FROM candidates WHERE seq = ? AND status = ?",
+                                 (seq, old)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: row {seq} is not {old}")
+        gid, genome, reason, metrics = row
+        started = ", attempts = attempts + 1, started_at = ?" if new == "running" else ""
+        params = (new, *((time.time(),) if new == "running" else ()),
+                  _checksum(seq, gid, genome, new, reason, metrics), seq)
+        self._conn.execute(f"UPDATE candidates SET status = ?{started}, checksum = ? WHERE seq = ?", params)
 
 
 # ---------------------------------------------------------------------------------------------------

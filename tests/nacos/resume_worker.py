@@ -46,7 +46,7 @@ class _KillingConnection:
     def execute(self, sql: str, params=()):
         if sql.startswith("INSERT INTO candidates"):
             self._current = "add"
-        elif sql.startswith("UPDATE candidates SET status = ?"):
+        elif sql.startswith("UPDATE candidates SET status = ?, reason = ?"):  # finish()
             self._current = "finish"
         elif sql == "COMMIT":
             if self._current == self._kind and self._armed():
