@@ -26,6 +26,9 @@ from nacos.errors import ConfigError, NacosError
 __all__ = ["run_search", "build_search", "report_run"]
 
 
+_EXTENDABLE = ("trials", "time_limit_s")
+
+
 def _strategy_settings(cfg: RunConfig) -> dict[str, Any]:
     s = cfg.strategy
     if s.name == "aging":
@@ -58,16 +61,18 @@ def build_search(cfg: RunConfig, run_dir: Path):
                           f"the supernet {supernet.in_channels} / {supernet.num_classes}")
     run = RunDir.prepare(run_dir)
     saved = run.config_path
+    current = cfg.to_dict()
     if saved.exists():
         previous = json.loads(saved.read_text())
-        if previous != cfg.to_dict():
-            diff = sorted(k for k in set(previous) | set(cfg.to_dict()) if previous.get(k) != cfg.to_dict().get(k))
+        # trials and the time limit may grow between reruns: they do not change what is proposed
+        diff = sorted(k for k in set(previous) | set(current)
+                      if k not in _EXTENDABLE and previous.get(k) != current.get(k))
+        if diff:
             raise ConfigError(f"{run.root}: was started with another configuration (differs in {diff}); "
                               "resume with the same settings or use a new --run-dir")
-    else:
-        from nacos.store import atomic_write_text
+    from nacos.store import atomic_write_text
 
-        atomic_write_text(saved, cfg.to_json() + "\n")
+    atomic_write_text(saved, cfg.to_json() + "\n")
     genome_space, arch_of, backend = make_latency_backend(cfg, space, supernet, run)
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))

@@ -12,6 +12,7 @@ from typing import Sequence
 #: `nacos --help` stays fast (no torch / tvm import).
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("search", "run a co-search (baseline, two-stage or one-stage); rerun to resume"),
+    ("report", "make the tables and plots of a run directory"),
     ("space", "sample architectures of the space, export and check each, print their statistics"),
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
     ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine)"),

@@ -1,0 +1,85 @@
+"""The co-search pipeline end to end with the baseline's onnxruntime latency (no TVM): real supernet,
+real export, real measurements, real store, resume and report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nacos.config import config_from_dict
+from nacos.errors import ConfigError
+from nacos.search import report_run, run_search
+
+CFG = {"mode": "baseline", "baseline_latency": "onnxruntime", "trials": 4, "seed": 3,
+       "strategy": {"population": 2, "sample_size": 2},
+       "budgets": {"latency_budgets_ms": [0.3, 5.0], "memory_budgets_mb": [0.1, 1.0]},
+       "tuning": {"repeats": 5, "warmup": 1, "threads": 1}}
+
+
+def test_baseline_search_runs_resumes_and_reports(tmp_path):
+    run_dir = tmp_path / "run"
+    summary = run_search(config_from_dict(CFG), run_dir, progress=False)
+    assert summary["evaluated"] == 4 and summary["ok"] + summary["rejected"] + summary["failed"] == 4
+    assert summary["failed"] == 0
+    assert summary["front"] and summary["hypervolume"] > 0
+    for name in ("candidates.csv", "front.json", "report.json", "accuracy_vs_latency.png", "progress.png",
+                 "layers.png", "precision.json"):
+        assert (run_dir / "report" / name).exists(), name
+    rows = json.loads((run_dir / "report" / "candidates.json").read_text())
+    row = rows[0]
+    assert 0 < row["accuracy"] <= 1 and row["latency_ms"] > 0 and row["peak_memory_mb"] > 0 and row["macs"] > 0
+    assert "over_memory_0.1mb" in row and "over_latency_5ms" in row
+    assert row["op_model_j"] > 0  # operation-level energy from costmodels
+    # a rerun with more trials resumes: the first four are replayed, not evaluated again
+    again = run_search(config_from_dict({**CFG, "trials": 5}), run_dir, progress=False)
+    assert again["replayed"] == 4 and again["evaluated_now"] == 1 and again["evaluated"] == 5
+    # another seed in the same directory is refused
+    with pytest.raises(ConfigError, match="another configuration.*seed"):
+        run_search(config_from_dict({**CFG, "seed": 4}), run_dir, progress=False)
+    assert report_run(run_dir)["evaluated"] == 5
+
+
+def test_hard_budgets_reject_with_reasons(tmp_path):
+    cfg = config_from_dict({**CFG, "trials": 3, "budgets": {"active_memory_budget_mb": 0.01}})
+    summary = run_search(cfg, tmp_path / "run", progress=False)
+    assert summary["rejected"] == 3 and summary["front"] == []
+    rows = json.loads((tmp_path / "run" / "report" / "candidates.json").read_text())
+    assert all("over the active budget 0.01 MB" in r["reason"] for r in rows)
+    assert all("accuracy" not in r for r in rows)  # rejected before the costly steps
+
+
+def _nacos(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nacos", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mode: baseline\ncolour: blue\n")
+    res = _nacos("search", "--config", str(bad), "--run-dir", str(tmp_path / "run"))
+    assert res.returncode == 2 and "colour: unknown key" in res.stderr and str(bad) in res.stderr
+    assert not (tmp_path / "run").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    res = _nacos("search", "--mode", "baseline", "--run-dir", str(foreign))
+    assert res.returncode == 2 and "not a nacos run directory" in res.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    res = _nacos("report", str(tmp_path / "missing"), "--json")
+    assert res.returncode == 2 and "no such run directory" in res.stderr
+
+
+def test_cli_search_and_report_json(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('mode = "baseline"\nbaseline_latency = "onnxruntime"\ntrials = 2\n[strategy]\npopulation = 2\n'
+                   'sample_size = 2\n[tuning]\nrepeats = 3\nwarmup = 1\n')
+    res = _nacos("search", "--config", str(cfg), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = _nacos("report", str(tmp_path / "run"), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert isinstance(report["front"], list) and report["evaluated"] == 2
+    res = _nacos("search", "--config", str(cfg), "--run-dir", str(tmp_path / "dry"), "--dry-run")
+    assert res.returncode == 0 and "plan: baseline search" in res.stdout and not (tmp_path / "dry").exists()
