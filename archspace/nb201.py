@@ -22,16 +22,26 @@ import json
 import math
 import os
 import random
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from archspace.errors import ArchSpaceError
 
-__all__ = ["NB201_OPS", "NB201_EDGES", "NB201Arch", "NB201Space", "NB201Table", "NB201Result",
-           "TabularObjective", "default_table_path", "DATASETS"]
+__all__ = [
+    "DATASETS",
+    "NB201_EDGES",
+    "NB201_OPS",
+    "NB201Arch",
+    "NB201Result",
+    "NB201Space",
+    "NB201Table",
+    "TabularObjective",
+    "default_table_path",
+]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (from node, to node) of each edge, in the string's order
@@ -66,7 +76,7 @@ class NB201Arch:
 
     # -- the benchmark's string ---------------------------------------------------------------------
     @classmethod
-    def from_string(cls, text: str) -> "NB201Arch":
+    def from_string(cls, text: str) -> NB201Arch:
         """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; errors say which node or edge is wrong."""
         if not isinstance(text, str):
             raise ArchSpaceError(f"NAS-Bench-201 string: expected str, got {type(text).__name__}")
@@ -108,7 +118,7 @@ class NB201Arch:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "NB201Arch":
+    def from_dict(cls, data: Mapping[str, Any]) -> NB201Arch:
         if not isinstance(data, Mapping):
             raise ArchSpaceError(f"NAS-Bench-201 architecture: expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {"space", "arch"})
@@ -121,7 +131,7 @@ class NB201Arch:
         return cls.from_string(data["arch"])
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "NB201Arch":
+    def from_json(cls, text: str | bytes) -> NB201Arch:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -237,7 +247,7 @@ class TabularObjective:
     """genome -> (accuracy, latency on one device) from the table; deterministic. Over a hard latency
     budget the candidate is `rejected` (its metrics still recorded)."""
 
-    table: "NB201Table" = field(repr=False)
+    table: NB201Table = field(repr=False)
     dataset: str = "cifar10"
     device: str = "gold_6226"
     latency_budget_ms: float | None = None

@@ -23,15 +23,16 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from nacos.errors import NacosError
 from nacos.pareto import pareto_front
 from nacos.store import CandidateRecord, ResultsStore
 from nacos.strategies.base import SearchExhausted, Strategy
 
-__all__ = ["run_search", "SearchSummary", "objective_values", "front_records"]
+__all__ = ["SearchSummary", "front_records", "objective_values", "run_search"]
 
 _FINGERPRINT_KEY = "strategy"
 
@@ -87,7 +88,7 @@ def _evaluate(evaluate: Callable[[Any], Any], genome: Any) -> tuple[str, dict[st
     t0 = time.time()
     try:
         result = evaluate(genome)
-    except Exception as exc:  # a failing candidate is data, not the end of the search
+    except Exception as exc:  # noqa: BLE001  (a failing candidate is data, not the end of the search)
         return "failed", {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0
     seconds = time.time() - t0
     if isinstance(result, Mapping):

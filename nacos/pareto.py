@@ -17,15 +17,26 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nacos.errors import NacosError
 
-__all__ = ["Objective", "SENSES", "dominates", "non_dominated_sort", "pareto_front", "crowding_distance",
-           "hypervolume", "hypervolume_2d", "best_under_budgets", "as_objectives"]
+__all__ = [
+    "SENSES",
+    "Objective",
+    "as_objectives",
+    "best_under_budgets",
+    "crowding_distance",
+    "dominates",
+    "hypervolume",
+    "hypervolume_2d",
+    "non_dominated_sort",
+    "pareto_front",
+]
 
 SENSES = ("max", "min")
 

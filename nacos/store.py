@@ -26,14 +26,26 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 from nacos.errors import NacosError
 
-__all__ = ["ResultsStore", "CandidateRecord", "StoreError", "StoreLockedError", "RunDir", "RunDirError",
-           "SCHEMA_VERSION", "FINAL_STATUSES", "UNFINISHED_STATUSES", "KEY_COLUMNS", "atomic_write_text"]
+__all__ = [
+    "FINAL_STATUSES",
+    "KEY_COLUMNS",
+    "SCHEMA_VERSION",
+    "UNFINISHED_STATUSES",
+    "CandidateRecord",
+    "ResultsStore",
+    "RunDir",
+    "RunDirError",
+    "StoreError",
+    "StoreLockedError",
+    "atomic_write_text",
+]
 
 SCHEMA_VERSION = 1
 FINAL_STATUSES = ("ok", "failed", "rejected")
@@ -178,7 +190,7 @@ class ResultsStore:
     def _take_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(lock_path, "a+")
+        self._lock_fh = open(lock_path, "a+")  # noqa: SIM115  (held, and closed, by close())
         try:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,10 +264,10 @@ class ResultsStore:
                 self._lock_fh.close()
             self._lock_fh = None
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -497,7 +509,7 @@ class RunDir:
         return data
 
     @classmethod
-    def check(cls, path: str | Path) -> "RunDir":
+    def check(cls, path: str | Path) -> RunDir:
         """Validate `path` as a run directory to create or resume; writes nothing."""
         run = cls(Path(path))
         root = run.root
@@ -512,7 +524,7 @@ class RunDir:
         return run
 
     @classmethod
-    def prepare(cls, path: str | Path) -> "RunDir":
+    def prepare(cls, path: str | Path) -> RunDir:
         """The run directory at `path`, created if new (after the same checks as `check`)."""
         run = cls.check(path)
         run.root.mkdir(parents=True, exist_ok=True)
@@ -527,7 +539,7 @@ class RunDir:
         return run
 
     @classmethod
-    def existing(cls, path: str | Path) -> "RunDir":
+    def existing(cls, path: str | Path) -> RunDir:
         """A run directory that must already exist (for report / export)."""
         run = cls(Path(path))
         if not run.root.is_dir():

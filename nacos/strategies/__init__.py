@@ -12,13 +12,33 @@ from typing import Any
 from nacos.errors import ConfigError
 from nacos.pareto import Objective
 from nacos.strategies.aging_evolution import AgingEvolution, AgingSettings
-from nacos.strategies.base import Genome, SearchExhausted, SearchSpace, Strategy, StrategySettings, Told
+from nacos.strategies.base import (
+    Genome,
+    SearchExhausted,
+    SearchSpace,
+    Strategy,
+    StrategySettings,
+    Told,
+)
 from nacos.strategies.nsga2 import NSGA2, NSGA2Settings
 from nacos.strategies.random_search import RandomSearch
 
-__all__ = ["make_strategy", "STRATEGIES", "Strategy", "StrategySettings", "Told", "Genome", "SearchSpace",
-           "SearchExhausted", "AgingEvolution", "AgingSettings", "NSGA2", "NSGA2Settings", "RandomSearch",
-           "Objective"]
+__all__ = [
+    "NSGA2",
+    "STRATEGIES",
+    "AgingEvolution",
+    "AgingSettings",
+    "Genome",
+    "NSGA2Settings",
+    "Objective",
+    "RandomSearch",
+    "SearchExhausted",
+    "SearchSpace",
+    "Strategy",
+    "StrategySettings",
+    "Told",
+    "make_strategy",
+]
 
 #: name -> class; one line per strategy
 STRATEGIES: dict[str, type[Strategy]] = {

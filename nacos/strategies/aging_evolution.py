@@ -14,7 +14,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from nacos.strategies.base import G, Strategy, StrategySettings, check_fraction, check_int
+from nacos.strategies.base import (
+    G,
+    Strategy,
+    StrategySettings,
+    check_fraction,
+    check_int,
+)
 
 __all__ = ["AgingEvolution", "AgingSettings"]
 

@@ -37,16 +37,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Hashable, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import (
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
 from nacos.errors import ConfigError, NacosError
 from nacos.pareto import Objective, as_objectives
 
-__all__ = ["Genome", "SearchSpace", "Strategy", "StrategySettings", "Told", "SearchExhausted", "step_rng"]
+__all__ = ["Genome", "SearchExhausted", "SearchSpace", "Strategy", "StrategySettings", "Told", "step_rng"]
 
 
 @runtime_checkable
@@ -220,8 +229,10 @@ class Strategy(ABC, Generic[G]):
 
     def fingerprint(self) -> dict[str, Any]:
         """What must be equal for a resumed run to continue the same search (stored by the loop)."""
-        return {"strategy": self.name, "seed": self.seed, "objectives": [o.to_json() for o in self.objectives],
-                "settings": dataclasses.asdict(self.settings)}
+        # Through JSON, so that it compares equal to the copy the store keeps (tuples become lists).
+        return json.loads(json.dumps({"strategy": self.name, "seed": self.seed,
+                                      "objectives": [o.to_json() for o in self.objectives],
+                                      "settings": dataclasses.asdict(self.settings)}, sort_keys=True))
 
     # -- for subclasses -------------------------------------------------------------------------------
     @abstractmethod

@@ -12,13 +12,21 @@ candidates, which have no values, rank last.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from nacos.pareto import crowding_distance, non_dominated_sort
-from nacos.strategies.base import G, Strategy, StrategySettings, Told, check_fraction, check_int
+from nacos.strategies.base import (
+    G,
+    Strategy,
+    StrategySettings,
+    Told,
+    check_fraction,
+    check_int,
+)
 
 __all__ = ["NSGA2", "NSGA2Settings"]
 

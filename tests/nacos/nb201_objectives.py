@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from archspace.nb201 import NB201_OPS, NB201Arch, NB201Result, NB201Table, default_table_path
+from archspace.nb201 import (
+    NB201_OPS,
+    NB201Arch,
+    NB201Result,
+    NB201Table,
+    default_table_path,
+)
 
 TABLE_PATH = default_table_path()
 TABLE_MISSING = (f"NAS-Bench-201 table absent at {TABLE_PATH} (see ../shared/DATA.md; set $NACOS_NB201_CSV)"

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from archspace.nb201 import NB201Space  # noqa: E402
-from nacos.loop import run_search  # noqa: E402
-from nacos.store import ResultsStore  # noqa: E402
-from nacos.strategies import make_strategy  # noqa: E402
-from tests.nacos.nb201_objectives import TABLE_MISSING, closed_form, table  # noqa: E402
+from archspace.nb201 import NB201Space
+from nacos.loop import run_search
+from nacos.store import ResultsStore
+from nacos.strategies import make_strategy
+from tests.nacos.nb201_objectives import TABLE_MISSING, closed_form, table
 
 PHASES = ("after_commit", "in_evaluate", "in_commit", "in_add")
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         base = table().objective("cifar10", "gold_6226", args.budget)
     else:
-        base = lambda arch: closed_form(arch, args.budget)  # noqa: E731
+        base = lambda arch: closed_form(arch, args.budget)
     objectives = [("accuracy", "max"), ("latency_ms", "min")] if args.strategy == "nsga2" else [("accuracy", "max")]
     settings = {"population": 8, "sample_size": 3} if args.strategy == "aging" else \
         {"population": 8} if args.strategy == "nsga2" else {}
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store = ResultsStore(args.store)
     committed = [store.n_completed()]
-    armed = lambda: committed[0] == args.kill_at  # noqa: E731
+    armed = lambda: committed[0] == args.kill_at
     if args.kill_phase in ("in_commit", "in_add"):
         store._conn = _KillingConnection(store._conn, "finish" if args.kill_phase == "in_commit" else "add", armed)
 

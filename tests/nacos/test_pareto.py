@@ -11,8 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nacos.errors import NacosError
-from nacos.pareto import (Objective, as_objectives, best_under_budgets, crowding_distance, dominates,
-                          hypervolume, hypervolume_2d, non_dominated_sort, pareto_front)
+from nacos.pareto import (
+    Objective,
+    as_objectives,
+    best_under_budgets,
+    crowding_distance,
+    dominates,
+    hypervolume,
+    hypervolume_2d,
+    non_dominated_sort,
+    pareto_front,
+)
 from tests.nacos.nb201_objectives import TABLE_MISSING, table
 
 MAXMIN = ["max", "min"]                 # (accuracy, latency_ms)
@@ -67,7 +76,7 @@ def test_front_matches_definition_2d(pts, senses) -> None:
     fronts = non_dominated_sort(pts, senses)
     assert (fronts[0] if fronts else []) == _brute_front(pts, senses)
     assert sorted(i for f in fronts for i in f) == list(range(len(pts)))
-    for a, b in zip(fronts, fronts[1:]):     # every member of a later front is dominated by an earlier one
+    for a, b in itertools.pairwise(fronts):     # every member of a later front is dominated by an earlier one
         assert all(any(dominates(pts[i], pts[j], senses) for i in a) for j in b)
 
 

@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nacos.store import (KEY_COLUMNS, SCHEMA_VERSION, ResultsStore, RunDir, RunDirError, StoreError,
-                         StoreLockedError)
+from nacos.store import (
+    KEY_COLUMNS,
+    SCHEMA_VERSION,
+    ResultsStore,
+    RunDir,
+    RunDirError,
+    StoreError,
+    StoreLockedError,
+)
 
 
 def _fill(path: Path, n: int = 60) -> None:
@@ -78,10 +85,9 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
             loop: dict = {}
             loop["self"] = loop
             s.finish(seq, "ok", loop)                      # json.dumps fails before the transaction
-        with pytest.raises(ZeroDivisionError):
-            with s._transaction():
-                s._conn.execute("UPDATE candidates SET reason = 'half done' WHERE seq = ?", (seq,))
-                1 / 0
+        with pytest.raises(ZeroDivisionError), s._transaction():
+            s._conn.execute("UPDATE candidates SET reason = 'half done' WHERE seq = ?", (seq,))
+            _ = 1 / 0
         assert s.get(seq).status == "running" and s.get(seq).reason == ""
 
 
@@ -102,8 +108,9 @@ def test_one_writer_at_a_time_and_lock_released_on_kill(tmp_path: Path) -> None:
                 reader.add("x", "{}")
         s.add("a", "{}")
     # A writer killed with SIGKILL leaves no stale lock behind.
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nacos.store import ResultsStore; "
-                               f"s = ResultsStore({str(path)!r}); print('locked', flush=True); time.sleep(60)"],
+    code = ("import sys, time; from nacos.store import ResultsStore; "
+            f"s = ResultsStore({str(path)!r}); print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(StoreLockedError):
@@ -183,9 +190,8 @@ def test_corrupt_bytes_in_rows_are_found(tmp_path: Path) -> None:
         damaged[start + rng.randrange(150)] = rng.choice(b"y\xff0")
         path = tmp_path / f"row{trial}.sqlite"
         path.write_bytes(bytes(damaged))
-        with pytest.raises(StoreError, match=rf"{path}: .*damaged"):
-            with ResultsStore(path) as s:
-                s.records()
+        with pytest.raises(StoreError, match=rf"{path}: .*damaged"), ResultsStore(path) as s:
+            s.records()
 
 
 def test_corrupt_row_checksum_names_the_row(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from archspace import ArchSpace
-from archspace.nb201 import NB201Arch, NB201Space
+from archspace.nb201 import NB201Space
 from nacos.errors import ConfigError, NacosError
 from nacos.pareto import hypervolume
 from nacos.strategies import STRATEGIES, SearchExhausted, SearchSpace, make_strategy
