@@ -3,11 +3,14 @@ benchmark (skipped with a reason where ../shared/data/nasbench201 is absent)."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archspace.errors import ArchSpaceError
 from archspace.nb201 import (
@@ -177,3 +180,26 @@ def test_true_pareto_front_by_definition(table: NB201Table, device: str) -> None
     # The best under a budget sits on the front.
     arch, _ = table.best_under_budget(float(np.median(lat)), "cifar10", device)
     assert table.archs.index(arch) in on
+
+
+_TOKENS = st.sampled_from(["|", "+", "~", "0", "1", "2", "3", *NB201_OPS, "conv", " ", "{", "}", '"', ":"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=120), st.lists(_TOKENS, max_size=40).map("".join),
+                 st.builds(lambda ops, k, op: ops[:k] + [op] + ops[k + 1:],
+                           st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6), st.integers(0, 5),
+                           st.one_of(st.sampled_from(NB201_OPS), st.text(max_size=12))).map(lambda ops: "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                              lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(
+                                  ["arch", "space", "ops", "x"]), c, max_size=3), max_leaves=8).map(json.dumps)))
+def test_fuzz_nb201_parse_accepts_members_or_says_why(text: str) -> None:
+    """Any string: either a member of the space that round-trips, or an `ArchSpaceError` with a message."""
+    space = NB201Space()
+    try:
+        arch = space.parse(text)
+    except ArchSpaceError as exc:
+        assert str(exc)
+    else:
+        assert space.parse(arch.to_json()) == arch == space.parse(arch.to_string())
+        assert 0 <= space.index(arch) < space.size()

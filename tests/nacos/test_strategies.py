@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archspace import ArchSpace
 from archspace.nb201 import NB201Space
@@ -66,6 +68,26 @@ def test_registry_and_settings_errors() -> None:
         make_strategy("random", object(), 0)
     s = make_strategy("aging", NB201Space(), 0)
     assert make_strategy(s) is s
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 50), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=4), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["aging", "nsga2", "random", "evolution", ""]),
+       st.dictionaries(st.sampled_from(["population", "sample_size", "mutation_prob", "crossover_prob",
+                                        "max_retries", "tournament"]), _VALUES, max_size=4),
+       st.one_of(st.integers(-3, 3), _VALUES))
+def test_fuzz_strategy_settings_build_or_raise_config_error(name, settings_, seed) -> None:
+    """Any settings: a working strategy, or a `ConfigError` whose message names what is wrong."""
+    try:
+        s = make_strategy(name, NB201Space(), seed, **settings_)
+    except ConfigError as exc:
+        assert "strategy" in str(exc) or "seed" in str(exc)
+    else:
+        g = s.ask()
+        s.tell(g, [1.0] * len(s.objectives), True)
 
 
 def test_spaces_fit_the_protocol() -> None:
