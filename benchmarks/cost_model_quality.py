@@ -79,42 +79,64 @@ def _n_records(work_dir: Path) -> int:
     return sum(1 for line in p.read_text().splitlines() if line.strip()) if p.is_file() else 0
 
 
-def tune_workloads(work_dir: Path, workloads, trials: int, *, seed: int = 0, log=print) -> dict[str, Path]:
+def tune_workloads(work_dir: Path, workloads, trials: int, *, seed: int = 0, combined: bool = False,
+                   log=print) -> list[Path]:
     """Tune each workload with MetaSchedule's replay-trace strategy (a uniform sample of its design
-    space), `trials` measured candidates each, into work_dir/<name>/ (a JSON database). Workloads that
-    already hold `trials` records are reused."""
+    space), `trials` measured candidates each, into JSON databases under work_dir: one per workload
+    (work_dir/<name>/), or with `combined` one database holding every workload as its own task
+    (work_dir/combined/: one builder / runner start-up instead of one per workload). A database that
+    already holds its trials is reused."""
     skip_foreign_intrinsics()
     import tvm
     import tvm.s_tir.meta_schedule as ms
     from tvm.target import Target
 
     target = Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
-    dirs = {}
-    for name, kind, args in workloads:
-        wd = Path(work_dir) / name
-        dirs[name] = wd
-        if _n_records(wd) >= trials:
+    jobs = [("combined", list(workloads))] if combined else [(name, [(name, kind, args)]) for name, kind, args in workloads]
+    dirs = []
+    for dir_name, group in jobs:
+        wd = Path(work_dir) / dir_name
+        dirs.append(wd)
+        if _n_records(wd) >= trials * len(group):
             continue
         t0 = time.time()
-        ms.tune_tir(_prim_func(kind, args), target, str(wd), max_trials_global=trials,
-                    num_trials_per_iter=min(64, trials), strategy="replay-trace",
+        if len(group) == 1:
+            mod = _prim_func(group[0][1], group[0][2])
+        else:
+            mod = tvm.IRModule({name: _prim_func(kind, args).with_attr("global_symbol", name)
+                                for name, kind, args in group})
+        ms.tune_tir(mod, target, str(wd), max_trials_global=trials * len(group), max_trials_per_task=trials,
+                    num_trials_per_iter=min(64, trials), strategy="replay-trace", task_scheduler="round-robin",
                     builder=ms.builder.LocalBuilder(initializer=skip_foreign_intrinsics), seed=seed)
-        log(f"tuned {name}: {_n_records(wd)} records in {time.time() - t0:.0f} s")
+        log(f"tuned {dir_name}: {_n_records(wd)} records in {time.time() - t0:.0f} s")
     return dirs
 
 
-def schedule_level(dirs: dict[str, Path], *, objective: str = "rank:pairwise", seed: int = 0) -> dict[str, Any]:
+def schedule_samples(dirs) -> tuple[dict[str, list], dict[str, dict]]:
+    """Every measured record of the databases, grouped by workload (structural hash)."""
+    from costmodels.datasets import read_metaschedule_db
+
+    by_wl: dict[str, list] = {}
+    skipped = {}
+    for wd in dirs:
+        db = read_metaschedule_db(wd)
+        skipped[Path(wd).name] = db.skipped
+        for s in db.samples:
+            w = s.workload
+            key = f"{w.op_kind}{list(w.input_shapes[0])}->{list(w.output_shape)}k{list(w.kernel)}s{list(w.strides)}g{w.groups}"
+            by_wl.setdefault(key, []).append(s)
+    return by_wl, skipped
+
+
+def schedule_level(dirs, *, objective: str = "rank:pairwise", seed: int = 0) -> dict[str, Any]:
     """Leave-one-workload-out evaluation of the ScheduleRanker on MetaSchedule records."""
     import numpy as np
 
     from costmodels import RankerConfig, ScheduleRanker, latency_metrics
-    from costmodels.datasets import read_metaschedule_db
 
-    by_wl, skipped = {}, {}
-    for name, wd in dirs.items():
-        db = read_metaschedule_db(wd, names={0: name})
-        by_wl[name] = list(db.samples)
-        skipped[name] = db.skipped
+    by_wl, skipped = schedule_samples(dirs)
+    if len(by_wl) < 2:
+        raise SystemExit(f"need records of at least 2 workloads, found {len(by_wl)}")
     per_wl = {}
     for held in by_wl:
         train = [s for n, ss in by_wl.items() if n != held for s in ss]
@@ -193,7 +215,7 @@ def main(argv=None) -> int:
 
         args.work_dir = cache_dir() / "cost_model_quality"
     t0 = time.time()
-    dirs = tune_workloads(args.work_dir, workloads, trials, seed=args.seed)
+    dirs = tune_workloads(args.work_dir, workloads, trials, seed=args.seed, combined=args.quick)
     tune_s = time.time() - t0
     sched = schedule_level(dirs, seed=args.seed)
     sched_reg = schedule_level(dirs, objective="reg:squarederror", seed=args.seed)
