@@ -35,6 +35,12 @@ _LAZY = {
     "layer_stats": "archspace.stats",
     "arch_summary": "archspace.stats",
     "SmallCNN": "archspace.zoo",
+    "build_zoo_model": "archspace.zoo",
+    "conv_layers": "archspace.layers",
+    "NB201Arch": "archspace.nb201",
+    "NB201Space": "archspace.nb201",
+    "NB201Table": "archspace.nb201",
+    "build_nb201_network": "archspace.nb201_net",
 }
 
 __all__ = ["Architecture", "ArchSpace", "SpaceConfig", "ArchSpaceError", "CheckpointError", *_LAZY]
