@@ -155,9 +155,12 @@ class ScheduleRanker:
              "min_child_weight": c.min_child_weight, "subsample": c.subsample,
              "colsample_bytree": c.colsample_bytree, "seed": c.seed, "nthread": c.nthread, "verbosity": 0}
         if c.objective == "rank:ndcg":
-            p["ndcg_exp_gain"] = False  # grades above 31 are allowed without exponential gain
-        if c.objective.startswith("rank:"):
-            p["lambdarank_pair_method"] = "mean"
+            # grades above 31 are allowed without exponential gain; NDCG wants its pairs from the
+            # top of each list (with "mean" pairs it learned nothing here: constant scores)
+            p["ndcg_exp_gain"] = False
+            p["lambdarank_pair_method"] = "topk"
+        elif c.objective == "rank:pairwise":
+            p["lambdarank_pair_method"] = "mean"  # every position matters, not only the top
         return p
 
     def _dmatrix(self, X: np.ndarray, lat: np.ndarray, groups: np.ndarray):

@@ -20,6 +20,7 @@ def test_rank_correlations_equal_scipy(t, p):
     assert spearman(t, p) == pytest.approx(stats.spearmanr(t, p).statistic, abs=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=3, max_size=40))
 def test_rank_correlations_equal_scipy_random(pairs):
