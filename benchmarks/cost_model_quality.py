@@ -156,6 +156,102 @@ def schedule_level(dirs, *, objective: str = "rank:pairwise", seed: int = 0) -> 
             "kendall_tau": mean("kendall_tau"), "skipped": skipped, "per_workload": per_wl}
 
 
+def layer_workload(name: str, kind: str, args: tuple):
+    """The `LayerWorkload` of a benchmark workload, computed analytically."""
+    from costmodels import conv2d_workload, dense_workload
+
+    if kind == "conv":
+        n, c, h, w, k, r, stride, pad, groups = args
+        return conv2d_workload(name, (n, c, h, w), k, r, stride, pad, groups, bias=False)
+    n, i, o = args
+    return dense_workload(name, n, i, o, bias=False)
+
+
+def explicit_records(work_dir: Path, workloads, n_configs: int, *, seed: int = 0, log=print) -> dict[str, list]:
+    """Measure `n_configs` sampled configs of the schedules wing's explicit ScheduleConfig space per
+    workload (applied with `schedules.explicit_apply.apply_config`, built in process, timed with TVM's
+    time_evaluator: median of 3 repeats of 10 runs). Results are appended to
+    work_dir/explicit/<name>.jsonl (config JSON and ms, or the error) and reused by a rerun."""
+    import json
+    import random
+
+    import numpy as np
+
+    skip_foreign_intrinsics()
+    import tvm
+    from tvm.target import Target
+
+    from schedules.explicit_apply import apply_config, layer_shape_of
+    from schedules.explicit_compile import _random_args
+    from schedules.explicit_space import ScheduleSpace
+    from schedules.records import ScheduleConfig
+
+    target = Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
+    out: dict[str, list] = {}
+    root = Path(work_dir) / "explicit"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, kind, args in workloads:
+        path = root / f"{name}.jsonl"
+        done = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        func = _prim_func(kind, args)
+        shape = layer_shape_of(func)
+        rng = random.Random(seed)
+        space = ScheduleSpace()
+        configs = []
+        for _ in range(20 * n_configs):
+            cfg = space.sample(rng, shape)
+            if cfg not in configs:
+                configs.append(cfg)
+            if len(configs) == n_configs:
+                break
+        t0 = time.time()
+        if len(done) < len(configs):
+            tensors = _random_args(func)
+            with open(path, "a") as fh:
+                for cfg in configs[len(done):]:
+                    row: dict[str, Any] = {"config": json.loads(cfg.to_json())}
+                    try:
+                        lib = tvm.compile(tvm.IRModule({"main": apply_config(func, cfg).mod["main"]
+                                                        .with_attr("global_symbol", "main")}), target)
+                        mod = lib.mod
+                        mod["main"](*tensors)
+                        timer = mod.time_evaluator("main", tvm.cpu(), number=10, repeat=3)
+                        row["ms"] = float(np.median(timer(*tensors).results) * 1e3)
+                    except Exception as exc:  # a config that does not build or run is data
+                        row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[-1][:200]}"
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+                    done.append(row)
+            log(f"explicit {name}: {len(done)} configs in {time.time() - t0:.0f} s")
+        out[name] = [(ScheduleConfig.from_dict(r["config"]), r["ms"]) for r in done if "ms" in r]
+    return out
+
+
+def config_level(workloads, records: dict[str, list], *, seed: int = 0) -> dict[str, Any]:
+    """Leave-one-workload-out evaluation of a ScheduleRanker on explicit-space records."""
+    import numpy as np
+
+    from costmodels import RankerConfig, ScheduleRanker, ScheduleSample, latency_metrics
+
+    lw = {name: layer_workload(name, kind, args) for name, kind, args in workloads}
+    samples = {n: [ScheduleSample(lw[n], cfg, ms) for cfg, ms in recs] for n, recs in records.items() if len(recs) >= 5}
+    per_wl = {}
+    for held in samples:
+        train = [s for n, ss in samples.items() if n != held for s in ss]
+        test = samples[held]
+        ranker = ScheduleRanker(RankerConfig(schedule_kind="config", seed=seed)).fit(train)
+        scores = ranker.scores(lw[held], [s.schedule for s in test])
+        y = np.array([s.latency_ms for s in test])
+        m = latency_metrics(y, -scores, k=5)
+        per_wl[held] = {k: v for k, v in m.items() if k not in ("mape", "within_10pct")}
+    if not per_wl:
+        return {"n_workloads": 0}
+    mean = lambda key: float(np.mean([v[key] for v in per_wl.values()]))  # noqa: E731
+    return {"n_workloads": len(per_wl), "n_records": int(sum(len(v) for v in samples.values())),
+            "top5_recall": mean("top5_recall"), "pairwise_accuracy": mean("pairwise_accuracy"),
+            "kendall_tau": mean("kendall_tau"), "per_workload": per_wl}
+
+
 def arch_level(device: str, n_train: int, n_test: int, *, uncertainty: str = "quantile", seed: int = 0) -> dict[str, Any]:
     """Train on n_train NAS-Bench-201 architectures, test on n_test others (split by architecture)."""
     import numpy as np
@@ -190,6 +286,8 @@ def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 workloads x 16 trials; 300 / 300 architectures")
     p.add_argument("--trials", type=int, default=None, help="measured schedules per workload (default 96; quick 16)")
+    p.add_argument("--explicit-configs", type=int, default=None,
+                   help="explicit-space configs measured per workload (default 40; quick 0: skipped)")
     p.add_argument("--n-train", type=int, default=None, help="training architectures (default 1000; quick 300)")
     p.add_argument("--n-test", type=int, default=None, help="held-out architectures (default 5000; quick 300)")
     p.add_argument("--device", default="gold_6226", help="NAS-Bench-201 latency column (lat_ms_<device>)")
@@ -219,6 +317,14 @@ def main(argv=None) -> int:
     tune_s = time.time() - t0
     sched = schedule_level(dirs, seed=args.seed)
     sched_reg = schedule_level(dirs, objective="reg:squarederror", seed=args.seed)
+    n_explicit = args.explicit_configs if args.explicit_configs is not None else (0 if args.quick else 40)
+    explicit: dict[str, Any] = {"skipped": "quick size"} if n_explicit == 0 else {}
+    if n_explicit:
+        recs = explicit_records(args.work_dir, workloads, n_explicit, seed=args.seed)
+        explicit = config_level(workloads, recs, seed=args.seed)
+        explicit["data"] = (f"{n_explicit} sampled configs per workload of the schedules wing's explicit "
+                            "ScheduleConfig space (schedules.explicit_apply), built and timed here (TVM "
+                            "time_evaluator, median of 3 x 10 runs); leave-one-workload-out")
     result: dict[str, Any] = {
         "arch_kendall_tau": None, "arch_within_10pct": None,
         "schedule_top5_recall": sched["top5_recall"], "schedule_pairwise_accuracy": sched["pairwise_accuracy"],
@@ -233,7 +339,8 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         arch, arch_extra, arch_note = None, {}, f"skipped: {exc}"
         print(f"architecture level {arch_note}", file=sys.stderr)
-    result["schedule"] = {"ranker": sched, "regression_objective": sched_reg, "tuning_seconds": tune_s,
+    result["schedule"] = {"ranker": sched, "regression_objective": sched_reg, "explicit_space": explicit,
+                          "tuning_seconds": tune_s,
                           "data": (f"real MetaSchedule records measured on this machine: {len(workloads)} workloads "
                                    f"(conv2d / depthwise / dense + relu, batch 1, float32), each tuned with the "
                                    f"replay-trace strategy (uniform sample of the design space) for {trials} "
