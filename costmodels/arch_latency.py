@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from schedules.records import LayerWorkload
+from schedules.records import LayerWorkload, Measurement
 
 from costmodels.errors import CostModelError
 from costmodels.features import ARCH_FEATURES, FEATURE_VERSION, arch_features
@@ -72,6 +72,16 @@ class ArchSample:
     arch_id: str = ""
     #: Optional explicit stage index per layer (default: by output resolution).
     stages: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_measurement(cls, layers: Sequence[LayerWorkload], measurement: Measurement,
+                         arch_id: str = "") -> "ArchSample":
+        """A training sample from a `Measurement` (its median); a failed measurement is refused with
+        its recorded error, so it cannot enter training as a latency."""
+        if not measurement.ok:
+            raise CostModelError(f"{arch_id or 'architecture'}: measurement failed ({measurement.error}); "
+                                 "it is not a latency to train on")
+        return cls(tuple(layers), float(measurement.median_ms), arch_id)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,16 @@ def test_incremental_update_and_persistence(synthetic, tmp_path):
         ScheduleRanker.load(path)
 
 
+def test_samples_from_measurement_records(synthetic):
+    from schedules.records import Measurement
+
+    ok = Measurement(1.5, 1.6, 0.1, 1.8, 1.4, 50, 10, 5)
+    s = ArchSample.from_measurement(synthetic[0].layers, ok, "a")
+    assert s.latency_ms == 1.5 and s.arch_id == "a"
+    with pytest.raises(CostModelError, match="build timed out"):
+        ArchSample.from_measurement(synthetic[0].layers, Measurement.failed("build timed out"), "b")
+
+
 def test_bad_input(synthetic):
     with pytest.raises(CostModelError, match="no training samples"):
         ArchLatencyModel().fit([])
