@@ -29,11 +29,9 @@ def random_arch(rng: random.Random, i: int) -> ArchSample:
     for s in range(3):
         width = rng.choice([8, 16, 24, 32]) * (2 ** s)
         for j in range(rng.randint(1, 3)):
-            stride = 2 if (j == 0 and s > 0) else 1
-            w = conv2d_workload(f"s{s}l{j}", (1, c, res * (2 if stride == 2 else 1), res * (2 if stride == 2 else 1)),
-                                width, rng.choice([1, 3, 5]), stride, None or 0)
-            w = conv2d_workload(w.name, (1, c, w.output_shape[2] * stride, w.output_shape[3] * stride), width,
-                                w.kernel, stride, w.kernel[0] // 2)
+            stride = 2 if (j == 0 and s > 0) else 1  # the first conv of a later stage halves the resolution
+            k = rng.choice([1, 3, 5])
+            w = conv2d_workload(f"s{s}l{j}", (1, c, res * stride, res * stride), width, k, stride, k // 2)
             layers.append(w)
             ms += stage_cost[s] * w.macs * 1e-7 + 0.02
             c = width

@@ -4,7 +4,6 @@ import json
 import math
 import random
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from costmodels import (
     conv2d_workload,
     latency_metrics,
 )
-from costmodels.datasets import read_metaschedule_db
 from schedules.records import LOOP_ORDERS, PARALLEL_CHOICES, VECTORIZE_CHOICES, ScheduleConfig
 
 
