@@ -1,0 +1,174 @@
+"""TVM latency backends of the three search modes (all measured by `schedules`' protocol, each result
+checked against onnxruntime before its latency counts).
+
+- baseline: one fixed default `ScheduleConfig` for every conv / dense layer (`GlobalPolicy`), the way
+  a compiler-agnostic HW-NAS measures: no per-architecture tuning.
+- two-stage: MetaSchedule tunes the candidate's workloads the shared database has not seen, then the
+  candidate is compiled with the database's best records.
+- one-stage: the genome's own per-layer `ScheduleConfig`s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from archspace.architecture import Architecture
+from archspace.layers import conv_layers
+from nacos.config import RunConfig
+from nacos.evaluation import LatencyResult
+
+__all__ = ["make_backend", "make_target", "DefaultScheduleLatency", "TunedLatency", "GenomeScheduleLatency", "slot_keys"]
+
+
+def slot_keys(arch: Architecture, space) -> dict[str, tuple]:
+    """slot -> the layer key `schedules.explicit_compile.layer_key` gives the compiled function."""
+    keys = {}
+    for layer in conv_layers(arch, space):
+        if layer.kind == "dense":
+            keys[layer.slot] = ("dense", layer.out_channels, 1, 1, layer.in_channels, 1)
+        else:
+            reduction = 1 if layer.kind == "depthwise_conv2d" else layer.in_channels // layer.groups
+            keys[layer.slot] = (layer.kind, layer.out_channels, layer.out_size, layer.out_size, reduction, layer.kernel)
+    return keys
+
+
+class _TVMBackend:
+    name = "tvm"
+
+    def __init__(self, cfg: RunConfig) -> None:
+        from schedules.measure import Protocol
+
+        self.cfg = cfg
+        self.target, self.rpc = make_target(cfg.target, cfg.tuning.threads)
+        self.protocol = Protocol(warmup=cfg.tuning.warmup, repeats=cfg.tuning.repeats)
+
+    def _measure(self, compiled) -> LatencyResult:
+        """Time a `schedules.measure.Compiled` (its output checked against onnxruntime first)."""
+        from schedules.measure import measure
+
+        m = measure(compiled, self.protocol, threads=self.cfg.tuning.threads or None, rpc=self.rpc)
+        details = {"median_ms": m.median_ms, "std_ms": m.std_ms, "p95_ms": m.p95_ms, "runs": m.runs,
+                   "build_seconds": compiled.seconds}
+        if not m.ok:
+            return LatencyResult(float("nan"), ok=False, reason=m.error, details=details)
+        return LatencyResult(m.median_ms, details=details)
+
+    def _compile_scheduled(self, onnx_path: Path, choose) -> tuple[Any, dict[str, str]]:
+        """Import, schedule conv / dense functions by `choose`, build: a `Compiled` and the notes."""
+        import time
+
+        import tvm
+
+        from schedules.explicit_compile import schedule_module
+        from schedules.frontend import import_onnx, onnx_input_shapes
+        from schedules.measure import Compiled
+
+        start = time.perf_counter()
+        mod, notes = schedule_module(import_onnx(onnx_path), choose)
+        with tvm.target.Target(self.target):
+            executable = tvm.compile(mod, target=self.target)
+        return Compiled(Path(onnx_path), executable, self.target, onnx_input_shapes(onnx_path),
+                        seconds=time.perf_counter() - start), notes
+
+
+class DefaultScheduleLatency(_TVMBackend):
+    """Every conv / dense layer under one fixed `ScheduleConfig` (clamped to fit each layer)."""
+
+    name = "tvm-default-schedule"
+
+    def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult:
+        from schedules.explicit_space import GlobalPolicy, LayerShape
+        from schedules.records import ScheduleConfig
+
+        policy = GlobalPolicy(ScheduleConfig())
+        compiled, _ = self._compile_scheduled(onnx_path, lambda name, key: policy.for_layer(LayerShape(*key[:5])))
+        return self._measure(compiled)
+
+
+class GenomeScheduleLatency(_TVMBackend):
+    """The one-stage genome's config per layer; layers of one shape share the first slot's config."""
+
+    name = "tvm-genome-schedules"
+
+    def __init__(self, cfg: RunConfig, space) -> None:
+        super().__init__(cfg)
+        self.space = space
+
+    def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult:
+        from schedules.explicit_space import GlobalPolicy, LayerShape
+
+        by_key: dict[tuple, Any] = {}
+        keys = slot_keys(arch, self.space)
+        for slot, config in genome.schedules:
+            by_key.setdefault(keys[slot], config)
+
+        def choose(name: str, key: tuple):
+            config = by_key.get(key)
+            # a config that does not fit its layer is clamped to fit, as a global policy would be
+            return None if config is None else GlobalPolicy(config).for_layer(LayerShape(*key[:5]))
+
+        compiled, notes = self._compile_scheduled(onnx_path, choose)
+        result = self._measure(compiled)
+        unscheduled = sorted(n for n, v in notes.items() if v != "ok")
+        return LatencyResult(result.ms, result.ok, result.reason,
+                             {**result.details, "unscheduled_layers": len(unscheduled)})
+
+
+class TunedLatency(_TVMBackend):
+    """Two-stage: tune the unseen workloads into the shared database, then measure with its best records."""
+
+    name = "tvm-tuned"
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        from schedules.database import TuningDatabase
+
+        self.db = TuningDatabase(Path(cfg.tuning.database))
+
+    def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult:
+        from schedules.frontend import import_onnx
+        from schedules.measure import compile
+        from schedules.tuner import tune
+
+        report = tune(import_onnx(onnx_path), self.db, self.target,
+                      trials_per_task=self.cfg.tuning.trials_per_workload, runner=self._runner())
+        result = self._measure(compile(onnx_path, self.db, self.target))
+        return LatencyResult(result.ms, result.ok, result.reason,
+                             {**result.details, "tuned_tasks": len(report.tuned), "reused_tasks": len(report.reused),
+                              "hit_rate": report.hit_rate, "trials": report.trials, "tuning_seconds": report.seconds,
+                              "tuning_faults": len(report.faults)})
+
+    def _runner(self):
+        return self.rpc.ms_runner() if self.rpc is not None else None
+
+
+def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
+    """(TVM target, RPC device or None) of a config's ``target``: llvm (this CPU), cuda, or
+    rpc://HOST:PORT/KEY (code compiled for this CPU's architecture, measured on the device)."""
+    from schedules.targets import RpcTarget, cuda_target, host_target
+
+    if spec == "llvm":
+        return host_target(threads or None), None
+    if spec == "cuda":
+        return cuda_target(), None
+    rest = spec[len("rpc://"):]
+    hostport, _, key = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not key:
+        from nacos.errors import ConfigError
+
+        raise ConfigError(f"target: {spec!r} is not rpc://HOST:PORT/KEY")
+    return host_target(threads or None), RpcTarget(host, int(port), key)
+
+
+def make_backend(cfg: RunConfig, space, supernet, run) -> tuple[Any, Any, Any]:
+    """(genome space, genome -> Architecture, backend) for `cfg.mode`."""
+    if cfg.mode == "baseline":
+        return space, (lambda g: g), DefaultScheduleLatency(cfg)
+    if cfg.mode == "two-stage":
+        return space, (lambda g: g), TunedLatency(cfg)
+    from nacos.cospace import CoSpace
+    from schedules.explicit_space import ScheduleSpace
+
+    return CoSpace(space, ScheduleSpace()), (lambda g: g.arch), GenomeScheduleLatency(cfg, space)
