@@ -76,6 +76,7 @@ def time_prim_func(func, target, args: list[Any], number: int = 10, repeat: int 
     import tvm
 
     lib = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target)
+    lib = lib.jit() if hasattr(lib, "jit") else lib   # tvm.compile returns an Executable in TVM 0.27
     lib["main"](*args)
     out = args[-1].numpy().copy()
     timer = lib.time_evaluator("main", tvm.cpu(), number=number, repeat=repeat)

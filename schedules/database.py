@@ -1,0 +1,235 @@
+"""`TuningDatabase`: the tuning records shared by every architecture and every run.
+
+It is MetaSchedule's JSON database (``database_workload.json``: one workload per line, keyed by
+structural hash; ``database_tuning_record.json``: one measured schedule trace per line), so both
+schedule searches (MetaSchedule and the explicit `ScheduleConfig` space) write into it and
+`compile` applies its best records. On top of it this class answers what the inner loop asks: is
+this workload tuned, what is its best record, how much of a module is covered, by tasks and by MACs.
+
+MetaSchedule appends lines with no fsync and no lock, and a torn last line makes its whole load
+fail. So the files are checked line by line before TVM opens them:
+
+- a torn last line (the file does not end in a newline: a write cut short) is moved aside into
+  ``<file>.damaged-<UTC time>`` and the records before it load; `repairs` says what was moved;
+- any other damaged line raises `DatabaseCorrupted` naming the file and the line; with
+  ``repair=True`` that line and everything after it are moved aside the same way. Nothing is deleted.
+
+One process writes a database at a time (MetaSchedule keeps no lock); readers may be many.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from schedules.errors import DatabaseCorrupted, ScheduleError
+from schedules.records import LayerWorkload
+
+__all__ = ["TuningDatabase", "BestRecord", "Coverage", "FAILED_RUN_SECS"]
+
+log = logging.getLogger(__name__)
+
+#: MetaSchedule stores a failed build / run with this run time (or above); such a record covers nothing.
+FAILED_RUN_SECS = 1e9
+
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+
+
+@dataclass(frozen=True)
+class BestRecord:
+    """The fastest working record of one workload."""
+
+    structural_hash: str
+    run_ms: float
+    records: int          # working records of this workload
+    failed: int           # records whose build or run failed
+    target: str
+
+
+@dataclass(frozen=True)
+class Coverage:
+    tasks_covered: int
+    tasks_total: int
+    macs_covered: int
+    macs_total: int
+    uncovered: tuple[str, ...]      # names of the workloads with no working record
+
+    @property
+    def tasks(self) -> float:
+        return self.tasks_covered / self.tasks_total if self.tasks_total else 1.0
+
+    @property
+    def macs(self) -> float:
+        return self.macs_covered / self.macs_total if self.macs_total else 1.0
+
+
+def _check_workload_line(obj: Any) -> str | None:
+    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], str)):
+        return "expected [structural hash, module]"
+    return None
+
+
+def _check_record_line(obj: Any, n_workloads: int) -> str | None:
+    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], int) and isinstance(obj[1], list)
+            and len(obj[1]) == 4):
+        return "expected [workload index, [trace, run_secs, target, args]]"
+    if not 0 <= obj[0] < n_workloads:
+        return f"workload index {obj[0]} is not in the workload file ({n_workloads} workloads)"
+    run_secs = obj[1][1]
+    if run_secs is not None and not (isinstance(run_secs, list) and all(isinstance(x, (int, float)) for x in run_secs)):
+        return "run_secs is not a list of numbers"
+    return None
+
+
+class TuningDatabase:
+    """A directory holding one MetaSchedule JSON database, checked and indexed.
+
+    >>> db = TuningDatabase("runs/tuning")            # created when missing
+    >>> db.lookup(workload)                          # BestRecord or None
+    >>> db.coverage(mod, target).macs                # fraction of the module's MACs covered
+    """
+
+    def __init__(self, path: str | Path, *, repair: bool = False) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.workload_file = self.path / WORKLOAD_FILE
+        self.record_file = self.path / RECORD_FILE
+        self.repairs: list[str] = []
+        self._repair = repair
+        self._ms: Any = None
+        self.refresh()
+
+    # -- checking and indexing ------------------------------------------------------------------
+    def _scan(self, file: Path, check) -> list[Any]:
+        """Parsed lines of `file`; damaged lines handled as the module docstring says."""
+        if not file.exists():
+            return []
+        data = file.read_bytes()
+        lines = data.split(b"\n")
+        ends_clean = data.endswith(b"\n") or not data
+        if ends_clean:
+            lines = lines[:-1]
+        parsed: list[Any] = []
+        offset = 0
+        for i, raw in enumerate(lines):
+            reason = None
+            if raw.strip():
+                try:
+                    obj = json.loads(raw)
+                    reason = check(obj)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    reason = f"not JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
+                    obj = None
+            else:
+                reason = "empty line"
+            if reason is not None:
+                torn = i == len(lines) - 1 and not ends_clean
+                where = f"{file}, line {i + 1}"
+                if not (torn or self._repair):
+                    raise DatabaseCorrupted(
+                        f"{where}: damaged tuning database line ({reason}); the {len(parsed)} lines before it are "
+                        f"intact. Open with TuningDatabase(..., repair=True) to move this line and the rest "
+                        f"aside and keep the earlier records.", str(file), i + 1)
+                aside = file.with_name(f"{file.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+                n = 0
+                while aside.exists():
+                    n += 1
+                    aside = aside.with_name(aside.name.split("~")[0] + f"~{n}")
+                aside.write_bytes(data[offset:])
+                with open(file, "r+b") as fh:
+                    fh.truncate(offset)
+                msg = (f"{where}: {'torn last line' if torn else 'damaged line'} ({reason}); "
+                       f"{len(data) - offset} bytes moved to {aside}, {len(parsed)} earlier lines kept")
+                log.warning(msg)
+                self.repairs.append(msg)
+                return parsed
+            parsed.append(obj)
+            offset += len(raw) + 1
+        return parsed
+
+    def refresh(self) -> None:
+        """Re-read both files (after a tuning run wrote to them)."""
+        workloads = self._scan(self.workload_file, _check_workload_line)
+        records = self._scan(self.record_file, lambda o: _check_record_line(o, len(workloads)))
+        self._hashes = [w[0] for w in workloads]
+        self._index = {h: i for i, h in enumerate(self._hashes)}
+        best: dict[int, list] = {}
+        for widx, (_, run_secs, target, _) in records:
+            entry = best.setdefault(widx, [math.inf, 0, 0, ""])
+            secs = sum(run_secs) / len(run_secs) if run_secs else math.inf
+            if secs >= FAILED_RUN_SECS or not math.isfinite(secs):
+                entry[2] += 1
+                continue
+            entry[1] += 1
+            if secs < entry[0]:
+                entry[0], entry[3] = secs, json.dumps(target, sort_keys=True)
+        self._best = {self._hashes[i]: BestRecord(self._hashes[i], e[0] * 1e3, e[1], e[2], e[3])
+                      for i, e in best.items()}
+        self._n_records = len(records)
+        self._ms = None
+
+    # -- MetaSchedule side -----------------------------------------------------------------------
+    @property
+    def ms(self) -> Any:
+        """The `tvm.s_tir.meta_schedule.database.JSONDatabase` over the checked files."""
+        if self._ms is None:
+            from tvm.s_tir import meta_schedule as ms
+
+            self._ms = ms.database.JSONDatabase(work_dir=str(self.path), module_equality="structural")
+        return self._ms
+
+    # -- queries ---------------------------------------------------------------------------------
+    @staticmethod
+    def _key(workload: LayerWorkload | str) -> str:
+        key = workload if isinstance(workload, str) else workload.structural_hash
+        if not key:
+            raise ScheduleError("a LayerWorkload without a structural_hash cannot be looked up; "
+                                "take workloads from extract_workloads")
+        return key
+
+    def lookup(self, workload: LayerWorkload | str) -> BestRecord | None:
+        """The best working record of a workload (or its structural hash), None when it has none."""
+        return self._best.get(self._key(workload))
+
+    def is_tuned(self, workload: LayerWorkload | str) -> bool:
+        rec = self.lookup(workload)
+        return rec is not None and rec.records > 0
+
+    def covered(self) -> list[str]:
+        """Structural hashes of every workload with a working record."""
+        return sorted(h for h, r in self._best.items() if r.records > 0)
+
+    def best_records(self) -> dict[str, BestRecord]:
+        return {h: r for h, r in self._best.items() if r.records > 0}
+
+    def unseen(self, workloads: Iterable[LayerWorkload]) -> list[LayerWorkload]:
+        return [w for w in workloads if not self.is_tuned(w)]
+
+    def coverage(self, mod_or_workloads: Any, target: Any = None) -> Coverage:
+        """Coverage of a module (with `target`) or of a list of workloads: tasks and MACs (each
+        weighted by how many times the module calls it) that have a working record."""
+        if isinstance(mod_or_workloads, (list, tuple)):
+            workloads = list(mod_or_workloads)
+        else:
+            if target is None:
+                raise ScheduleError("coverage(mod, target): a module's tasks depend on the target")
+            from schedules.frontend import extract_workloads
+
+            workloads = extract_workloads(mod_or_workloads, target)
+        done = [w for w in workloads if self.is_tuned(w)]
+        return Coverage(len(done), len(workloads), sum(w.macs * w.count for w in done),
+                        sum(w.macs * w.count for w in workloads),
+                        tuple(w.name for w in workloads if not self.is_tuned(w)))
+
+    def __len__(self) -> int:
+        return self._n_records
+
+    @property
+    def n_workloads(self) -> int:
+        return len(self._hashes)

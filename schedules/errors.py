@@ -1,0 +1,20 @@
+"""The one exception of `schedules/` (picked up by `nacos.errors`). Expected failures of a candidate
+(a schedule that does not build, a wrong result) are recorded data, not exceptions; `ScheduleError` is
+for misuse and for inputs the wing refuses (an unreadable model, a damaged database line)."""
+
+from __future__ import annotations
+
+__all__ = ["ScheduleError", "DatabaseCorrupted"]
+
+
+class ScheduleError(ValueError):
+    """Misuse of `schedules/` or an input it refuses; the message says what to change."""
+
+
+class DatabaseCorrupted(ScheduleError):
+    """A tuning database file has a damaged line; `path` and `line` (1-based) say where."""
+
+    def __init__(self, message: str, path: str, line: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line

@@ -1,0 +1,306 @@
+"""Compile an ONNX model with the database's best records, check it against onnxruntime, and time it.
+
+The measurement protocol (`Protocol`) is one for every backend, so a tuned TVM figure stands beside
+onnxruntime and torch eager figures taken the same way: `warmup` untimed runs, then `repeats` timed
+samples of `number` back-to-back runs each (wall clock, `time.perf_counter`), same thread count.
+On an RPC device the samples come from TVM's remote time evaluator (the wall clock there would time
+the network).
+
+The correctness gate: before a latency counts, the compiled module's output on random input is
+compared with onnxruntime's; a max abs difference above ``rtol * max(1, max |reference|)`` makes the
+measurement a failure ("wrong result") that is never used. Build errors, runtime errors and runs
+slower than `Protocol.timeout_s` are failures with their reason too (`Measurement.failed`).
+A run is timed in this process: a run that never returns cannot be interrupted here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from schedules.errors import ScheduleError
+from schedules.records import Measurement
+from schedules.targets import RpcTarget, host_target, versions
+
+__all__ = ["Protocol", "Compiled", "compile", "check_against_onnxruntime", "measure", "measure_onnx",
+           "reference_onnxruntime", "reference_torch", "set_tvm_threads"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    warmup: int = 5
+    repeats: int = 30
+    number: int = 1
+    timeout_s: float = 10.0          # one run slower than this is a "timeout" failure
+    rtol: float = 1e-4               # correctness gate, relative to the output scale
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.repeats < 1 or self.number < 1:
+            raise ScheduleError(f"Protocol: need warmup >= 0, repeats >= 1, number >= 1, got {self}")
+
+
+def set_tvm_threads(threads: int) -> None:
+    """Size TVM's runtime thread pool (the same count onnxruntime and torch get)."""
+    import tvm
+
+    f = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+    if f is not None:
+        f(0, int(threads))
+
+
+@dataclass
+class Compiled:
+    """A Relax VM executable of one ONNX model for one target."""
+
+    onnx_path: Path
+    executable: Any
+    target: Any
+    input_shapes: dict[str, tuple[int, ...]]
+    params: Any = None
+    seconds: float = 0.0
+
+    @property
+    def batch(self) -> int:
+        first = next(iter(self.input_shapes.values()))
+        return int(first[0]) if first else 1
+
+    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return {k: rng.standard_normal(v).astype("float32") for k, v in self.input_shapes.items()}
+
+    def vm(self, device: Any = None) -> Any:
+        import tvm
+        from tvm import relax
+
+        return relax.VirtualMachine(self.executable, device if device is not None else tvm.cpu())
+
+    def run(self, inputs: Mapping[str, np.ndarray], vm: Any = None) -> list[np.ndarray]:
+        import tvm
+
+        vm = vm or self.vm()
+        out = vm["main"](*[tvm.runtime.tensor(inputs[k]) for k in self.input_shapes])
+        return _flatten(out)
+
+
+def _flatten(out: Any) -> list[np.ndarray]:
+    if hasattr(out, "numpy"):
+        return [out.numpy()]
+    return [o for x in out for o in _flatten(x)]
+
+
+def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
+            input_shapes: Mapping[str, Sequence[int]] | None = None) -> Compiled:
+    """Build `onnx_path` for `target` (default: this CPU) with the best records of `db` (a
+    `TuningDatabase`; None compiles untuned: dlight's default rules, convolutions unscheduled)."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from schedules.frontend import import_onnx, onnx_input_shapes
+
+    start = time.perf_counter()
+    target = target or host_target()
+    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or onnx_input_shapes(onnx_path)).items()}
+    mod = import_onnx(onnx_path, shapes)
+    if db is None:
+        with tvm.target.Target(target):
+            executable = tvm.compile(mod, target=target)
+    else:
+        executable = ms.relax_integration.compile_relax(db.ms, mod, target, None)
+    return Compiled(Path(onnx_path), executable, target, shapes, seconds=time.perf_counter() - start)
+
+
+def _onnxruntime_outputs(onnx_path: Path, inputs: Mapping[str, np.ndarray], threads: int) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(inputs))
+
+
+def check_against_onnxruntime(compiled: Compiled, outputs: Sequence[np.ndarray] | None = None, *,
+                              rtol: float = 1e-4, seed: int = 0, inputs: Mapping[str, np.ndarray] | None = None
+                              ) -> tuple[bool, str]:
+    """(ok, reason): `compiled`'s outputs on random input (or the `outputs` given) against onnxruntime's."""
+    inputs = inputs if inputs is not None else compiled.random_inputs(seed)
+    outputs = list(outputs) if outputs is not None else compiled.run(inputs)
+    try:
+        expected = _onnxruntime_outputs(compiled.onnx_path, inputs, 1)
+    except Exception as exc:  # e.g. a static batch in the file that differs from the compiled one
+        return False, _reason("cannot check against onnxruntime", exc)
+    if len(outputs) != len(expected):
+        return False, f"wrong result: {len(outputs)} outputs, onnxruntime gives {len(expected)}"
+    for i, (got, ref) in enumerate(zip(outputs, expected)):
+        if got.shape != ref.shape:
+            return False, f"wrong result: output {i} has shape {got.shape}, onnxruntime {ref.shape}"
+        scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
+        diff = float(np.abs(got.astype(np.float64) - ref).max()) if ref.size else 0.0
+        if not np.isfinite(diff) or diff > rtol * scale:
+            return False, (f"wrong result: output {i} max abs diff {diff:.3g} > {rtol:g} x output scale {scale:.3g}")
+    return True, ""
+
+
+def _summary(samples_ms: Sequence[float], protocol: Protocol, *, backend: str, target: str, batch: int,
+             threads: int) -> Measurement:
+    t = np.asarray(samples_ms, dtype=float)
+    return Measurement(median_ms=float(np.median(t)), mean_ms=float(t.mean()), std_ms=float(t.std()),
+                       p95_ms=float(np.percentile(t, 95)), min_ms=float(t.min()), runs=int(t.size) * protocol.number,
+                       warmup=protocol.warmup, repeats=protocol.repeats, number=protocol.number, batch=batch,
+                       target=target, backend=backend, threads=threads, versions=versions())
+
+
+def time_callable(fn: Callable[[], Any], protocol: Protocol) -> list[float]:
+    """Samples (ms per run) of `fn` by `protocol`; raises TimeoutError when one run exceeds the limit."""
+    for _ in range(protocol.warmup):
+        t0 = time.perf_counter()
+        fn()
+        if time.perf_counter() - t0 > protocol.timeout_s:
+            raise TimeoutError(f"one run took more than {protocol.timeout_s} s")
+    samples = []
+    for _ in range(protocol.repeats):
+        t0 = time.perf_counter()
+        for _ in range(protocol.number):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt / protocol.number > protocol.timeout_s:
+            raise TimeoutError(f"one run took more than {protocol.timeout_s} s")
+        samples.append(dt * 1e3 / protocol.number)
+    return samples
+
+
+def _reason(stage: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{stage}: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"
+
+
+def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int | None = None, check: bool = True,
+            rpc: RpcTarget | None = None) -> Measurement:
+    """Time `compiled` by `protocol` on this CPU (or on the RPC device); a failure is a `Measurement`
+    with status "failed" and its reason (runtime error, timeout, wrong result)."""
+    import tvm
+
+    target = str(compiled.target)
+    threads = threads or int(compiled.target.attrs.get("num-cores", 0) or 0) or 1
+    fail = lambda reason: Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)  # noqa: E731
+    inputs = compiled.random_inputs(protocol.seed)
+    try:
+        if rpc is not None:
+            return _measure_rpc(compiled, protocol, rpc, inputs, check, threads)
+        set_tvm_threads(threads)
+        vm = compiled.vm()
+        t0 = time.perf_counter()
+        outputs = compiled.run(inputs, vm)
+        if time.perf_counter() - t0 > protocol.timeout_s:
+            return fail(f"timeout: the first run took more than {protocol.timeout_s} s")
+    except Exception as exc:
+        return fail(_reason("runtime error", exc))
+    if check:
+        ok, reason = check_against_onnxruntime(compiled, outputs, rtol=protocol.rtol, inputs=inputs)
+        if not ok:
+            return fail(reason)
+    args = [tvm.runtime.tensor(inputs[k]) for k in compiled.input_shapes]
+    main = vm["main"]
+    try:
+        samples = time_callable(lambda: main(*args), protocol)
+    except TimeoutError as exc:
+        return fail(f"timeout: {exc}")
+    except Exception as exc:
+        return fail(_reason("runtime error", exc))
+    return _summary(samples, protocol, backend="tvm", target=target, batch=compiled.batch, threads=threads)
+
+
+def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs, check: bool,
+                 threads: int) -> Measurement:
+    import tempfile
+
+    import tvm
+    from tvm import relax
+
+    target = str(compiled.target)
+    with tempfile.TemporaryDirectory() as tmp:
+        lib_path = Path(tmp) / "model.so"
+        compiled.executable.export_library(str(lib_path))
+        session = rpc.session()
+        session.upload(str(lib_path))
+        rlib = session.load_module("model.so")
+    dev = session.cpu()
+    vm = relax.VirtualMachine(rlib, dev)
+    args = [tvm.runtime.tensor(inputs[k], dev) for k in compiled.input_shapes]
+    outputs = _flatten(vm["main"](*args))
+    if check:
+        ok, reason = check_against_onnxruntime(compiled, outputs, rtol=protocol.rtol, inputs=inputs)
+        if not ok:
+            return Measurement.failed(reason, target=target, batch=compiled.batch)
+    for _ in range(protocol.warmup):
+        vm["main"](*args)
+    timer = vm.time_evaluator("main", dev, number=protocol.number, repeat=protocol.repeats)
+    samples = [s * 1e3 for s in timer(*args).results]
+    m = _summary(samples, protocol, backend="tvm-rpc", target=target, batch=compiled.batch, threads=threads)
+    return m
+
+
+def measure_onnx(onnx_path: str | Path, db: Any = None, target: Any = None, protocol: Protocol = Protocol(), *,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, threads: int | None = None,
+                 rpc: RpcTarget | None = None) -> Measurement:
+    """compile + measure; a build error is a failed `Measurement` too."""
+    target = target or host_target(threads)
+    try:
+        compiled = compile(onnx_path, db, target, input_shapes=input_shapes)
+    except ScheduleError:
+        raise
+    except Exception as exc:
+        shapes = input_shapes or {}
+        batch = int(next(iter(shapes.values()))[0]) if shapes else 1
+        return Measurement.failed(_reason("build error", exc), target=str(target), batch=batch)
+    return measure(compiled, protocol, threads=threads, rpc=rpc)
+
+
+def reference_onnxruntime(onnx_path: str | Path, protocol: Protocol = Protocol(), *, threads: int | None = None,
+                          input_shapes: Mapping[str, Sequence[int]] | None = None) -> Measurement:
+    """onnxruntime (CPU provider, all graph optimisations, `threads` intra-op threads) by `protocol`."""
+    import onnxruntime as ort
+
+    from schedules.frontend import onnx_input_shapes
+    from schedules.targets import host_threads
+
+    threads = threads or host_threads()
+    shapes = dict(input_shapes or onnx_input_shapes(onnx_path))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(protocol.seed)
+    feed = {k: rng.standard_normal(v).astype("float32") for k, v in shapes.items()}
+    batch = int(next(iter(shapes.values()))[0])
+    try:
+        samples = time_callable(lambda: sess.run(None, feed), protocol)
+    except TimeoutError as exc:
+        return Measurement.failed(f"timeout: {exc}", backend="onnxruntime", target="cpu", batch=batch)
+    return _summary(samples, protocol, backend="onnxruntime", target="cpu", batch=batch, threads=threads)
+
+
+def reference_torch(module: Any, input_shape: Sequence[int], protocol: Protocol = Protocol(), *,
+                    threads: int | None = None) -> Measurement:
+    """torch eager (inference mode, `threads` intra-op threads) by `protocol`."""
+    import torch
+
+    from schedules.targets import host_threads
+
+    threads = threads or host_threads()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        module = module.eval()
+        x = torch.from_numpy(np.random.default_rng(protocol.seed).standard_normal(tuple(input_shape)).astype("float32"))
+        with torch.inference_mode():
+            samples = time_callable(lambda: module(x), protocol)
+    except TimeoutError as exc:
+        return Measurement.failed(f"timeout: {exc}", backend="torch", target="cpu", batch=int(input_shape[0]))
+    finally:
+        torch.set_num_threads(previous)
+    return _summary(samples, protocol, backend="torch", target="cpu", batch=int(input_shape[0]), threads=threads)

@@ -1,0 +1,225 @@
+"""MetaSchedule tuning of the workloads a database has not seen, and the explicit space's search,
+both writing into one `TuningDatabase`.
+
+The builder: MetaSchedule's stock `LocalBuilder` starts a fresh worker pool for every batch, and each
+worker's first build imports ``tvm.s_tir.tensor_intrin``, which spends about 23 s registering the
+intrinsics of CUDA, ROCm, Hexagon, ARM and Metal (TVM-NOTES.md). Two builders avoid it:
+
+- ``"inprocess"`` (default): `InProcessBuilder` builds in the tuning process, where TVM is imported
+  once. A crash inside LLVM would take the tuning process with it (not seen here).
+- ``"local"``: the stock `LocalBuilder` (a build in a child process, killed on timeout), with the
+  foreign intrinsic modules replaced by empty placeholders in each worker.
+
+On a CUDA target the real intrinsic modules are kept (tensor-core schedules need them).
+
+Failures are data: every failed build or run (its error message) is appended to ``faults.jsonl``
+in the database directory and returned in `TuneReport.faults`; tuning goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from schedules.database import TuningDatabase
+from schedules.errors import ScheduleError
+from schedules.frontend import extract_tasks, workload_of_task
+from schedules.records import LayerWorkload
+
+__all__ = ["tune", "explicit_tune", "TuneReport", "Fault", "skip_foreign_intrinsics", "make_builder"]
+
+log = logging.getLogger(__name__)
+
+_FOREIGN_INTRINSICS = ("cuda", "rocm", "hexagon", "arm_cpu", "metal", "riscv_cpu")
+
+
+def skip_foreign_intrinsics() -> None:
+    """Empty placeholders for the tensor-intrinsic modules of other targets (CPU-only tuning)."""
+    for m in _FOREIGN_INTRINSICS:
+        sys.modules.setdefault(f"tvm.s_tir.tensor_intrin.{m}", types.ModuleType(f"tvm.s_tir.tensor_intrin.{m}"))
+
+
+def _is_gpu(target: Any) -> bool:
+    return str(target.kind.name) in ("cuda", "rocm", "vulkan", "metal", "opencl")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One failed candidate: the stage (build / run / check) and the reason TVM gave."""
+
+    workload: str
+    stage: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"workload": self.workload, "stage": self.stage, "reason": self.reason}
+
+
+@dataclass
+class TuneReport:
+    tuned: list[LayerWorkload] = field(default_factory=list)      # tuned by this call
+    reused: list[LayerWorkload] = field(default_factory=list)     # already in the database
+    trials: int = 0
+    seconds: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float:
+        """Fraction of the module's tasks found in the database before tuning."""
+        n = len(self.tuned) + len(self.reused)
+        return len(self.reused) / n if n else 1.0
+
+    @property
+    def seconds_per_trial(self) -> float:
+        return self.seconds / self.trials if self.trials else float("nan")
+
+
+def _make_inprocess_builder() -> Any:
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+
+    @derived_object
+    class InProcessBuilder(PyBuilder):
+        """Builds each candidate in this process (TVM and its intrinsics imported once)."""
+
+        def build(self, build_inputs):  # noqa: ANN001, ANN201 - MetaSchedule's signature
+            results = []
+            for inp in build_inputs:
+                try:
+                    rt_mod = default_build(inp.mod, inp.target, None)
+                    results.append(BuilderResult(default_export(rt_mod), None))
+                except Exception as exc:  # a candidate that does not build is data
+                    results.append(BuilderResult(None, f"InProcessBuilder: {type(exc).__name__}: {exc}"))
+            return results
+
+    return InProcessBuilder()
+
+
+def make_builder(kind: str, target: Any, timeout_s: float = 30.0) -> Any:
+    """A MetaSchedule builder by name: "inprocess" or "local" (see the module docstring)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if not _is_gpu(target):
+        skip_foreign_intrinsics()
+    if kind == "inprocess":
+        return _make_inprocess_builder()
+    if kind == "local":
+        init = None if _is_gpu(target) else skip_foreign_intrinsics
+        return ms.builder.LocalBuilder(initializer=init, timeout_sec=timeout_s)
+    raise ScheduleError(f"Unknown builder: {kind!r}; expected 'inprocess' or 'local'")
+
+
+def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class RecordFaults(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):  # noqa
+            new = []
+            for b, r in zip(builder_results, runner_results):
+                if b.error_msg:
+                    new.append(Fault(names[task_id], "build", str(b.error_msg)[-2000:]))
+                elif r.error_msg:
+                    new.append(Fault(names[task_id], "run", str(r.error_msg)[-2000:]))
+            if new:
+                sink.extend(new)
+                with open(path, "a", encoding="utf-8") as fh:
+                    for f in new:
+                        fh.write(json.dumps(f.to_dict()) + "\n")
+
+    return RecordFaults()
+
+
+def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16, trials_per_iter: int = 16,
+         builder: str | Any = "inprocess", runner: Any = None, run_timeout_s: float = 10.0, seed: int = 0,
+         kinds: Sequence[str] | None = None) -> TuneReport:
+    """Tune with MetaSchedule the tasks of `mod` that `db` has no working record of.
+
+    Evolutionary search with MetaSchedule's XGBoost cost model, `trials_per_task` measured candidates
+    per unseen task (at least 16: with fewer, some tasks get none). `kinds` restricts tuning to those
+    op kinds (default: every task, the fused elementwise ones included). Returns what was tuned, what
+    was reused, the trials, the wall time and the faults."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if trials_per_task < 1:
+        raise ScheduleError(f"trials_per_task must be >= 1, got {trials_per_task}")
+    report = TuneReport()
+    start = time.perf_counter()
+    todo = []
+    for task in extract_tasks(mod, target):
+        w = workload_of_task(task)
+        if db.is_tuned(w):
+            report.reused.append(w)
+        elif kinds is None or w.op_kind in kinds:
+            todo.append((task, w))
+    if not todo:
+        report.seconds = time.perf_counter() - start
+        return report
+    bld = make_builder(builder, target) if isinstance(builder, str) else builder
+    if runner is None:
+        runner = ms.runner.LocalRunner(timeout_sec=run_timeout_s)
+    work_dir = db.path / "ms_logs"
+    work_dir.mkdir(exist_ok=True)
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        [t for t, _ in todo], str(work_dir), num_threads=int(target.attrs.get("num-cores", 1)) or 1, seed=seed)
+    callbacks = ms.measure_callback.MeasureCallback.create("default") + [
+        _fault_callback([w.name for _, w in todo], report.faults, db.path / "faults.jsonl")]
+    before = len(db.ms)
+    ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
+                  max_trials_global=trials_per_task * len(todo), max_trials_per_task=trials_per_task,
+                  num_trials_per_iter=min(trials_per_iter, trials_per_task), builder=bld, runner=runner,
+                  database=db.ms, measure_callbacks=callbacks)
+    report.trials = len(db.ms) - before
+    db.refresh()
+    report.tuned = [w for _, w in todo]
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task: int = 16, seed: int = 0,
+                  space: Any = None, only_unseen: bool = True) -> TuneReport:
+    """Search the explicit `ScheduleConfig` space for each conv2d / dense task of `mod` and commit the
+    fastest correct schedule's trace to `db` as a tuning record (so `compile` uses it exactly like a
+    MetaSchedule record). Configs whose build fails or whose output differs from the unscheduled
+    function are faults with their reason."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    from schedules.explicit_compile import explicit_search
+    from schedules.explicit_space import ScheduleSpace
+
+    space = space or ScheduleSpace()
+    report = TuneReport()
+    start = time.perf_counter()
+    for task in extract_tasks(mod, target):
+        w = workload_of_task(task)
+        if w.op_kind not in ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense"):
+            continue
+        if only_unseen and db.is_tuned(w):
+            report.reused.append(w)
+            continue
+        task_mod = task.dispatched[0]
+        result = explicit_search(task_mod["main"], space, target, configs_per_task, seed=seed)
+        report.trials += result.tried
+        report.faults.extend(Fault(w.name, "explicit", f) for f in result.failures)
+        if result.config is None:
+            continue
+        workload = db.ms.commit_workload(task_mod)
+        db.ms.commit_tuning_record(ms.database.TuningRecord(
+            result.trace, workload, [result.ms / 1e3], target, ArgInfo.from_prim_func(task_mod["main"])))
+        report.tuned.append(w)
+    if report.faults:
+        with open(db.path / "faults.jsonl", "a", encoding="utf-8") as fh:
+            for f in report.faults:
+                fh.write(json.dumps(f.to_dict()) + "\n")
+    db.refresh()
+    report.seconds = time.perf_counter() - start
+    return report

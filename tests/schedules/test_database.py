@@ -1,0 +1,128 @@
+"""Tuning database: reuse across architectures (counted tasks), coverage, best records, damaged files.
+
+Real MetaSchedule tuning with tiny budgets (16 trials per task) on 1x3x16x16 models."""
+
+import json
+import shutil
+
+import pytest
+
+from schedules.database import TuningDatabase
+from schedules.errors import DatabaseCorrupted, ScheduleError
+from schedules.frontend import extract_workloads, import_onnx
+from schedules.measure import Protocol, compile, measure
+from schedules.tuner import tune
+
+
+@pytest.fixture(scope="module")
+def tuned(models, target, tmp_path_factory):
+    db = TuningDatabase(tmp_path_factory.mktemp("db"))
+    small, b = import_onnx(models["small"]), import_onnx(models["b"])
+    first = tune(small, db, target, trials_per_task=16, seed=0)
+    b_before = db.coverage(b, target)
+    second = tune(b, db, target, trials_per_task=16, seed=0)
+    third = tune(b, db, target, trials_per_task=16, seed=0)
+    return {"db": db, "first": first, "second": second, "third": third, "b_before": b_before,
+            "wb": extract_workloads(b, target), "ws": extract_workloads(small, target)}
+
+
+def test_second_architecture_tunes_only_unseen_workloads(tuned):
+    first, second, third = tuned["first"], tuned["second"], tuned["third"]
+    assert len(first.tuned) == 2 and not first.reused          # conv+relu, mean
+    assert first.trials >= 16 * 2 - 2
+    # net_b shares the first conv with net_small: 2 of its 3 tasks are tuned, 1 is reused
+    assert {w.op_kind for w in second.tuned} == {"conv2d", "elementwise"}
+    assert [w.input_shapes[0] for w in second.reused] == [(1, 3, 16, 16)]
+    assert second.hit_rate == pytest.approx(1 / 3)
+    assert third.trials == 0 and not third.tuned and third.hit_rate == 1.0
+
+
+def test_coverage_by_tasks_and_macs(tuned, models, target):
+    before, wb = tuned["b_before"], tuned["wb"]
+    conv1 = next(w for w in wb if w.op_kind == "conv2d" and w.input_shapes[0][1] == 3)
+    assert before.tasks_covered == 1 and before.tasks_total == 3
+    assert before.macs == pytest.approx(conv1.macs / sum(w.macs for w in wb))
+    assert len(before.uncovered) == 2
+    db = tuned["db"]
+    after = db.coverage(import_onnx(models["b"]), target)
+    assert after.tasks == 1.0 and after.macs == 1.0 and after.uncovered == ()
+    a = db.coverage(import_onnx(models["a"]), target)
+    assert 0 <= a.tasks < 1 and a.tasks_total == 5
+    with pytest.raises(ScheduleError, match="depend on the target"):
+        db.coverage(import_onnx(models["b"]))
+
+
+def test_best_record_per_workload(tuned):
+    db = tuned["db"]
+    best = db.best_records()
+    assert len(best) == len(db.covered()) == 4 == db.n_workloads
+    for w in tuned["wb"] + tuned["ws"]:
+        rec = db.lookup(w)
+        assert rec is not None and rec.records >= 1 and 0 < rec.run_ms < 1e3
+    # the best is the minimum over the stored records of that workload
+    lines = [json.loads(x) for x in db.record_file.read_text().splitlines()]
+    hashes = [json.loads(x)[0] for x in db.workload_file.read_text().splitlines()]
+    for h, rec in best.items():
+        times = [sum(r[1][1]) / len(r[1][1]) for r in lines if hashes[r[0]] == h and r[1][1][0] < 1e9]
+        assert rec.run_ms == pytest.approx(min(times) * 1e3) and rec.records == len(times)
+    assert db.lookup("12345") is None
+    reopened = TuningDatabase(db.path)
+    assert reopened.best_records() == best and len(reopened) == len(db)
+
+
+def test_tuned_module_compiles_checks_and_measures(tuned, models, target):
+    compiled = compile(models["b"], tuned["db"], target)
+    m = measure(compiled, Protocol(warmup=2, repeats=5))
+    assert m.ok, m.error
+    assert m.runs == 5 and m.median_ms > 0 and m.threads == int(target.attrs["num-cores"])
+    assert dict(m.versions)["apache-tvm"].startswith("0.27")
+
+
+def _copy(db, tmp_path):
+    dst = tmp_path / "copy"
+    dst.mkdir()
+    for f in (db.workload_file, db.record_file):
+        shutil.copy(f, dst / f.name)
+    return dst
+
+
+def test_torn_last_line_is_moved_aside_and_earlier_records_load(tuned, tmp_path, models, target):
+    d = _copy(tuned["db"], tmp_path)
+    rec = d / "database_tuning_record.json"
+    whole = rec.read_bytes()
+    n = whole.count(b"\n")
+    last_start = whole.rstrip(b"\n").rfind(b"\n") + 1
+    rec.write_bytes(whole[: last_start + 25])           # a write cut short in the last line
+    db = TuningDatabase(d)
+    assert len(db) == n - 1 and len(db.repairs) == 1
+    assert f"line {n}" in db.repairs[0] and "torn last line" in db.repairs[0]
+    aside = list(d.glob("database_tuning_record.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == whole[last_start: last_start + 25]
+    assert rec.read_bytes() == whole[:last_start]
+    # TVM's own loader accepts the trimmed file, and tuning appends to it cleanly
+    assert len(db.ms) == n - 1
+    assert compile(models["b"], db, target) is not None
+
+
+def test_corrupted_middle_line_names_file_and_line(tuned, tmp_path):
+    d = _copy(tuned["db"], tmp_path)
+    rec = d / "database_tuning_record.json"
+    lines = rec.read_text().splitlines(keepends=True)
+    lines[3] = lines[3][:40] + "#garbage#" + lines[3][40:]
+    rec.write_text("".join(lines))
+    with pytest.raises(DatabaseCorrupted, match=r"database_tuning_record.json, line 4: damaged") as info:
+        TuningDatabase(d)
+    assert info.value.line == 4 and info.value.path == str(rec)
+    assert rec.read_text() == "".join(lines)               # nothing changed without repair=True
+    db = TuningDatabase(d, repair=True)
+    assert len(db) == 3 and len(db.ms) == 3
+    aside = list(d.glob("database_tuning_record.json.damaged-*"))
+    assert aside and aside[0].read_text() == "".join(lines[3:])
+
+
+def test_record_pointing_past_the_workload_file_is_refused(tuned, tmp_path):
+    d = _copy(tuned["db"], tmp_path)
+    wl = d / "database_workload.json"
+    wl.write_text("".join(wl.read_text().splitlines(keepends=True)[:1]))   # keep only workload 0
+    with pytest.raises(DatabaseCorrupted, match="workload index 1 is not in the workload file"):
+        TuningDatabase(d)
