@@ -55,7 +55,8 @@ class MetaScheduleDB:
 
 def workload_from_args(name: str, args: list, structural_hash: str) -> LayerWorkload:
     """A `LayerWorkload` from a record's argument shapes ([["TENSOR", dtype, shape], ...]):
-    (data NCHW, weight OIHW, output NCHW) is a conv, (data, weight, output) of rank 2 a dense layer;
+    (data NCHW, weight OIHW, output NCHW) is a conv, (data, weight, output) with rank-2 data and
+    output and in x out weights (in any packed layout) a dense layer;
     anything else is "other" with bytes from the shapes and no MACs."""
     shapes, dtypes = [], []
     for a in args:
@@ -73,10 +74,13 @@ def workload_from_args(name: str, args: list, structural_hash: str) -> LayerWork
                             dtype=dtype)
         return LayerWorkload(**{**w.to_dict(), "structural_hash": structural_hash,
                                 "input_shapes": (data, weight), "output_shape": out})
-    if len(shapes) == 3 and all(len(s) == 2 for s in shapes):
+    if len(shapes) == 3 and len(shapes[0]) == 2 and len(shapes[2]) == 2 \
+            and math.prod(shapes[1]) == shapes[0][1] * shapes[2][1]:
+        # dense; the weight may arrive pre-packed (x86 topi packs it, e.g. (32, 64, 16, 4) for 256 x 512)
         data, weight, out = shapes
         w = dense_workload(name, data[0], data[1], out[1], bias=False, dtype=dtype)
-        return LayerWorkload(**{**w.to_dict(), "structural_hash": structural_hash})
+        return LayerWorkload(**{**w.to_dict(), "structural_hash": structural_hash,
+                                "input_shapes": (data, weight)})
     nbytes = sum(math.prod(s) for s in shapes) * 4
     return LayerWorkload(name=name, op_kind="other", input_shapes=tuple(shapes[:-1]), output_shape=shapes[-1] if shapes else (),
                          dtype=dtype, structural_hash=structural_hash, bytes=nbytes)

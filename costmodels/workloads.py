@@ -138,5 +138,6 @@ def layer_params(w: LayerWorkload, *, bias: bool = True) -> int:
         if len(w.input_shapes) < 2:
             raise CostModelError(f"{w.name}: a {w.op_kind} workload needs its weight shape as second input")
         weight = w.input_shapes[1]
-        return _prod(weight) + (int(weight[0]) if bias else 0)
+        out_channels = int(w.output_shape[1]) if len(w.output_shape) >= 2 else int(weight[0])
+        return _prod(weight) + (out_channels if bias else 0)
     return 0

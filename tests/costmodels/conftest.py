@@ -1,4 +1,4 @@
-"""Shared fixtures: one real MetaSchedule tuning (2 workloads x 16 measured traces) for the whole
+"""Shared fixtures: one real MetaSchedule tuning (2 workloads x 12 measured traces) for the whole
 session, made with the benchmark's own tuning function, and synthetic data with a known order."""
 
 from __future__ import annotations
@@ -7,6 +7,9 @@ import pytest
 
 from costmodels.datasets import NB201_DEFAULT_PATH
 
+#: Measured traces per workload in the session tuning (its cost is mostly the builder and runner start-up).
+TRIALS = 12
+
 
 @pytest.fixture(scope="session")
 def ms_work_dir(tmp_path_factory):
@@ -14,7 +17,7 @@ def ms_work_dir(tmp_path_factory):
     from benchmarks.cost_model_quality import QUICK_WORKLOADS, tune_workloads
 
     root = tmp_path_factory.mktemp("ms_tuning")
-    (db_dir,) = tune_workloads(root, QUICK_WORKLOADS, 16, seed=0, combined=True, log=lambda *_: None)
+    (db_dir,) = tune_workloads(root, QUICK_WORKLOADS, TRIALS, seed=0, combined=True, log=lambda *_: None)
     return db_dir
 
 
