@@ -44,69 +44,71 @@ def _nbytes(buf: Any) -> int:
     return n * np.dtype(str(buf.dtype)).itemsize
 
 
-def _main_block(func: Any) -> tuple[int, int, list[Any]] | None:
-    """(iterations, reduction axes, buffers read) of the reduction block with the most iterations."""
+def _shash(mod: Any) -> str:
+    """The structural hash as MetaSchedule's JSON database writes it (an unsigned 64-bit decimal)."""
+    import tvm_ffi
+
+    return str(int(tvm_ffi.structural_hash(mod)) % (1 << 64))
+
+
+def _main_block(func: Any) -> tuple[int, list[tuple[int, ...]]] | None:
+    """(iterations, shapes of the buffers read, in order) of the reduction block with the most
+    iterations, None when the function has no reduction."""
     import tvm
 
+    sch = tvm.s_tir.Schedule(func)
     best = None
-
-    def visit(node: Any) -> None:
-        nonlocal best
-        if not isinstance(node, tvm.tirx.SBlock):
-            return
-        ivs = list(node.iter_vars)
-        n_red = sum(1 for iv in ivs if int(iv.iter_type) == 2)  # CommReduce
-        if not ivs or n_red == 0:
-            return
+    for ref in sch.get_child_blocks(sch.get_sblock("root")):
+        block = sch.get(ref)
+        ivs = list(block.iter_vars)
+        if not any(int(iv.iter_type) == 2 for iv in ivs):  # 2: CommReduce
+            continue
         iters = 1
         for iv in ivs:
             iters *= int(iv.dom.extent)
         if best is None or iters > best[0]:
-            best = (iters, n_red, [r.buffer for r in node.reads])
-
-    tvm.tirx.stmt_functor.post_order_visit(func.body, visit)
+            best = (iters, [_shape(r.source) for r in block.reads])
     return best
 
 
 def workload_of_task(task: Any) -> LayerWorkload:
     """The `LayerWorkload` record of one MetaSchedule `ExtractedTask`."""
     import tvm
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
     mod = task.dispatched[0]
     func = mod["main"]
-    params = [func.buffer_map[p] for p in func.params if p in func.buffer_map]
+    params = list(ArgInfo.from_prim_func(func))  # TensorInfo(dtype, shape), parameters in order
     if not params:
         raise ScheduleError(f"task {task.task_name}: a PrimFunc without buffer parameters")
-    inputs, output = params[:-1], params[-1]
+    inputs, output = [_shape(p) for p in params[:-1]], _shape(params[-1])
     kernel, strides, groups, macs = (0, 0), (1, 1), 1, 0
     main = _main_block(func)
     if main is None:
         op_kind = "elementwise"
     else:
-        macs, _, reads = main
-        ranks = sorted(len(b.shape) for b in reads)
-        weights = [b for b in reads if len(b.shape) == 4 and b.name not in ("pad_temp",)]
-        data = [b for b in inputs if len(b.shape) == 4]
-        if len(reads) >= 2 and len(weights) >= 1 and len(data) >= 1 and len(output.shape) == 4 \
-                and any(b.same_as(weights[-1]) for b in inputs):
-            w, x, out = _shape(weights[-1]), _shape(data[0]), _shape(output)
+        macs, reads = main
+        data = [s for s in inputs if len(s) == 4]
+        # TOPI's conv2d / group / depthwise computes read (padded data, weight), in that order
+        if len(reads) >= 2 and len(reads[1]) == 4 and reads[1] in inputs and data and len(output) == 4:
+            w, x = reads[1], data[0]
             kernel = (w[2], w[3])
             groups = max(1, x[1] // max(1, w[1]))
-            strides = (max(1, round(x[2] / out[2])), max(1, round(x[3] / out[3])))
+            strides = (max(1, round(x[2] / output[2])), max(1, round(x[3] / output[3])))
             if groups > 1 and w[1] == 1:
                 op_kind = "depthwise_conv2d"
             elif kernel == (1, 1) and groups == 1:
                 op_kind = "pointwise_conv2d"
             else:
                 op_kind = "conv2d"
-        elif len(reads) >= 2 and ranks[:2] == [2, 2]:
+        elif len(reads) >= 2 and len(reads[0]) == 2 and len(reads[1]) == 2:
             op_kind = "dense"
         else:
             op_kind = "other"
     return LayerWorkload(
-        name=str(task.task_name), op_kind=op_kind, input_shapes=tuple(_shape(b) for b in inputs),
-        output_shape=_shape(output), dtype=str(output.dtype), structural_hash=str(tvm.ir.structural_hash(mod)),
-        count=max(1, int(task.weight)), macs=int(macs), bytes=sum(_nbytes(b) for b in params),
+        name=str(task.task_name), op_kind=op_kind, input_shapes=tuple(inputs), output_shape=output,
+        dtype=str(params[-1].dtype), structural_hash=_shash(mod),
+        count=max(1, int(task.weight)), macs=int(macs), bytes=sum(_nbytes(p) for p in params),
         kernel=kernel, strides=strides, groups=groups)
 
 
