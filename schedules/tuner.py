@@ -32,7 +32,7 @@ from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
 
-__all__ = ["tune", "explicit_tune", "TuneReport", "Fault", "skip_foreign_intrinsics", "make_builder"]
+__all__ = ["tune", "explicit_tune", "TuneReport", "TuneSettings", "Fault", "skip_foreign_intrinsics", "make_builder"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,35 @@ def skip_foreign_intrinsics() -> None:
 
 def _is_gpu(target: Any) -> bool:
     return str(target.kind.name) in ("cuda", "rocm", "vulkan", "metal", "opencl")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Search settings sized for tiny budgets (16 to 64 trials per task) on a small CPU.
+
+    MetaSchedule's defaults (population 512, 4 genetic iterations, XGBoost on every core) spend most
+    of a small budget searching and fitting rather than measuring; these keep the evolutionary search
+    and the XGBoost cost model, smaller."""
+
+    population_size: int = 128
+    genetic_num_iters: int = 2
+    init_min_unmeasured: int = 32
+    xgb_threads: int = 1
+    xgb_early_stopping_rounds: int = 20
+
+    def strategy(self) -> Any:
+        from tvm.s_tir import meta_schedule as ms
+
+        return ms.search_strategy.EvolutionarySearch(
+            population_size=self.population_size, genetic_num_iters=self.genetic_num_iters,
+            init_min_unmeasured=self.init_min_unmeasured)
+
+    def cost_model(self) -> Any:
+        from tvm.s_tir import meta_schedule as ms
+
+        return ms.cost_model.XGBModel(
+            config=ms.cost_model.xgb_model.XGBConfig(nthread=self.xgb_threads, tree_method="hist"),
+            early_stopping_rounds=self.xgb_early_stopping_rounds)
 
 
 @dataclass(frozen=True)
@@ -140,12 +169,14 @@ def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
 
 def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16, trials_per_iter: int = 16,
          builder: str | Any = "inprocess", runner: Any = None, run_timeout_s: float = 10.0, seed: int = 0,
-         kinds: Sequence[str] | None = None) -> TuneReport:
+         kinds: Sequence[str] | None = None, only: Sequence[str] | None = None,
+         settings: TuneSettings = TuneSettings()) -> TuneReport:
     """Tune with MetaSchedule the tasks of `mod` that `db` has no working record of.
 
     Evolutionary search with MetaSchedule's XGBoost cost model, `trials_per_task` measured candidates
     per unseen task (at least 16: with fewer, some tasks get none). `kinds` restricts tuning to those
-    op kinds (default: every task, the fused elementwise ones included). Returns what was tuned, what
+    op kinds (default: every task, the fused elementwise ones included) and `only` to the workloads
+    with those structural hashes (the others count neither as tuned nor as reused). Returns what was tuned, what
     was reused, the trials, the wall time and the faults."""
     from tvm.s_tir import meta_schedule as ms
 
@@ -158,7 +189,7 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
         w = workload_of_task(task)
         if db.is_tuned(w):
             report.reused.append(w)
-        elif kinds is None or w.op_kind in kinds:
+        elif (kinds is None or w.op_kind in kinds) and (only is None or w.structural_hash in only):
             todo.append((task, w))
     if not todo:
         report.seconds = time.perf_counter() - start
@@ -169,14 +200,15 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        [t for t, _ in todo], str(work_dir), num_threads=int(target.attrs.get("num-cores", 1)) or 1, seed=seed)
+        [t for t, _ in todo], str(work_dir), strategy=settings.strategy(),
+        num_threads=int(target.attrs.get("num-cores", 1)) or 1, seed=seed)
     callbacks = ms.measure_callback.MeasureCallback.create("default") + [
         _fault_callback([w.name for _, w in todo], report.faults, db.path / "faults.jsonl")]
     before = len(db.ms)
     ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
                   max_trials_global=trials_per_task * len(todo), max_trials_per_task=trials_per_task,
                   num_trials_per_iter=min(trials_per_iter, trials_per_task), builder=bld, runner=runner,
-                  database=db.ms, measure_callbacks=callbacks)
+                  database=db.ms, cost_model=settings.cost_model(), measure_callbacks=callbacks)
     report.trials = len(db.ms) - before
     db.refresh()
     report.tuned = [w for _, w in todo]
