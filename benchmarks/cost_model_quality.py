@@ -303,6 +303,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=None, help="measured schedules per workload (default 96; quick 16)")
     p.add_argument("--explicit-configs", type=int, default=None,
                    help="explicit-space configs measured per workload (default 40; quick 0: skipped)")
+    p.add_argument("--extra-db", type=Path, action="append", default=[],
+                   help="a further MetaSchedule / schedules TuningDatabase directory whose records join the "
+                        "schedule-level evaluation (repeatable)")
     p.add_argument("--n-train", type=int, default=None, help="training architectures (default 1000; quick 300)")
     p.add_argument("--n-test", type=int, default=None, help="held-out architectures (default 5000; quick 300)")
     p.add_argument("--device", default="gold_6226", help="NAS-Bench-201 latency column (lat_ms_<device>)")
@@ -330,6 +333,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     dirs = tune_workloads(args.work_dir, workloads, trials, seed=args.seed, combined=args.quick)
     tune_s = time.time() - t0
+    dirs = list(dirs) + list(args.extra_db)
     sched = schedule_level(dirs, seed=args.seed)
     sched_reg = schedule_level(dirs, objective="reg:squarederror", seed=args.seed)
     n_explicit = args.explicit_configs if args.explicit_configs is not None else (0 if args.quick else 40)

@@ -26,6 +26,7 @@ from costmodels.workloads import conv2d_workload, dense_workload, elementwise_wo
 __all__ = [
     "MetaScheduleDB",
     "read_metaschedule_db",
+    "best_known_ms",
     "workload_from_args",
     "NB201_DEFAULT_PATH",
     "NB201_DEVICES",
@@ -138,6 +139,18 @@ def read_metaschedule_db(work_dir: str | os.PathLike, *, names: Mapping[int, str
         median = secs[len(secs) // 2] if len(secs) % 2 else 0.5 * (secs[len(secs) // 2 - 1] + secs[len(secs) // 2])
         samples.append(ScheduleSample(made[wi], trace, median * 1e3))
     return MetaScheduleDB(tuple(samples), skipped, tuple(made[i] for i in sorted(made)))
+
+
+def best_known_ms(work_dir: str | os.PathLike) -> dict[str, float]:
+    """structural hash -> fastest measured ms of each workload in a MetaSchedule JSON database (the
+    schedules wing's `TuningDatabase` directory has the same layout): the `known_ms` that
+    `ArchLatencyModel` and `arch_features` take."""
+    db = read_metaschedule_db(work_dir)
+    best: dict[str, float] = {}
+    for s in db.samples:
+        h = s.workload.structural_hash
+        best[h] = min(best.get(h, math.inf), s.latency_ms)
+    return best
 
 
 # --------------------------------------------------------------------------------------------------

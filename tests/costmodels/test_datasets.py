@@ -30,6 +30,20 @@ def test_metaschedule_db_torn_tail_failed_runs_and_corrupt_lines(ms_work_dir, tm
         read_metaschedule_db(tmp_path)
 
 
+def test_best_known_ms_feeds_database_knowledge(ms_work_dir):
+    from costmodels import ARCH_FEATURES, arch_features
+    from costmodels.datasets import best_known_ms
+
+    db = read_metaschedule_db(ms_work_dir)
+    known = best_known_ms(ms_work_dir)
+    assert set(known) == {s.workload.structural_hash for s in db.samples}
+    for h, ms in known.items():
+        assert ms == min(s.latency_ms for s in db.samples if s.workload.structural_hash == h)
+    layers = list(db.workloads)
+    f = dict(zip(ARCH_FEATURES, arch_features(layers, known_ms=known)))
+    assert f["db_coverage_macs"] == 1.0 and f["db_log2_known_ms"] > 0
+
+
 def test_nb201_layers_by_hand():
     layers = nb201_layers(ALL3)
     convs = [w for w in layers if w.op_kind in ("conv2d", "pointwise_conv2d")]
