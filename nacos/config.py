@@ -62,7 +62,12 @@ class Budgets:
 class TuningConfig:
     """The inner loop: how much schedule search each unseen workload gets, and how latency is measured."""
 
-    trials_per_workload: int = 16
+    trials_per_workload: int = 8
+    #: explicit (the ScheduleConfig space: `trials_per_workload` sampled configs per workload, each built,
+    #: checked and timed: about a minute per new architecture here) or metaschedule (evolutionary
+    #: search + XGBoost cost model: better schedules, but its search costs tens of seconds per task
+    #: and iteration on this 2-core machine; use it with a larger time budget)
+    searcher: str = "explicit"
     database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
     screen_fraction: float = 0.5     # two-stage: share of proposed candidates the cost model lets through
     warmup: int = 5
@@ -79,6 +84,8 @@ class TuningConfig:
             raise ConfigError("tuning.warmup >= 0, tuning.repeats >= 1 and tuning.threads >= 0 are required")
         if not self.database:
             raise ConfigError("tuning.database: must name a directory")
+        if self.searcher not in ("metaschedule", "explicit"):
+            raise ConfigError(f"tuning.searcher: must be metaschedule or explicit, got {self.searcher!r}")
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class RunConfig:
     #: baseline only: "default-schedule" (TVM, one fixed schedule for every layer) or "onnxruntime"
     baseline_latency: str = "default-schedule"
     seed: int = 0
-    trials: int = 12                       # candidates evaluated (not counting screened-out ones)
+    trials: int = 6                        # candidates evaluated (rows in the results store)
     time_limit_s: float | None = None      # stop proposing after this many seconds
     target: str = "llvm"                   # llvm | cuda | rpc://HOST:PORT/KEY
     precision: str = "fp32"

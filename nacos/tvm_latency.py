@@ -129,10 +129,15 @@ class TunedLatency(_TVMBackend):
     def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult:
         from schedules.frontend import import_onnx
         from schedules.measure import compile
-        from schedules.tuner import tune
+        from schedules.tuner import explicit_tune, tune
 
-        report = tune(import_onnx(onnx_path), self.db, self.target,
-                      trials_per_task=self.cfg.tuning.trials_per_workload, runner=self._runner())
+        t = self.cfg.tuning
+        if t.searcher == "explicit":
+            report = explicit_tune(import_onnx(onnx_path), self.db, self.target, configs_per_task=t.trials_per_workload,
+                                   seed=self.cfg.seed)
+        else:
+            report = tune(import_onnx(onnx_path), self.db, self.target, trials_per_task=t.trials_per_workload,
+                          runner=self._runner(), seed=self.cfg.seed)
         result = self._measure(compile(onnx_path, self.db, self.target))
         return LatencyResult(result.ms, result.ok, result.reason,
                              {**result.details, "tuned_tasks": len(report.tuned), "reused_tasks": len(report.reused),

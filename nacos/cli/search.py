@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2},
+QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2, "searcher": "explicit"},
          "strategy": {"population": 2, "sample_size": 2}}
 
 
@@ -27,7 +27,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="search mode (config default: two-stage)")
     parser.add_argument("--strategy", choices=("aging", "nsga2", "random"), default=None,
                         help="search strategy (config default: aging)")
-    parser.add_argument("--trials", type=int, default=None, help="candidates to evaluate (config default: 12)")
+    parser.add_argument("--trials", type=int, default=None, help="candidates to evaluate (config default: 6)")
     parser.add_argument("--time-limit", type=float, default=None, help="stop proposing after SECONDS")
     parser.add_argument("--seed", type=int, default=None, help="seed of the strategy (config default: 0)")
     parser.add_argument("--target", default=None, help="llvm (this CPU), cuda, or rpc://HOST:PORT/KEY")
@@ -35,7 +35,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-budget", type=float, default=None,
                         help="hard (active) peak activation memory budget in MB")
     parser.add_argument("--trials-per-workload", type=int, default=None,
-                        help="schedule-search trials for each unseen workload (config default: 16)")
+                        help="schedule-search trials for each unseen workload (config default: 8)")
+    parser.add_argument("--searcher", choices=("explicit", "metaschedule"), default=None,
+                        help="two-stage schedule search (config default: explicit)")
     parser.add_argument("--database", default=None, help="shared tuning database directory")
     parser.add_argument("--quick", action="store_true", help="a tiny search: 3 candidates, 4 trials per workload")
     parser.add_argument("--dry-run", action="store_true", help="validate the settings, print the plan, run nothing")
@@ -53,7 +55,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out.update({k: v for k, v in flat.items() if v is not None})
     nested = {("strategy", "name"): args.strategy, ("budgets", "latency_ms"): args.latency_budget,
               ("budgets", "active_memory_budget_mb"): args.memory_budget,
-              ("tuning", "trials_per_workload"): args.trials_per_workload, ("tuning", "database"): args.database}
+              ("tuning", "trials_per_workload"): args.trials_per_workload, ("tuning", "database"): args.database,
+              ("tuning", "searcher"): args.searcher}
     for (section, key), value in nested.items():
         if value is not None:
             out = _deep_merge(out, {section: {key: value}})
