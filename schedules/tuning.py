@@ -19,12 +19,14 @@ returned in `TuneReport.failures`; tuning goes on with the next candidate.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import time
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from schedules.exceptions import ScheduleError
 from schedules.records import LayerWorkload
@@ -144,6 +146,22 @@ def _failure_recorder(names: Sequence[str], sink: list[Failure], counter: list[i
     return RecordFailures()
 
 
+@contextlib.contextmanager
+def _named_handlers_only() -> Iterator[None]:
+    """MetaSchedule rebuilds its loggers from a dictConfig naming the handlers already attached to
+    ``tvm.s_tir.meta_schedule``; an unnamed one (pytest's log capture, for one) breaks that config.
+    Detach the unnamed handlers while tuning and put them back after."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    unnamed = [h for h in logger.handlers if h.get_name() is None]
+    for h in unnamed:
+        logger.removeHandler(h)
+    try:
+        yield
+    finally:
+        for h in unnamed:
+            logger.addHandler(h)
+
+
 def tune(mod_or_tasks: Any, db: TuningDatabase, target: Any = "llvm", trials_per_workload: int = 16, *,
          trials_per_iter: int = 16, builder: str | Any = "local", runner: Any = None,
          build_timeout_s: float = 30.0, run_timeout_s: float = 10.0, build_func: Callable[..., Any] | None = None,
@@ -191,10 +209,12 @@ def tune(mod_or_tasks: Any, db: TuningDatabase, target: Any = "llvm", trials_per
             callbacks = ms.measure_callback.MeasureCallback.create("default") + [
                 _failure_recorder([t.workload.name for t in todo], report.failures, counter,
                                   db.path / "failures.jsonl")]
-            ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
-                          max_trials_global=trials_per_workload * len(todo), max_trials_per_task=trials_per_workload,
-                          num_trials_per_iter=min(trials_per_iter, trials_per_workload), builder=bld, runner=runner,
-                          database=msdb, cost_model="xgb", measure_callbacks=callbacks)
+            with _named_handlers_only():
+                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
+                              max_trials_global=trials_per_workload * len(todo),
+                              max_trials_per_task=trials_per_workload,
+                              num_trials_per_iter=min(trials_per_iter, trials_per_workload), builder=bld,
+                              runner=runner, database=msdb, cost_model="xgb", measure_callbacks=callbacks)
             report.trials = counter[0]
             report.tuned_tasks = [t.workload for t in todo]
     report.seconds = time.perf_counter() - start
