@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     from schedules.frontend import import_onnx
     from schedules.measure import Protocol, compile, measure, reference_onnxruntime, reference_torch
     from schedules.targets import host_target, host_threads
-    from schedules.tuner import explicit_tune, tune
+    from schedules.tuner import TuneReport, explicit_tune, tune
     from schedules.frontend import extract_workloads
 
     threads = host_threads()
@@ -159,7 +159,8 @@ def main(argv=None) -> int:
             ms_report = tune(mod, db, target, trials_per_task=args.trials_per_task, seed=args.seed,
                              kinds=None, only=keep)
         # Step 2. Explicit space on the remaining unseen conv / dense tasks.
-        ex_report = explicit_tune(mod, db, target, configs_per_task=args.explicit_configs, seed=args.seed)
+        ex_report = (explicit_tune(mod, db, target, configs_per_task=args.explicit_configs, seed=args.seed)
+                     if args.explicit_configs > 0 else TuneReport())
         tune_s = time.perf_counter() - t0
         cov = db.coverage(workloads)
         # Step 3. Measure: the references first (TVM's runtime threads keep spinning for a while
