@@ -106,7 +106,7 @@ def _table(rows) -> str:
     head = f"{'#':>2} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>8} {'tuned':>8} {'ort':>8} {'torch':>8} {'tvm/ort':>7} {'tune s':>7} {'GF/s':>6}"
     lines = [head]
     for r in rows:
-        f = lambda x: f"{x:8.3f}" if isinstance(x, (int, float)) and x is not None and math.isfinite(x) else f"{'-':>8}"  # noqa: E731
+        f = lambda x: f"{x:8.3f}" if isinstance(x, (int, float)) and x is not None and math.isfinite(x) else f"{'-':>8}"
         lines.append(f"{r['index']:>2} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} {f(r['tvm_untuned_ms'])} "
                      f"{f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
                      f"{(r['tvm_over_ort'] or float('nan')):7.2f} {r['tune_seconds']:7.1f} {(r['tuned_gflops'] or 0):6.2f}")
@@ -117,11 +117,16 @@ def main(argv=None) -> int:
     args = _parse(argv)
     from archspace import ArchSpace, build_network, export_onnx
     from schedules.database import TuningDatabase
-    from schedules.frontend import import_onnx
-    from schedules.measure import Protocol, compile, measure, reference_onnxruntime, reference_torch
+    from schedules.frontend import extract_workloads, import_onnx
+    from schedules.measure import (
+        Protocol,
+        compile,
+        measure,
+        reference_onnxruntime,
+        reference_torch,
+    )
     from schedules.targets import host_target, host_threads
     from schedules.tuner import TuneReport, explicit_tune, tune
-    from schedules.frontend import extract_workloads
 
     threads = host_threads()
     target = host_target(threads)
@@ -170,7 +175,7 @@ def main(argv=None) -> int:
         untuned = measure(compile(onnx_path, None, target), protocol)
         tuned = measure(compile(onnx_path, db, target), protocol)
         macs = sum(w.macs * w.count for w in workloads)
-        ok = lambda m: m.median_ms if m.ok else None  # noqa: E731
+        ok = lambda m: m.median_ms if m.ok else None
         row = {
             "index": i, "arch": arch.to_json(), "resolution": arch.resolution, "tasks": len(workloads),
             "new_tasks": len(unseen), "hit_rate": hit_rate, "macs": macs,

@@ -23,14 +23,15 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from schedules.errors import DatabaseCorrupted, ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["TuningDatabase", "BestRecord", "Coverage", "FAILED_RUN_SECS"]
+__all__ = ["FAILED_RUN_SECS", "BestRecord", "Coverage", "TuningDatabase"]
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ for misuse and for inputs the wing refuses (an unreadable model, a damaged datab
 
 from __future__ import annotations
 
-__all__ = ["ScheduleError", "DatabaseCorrupted"]
+__all__ = ["DatabaseCorrupted", "ScheduleError"]
 
 
 class ScheduleError(ValueError):

@@ -12,13 +12,14 @@ hash, how many times the module calls it, MACs and bytes moved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from schedules.errors import ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["import_onnx", "extract_workloads", "extract_tasks", "workload_of_task", "onnx_input_shapes"]
+__all__ = ["extract_tasks", "extract_workloads", "import_onnx", "onnx_input_shapes", "workload_of_task"]
 
 
 def onnx_input_shapes(path: str | Path, batch: int = 1) -> dict[str, tuple[int, ...]]:

@@ -16,9 +16,10 @@ A run is timed in this process: a run that never returns cannot be interrupted h
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,17 @@ from schedules.errors import ScheduleError
 from schedules.records import Measurement
 from schedules.targets import RpcTarget, host_target, versions
 
-__all__ = ["Protocol", "Compiled", "compile", "check_against_onnxruntime", "measure", "measure_onnx",
-           "reference_onnxruntime", "reference_torch", "set_tvm_threads"]
+__all__ = [
+    "Compiled",
+    "Protocol",
+    "check_against_onnxruntime",
+    "compile",
+    "measure",
+    "measure_onnx",
+    "reference_onnxruntime",
+    "reference_torch",
+    "set_tvm_threads",
+]
 
 
 @dataclass(frozen=True)
@@ -186,7 +196,7 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
 
     target = str(compiled.target)
     threads = threads or int(compiled.target.attrs.get("num-cores", 0) or 0) or 1
-    fail = lambda reason: Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)  # noqa: E731
+    fail = lambda reason: Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)
     inputs = compiled.random_inputs(protocol.seed)
     try:
         if rpc is not None:

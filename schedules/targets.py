@@ -14,7 +14,7 @@ from typing import Any
 
 from schedules.errors import ScheduleError
 
-__all__ = ["host_threads", "host_target", "cuda_available", "cuda_target", "RpcTarget", "target_str", "versions"]
+__all__ = ["RpcTarget", "cuda_available", "cuda_target", "host_target", "host_threads", "target_str", "versions"]
 
 
 def _affinity() -> int:

@@ -23,16 +23,17 @@ import logging
 import sys
 import time
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from schedules.database import TuningDatabase
 from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
 
-__all__ = ["tune", "explicit_tune", "TuneReport", "TuneSettings", "Fault", "skip_foreign_intrinsics", "make_builder"]
+__all__ = ["Fault", "TuneReport", "TuneSettings", "explicit_tune", "make_builder", "skip_foreign_intrinsics", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +113,16 @@ class TuneReport:
 def _make_inprocess_builder() -> Any:
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
-    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+    from tvm.s_tir.meta_schedule.builder.local_builder import (
+        default_build,
+        default_export,
+    )
 
     @derived_object
     class InProcessBuilder(PyBuilder):
         """Builds each candidate in this process (TVM and its intrinsics imported once)."""
 
-        def build(self, build_inputs):  # noqa: ANN001, ANN201 - MetaSchedule's signature
+        def build(self, build_inputs):
             results = []
             for inp in build_inputs:
                 try:
@@ -151,7 +155,7 @@ def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
 
     @derived_object
     class RecordFaults(PyMeasureCallback):
-        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):  # noqa
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
             new = []
             for b, r in zip(builder_results, runner_results):
                 if b.error_msg:
@@ -161,8 +165,7 @@ def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
             if new:
                 sink.extend(new)
                 with open(path, "a", encoding="utf-8") as fh:
-                    for f in new:
-                        fh.write(json.dumps(f.to_dict()) + "\n")
+                    fh.writelines(json.dumps(f.to_dict()) + "\n" for f in new)
 
     return RecordFaults()
 
@@ -250,8 +253,7 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
         report.tuned.append(w)
     if report.faults:
         with open(db.path / "faults.jsonl", "a", encoding="utf-8") as fh:
-            for f in report.faults:
-                fh.write(json.dumps(f.to_dict()) + "\n")
+            fh.writelines(json.dumps(f.to_dict()) + "\n" for f in report.faults)
     db.refresh()
     report.seconds = time.perf_counter() - start
     return report

@@ -10,9 +10,22 @@ from onnx import TensorProto, helper
 
 from schedules.database import TuningDatabase
 from schedules.frontend import import_onnx
-from schedules.measure import (Protocol, check_against_onnxruntime, compile, measure, measure_onnx,
-                               reference_onnxruntime, reference_torch)
-from schedules.targets import RpcTarget, cuda_available, cuda_target, host_target, host_threads
+from schedules.measure import (
+    Protocol,
+    check_against_onnxruntime,
+    compile,
+    measure,
+    measure_onnx,
+    reference_onnxruntime,
+    reference_torch,
+)
+from schedules.targets import (
+    RpcTarget,
+    cuda_available,
+    cuda_target,
+    host_target,
+    host_threads,
+)
 from schedules.tuner import tune
 
 P = Protocol(warmup=1, repeats=3)
