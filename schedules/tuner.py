@@ -18,12 +18,13 @@ in the database directory and returned in `TuneReport.faults`; tuning goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,22 @@ def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
     return RecordFaults()
 
 
+@contextlib.contextmanager
+def _named_handlers_only() -> Iterator[None]:
+    """MetaSchedule rebuilds its loggers from a dictConfig that names the handlers attached to
+    ``tvm.s_tir.meta_schedule``; an unnamed one (pytest's log capture, for one) breaks that config on
+    the second tuning in a process. Detach the unnamed handlers while tuning, put them back after."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    unnamed = [h for h in logger.handlers if h.get_name() is None]
+    for h in unnamed:
+        logger.removeHandler(h)
+    try:
+        yield
+    finally:
+        for h in unnamed:
+            logger.addHandler(h)
+
+
 def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16, trials_per_iter: int = 16,
          builder: str | Any = "inprocess", runner: Any = None, run_timeout_s: float = 10.0, seed: int = 0,
          kinds: Sequence[str] | None = None, only: Sequence[str] | None = None,
@@ -202,6 +219,16 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
         runner = ms.runner.LocalRunner(timeout_sec=run_timeout_s)
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
+    with _named_handlers_only():
+        _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report)
+    db.refresh()
+    report.tuned = [w for _, w in todo]
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report) -> None:
+    work_dir = db.path / "ms_logs"
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         [t for t, _ in todo], str(work_dir), strategy=settings.strategy(),
         num_threads=int(target.attrs.get("num-cores", 1)) or 1, seed=seed)
@@ -213,10 +240,6 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
                   num_trials_per_iter=min(trials_per_iter, trials_per_task), builder=bld, runner=runner,
                   database=db.ms, cost_model=settings.cost_model(), measure_callbacks=callbacks)
     report.trials = len(db.ms) - before
-    db.refresh()
-    report.tuned = [w for _, w in todo]
-    report.seconds = time.perf_counter() - start
-    return report
 
 
 def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task: int = 16, seed: int = 0,
