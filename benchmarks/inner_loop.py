@@ -1,18 +1,19 @@
-"""The inner loop over a stream of sampled architectures: tuned TVM against untuned TVM, onnxruntime
-and torch eager, with one tuning database shared by all of them.
+"""The inner loop over sampled architectures: one tuning database shared by all of them.
 
-    python -m benchmarks.inner_loop [--quick] [--archs 10] [--trials 16] [--out PATH] [--db DIR]
+For each architecture (sampled from `ArchSpace()` with seeds 0, 1, ...), in order:
+export ONNX (1x1xRxR), extract its workloads, look them up in the shared database (hit rate), tune
+the unseen ones (MetaSchedule on the `--tune-top` unseen tasks with the most MACs, `--trials-per-task`
+each; the explicit `ScheduleConfig` space, `--explicit-configs` configs each, on the remaining unseen
+conv / dense tasks; fused elementwise tasks without a record are left to TVM's default lowering),
+then measure untuned TVM, tuned TVM, onnxruntime and torch eager by one protocol and thread count.
+Achieved GFLOP/s (2 FLOPs per MAC) is set against this machine's measured peak (best of a few fp32
+matrix products through numpy's BLAS with the same threads).
 
-For each architecture (ArchSpace().sample(Random(seed)), seeds 0, 1, ...): export to ONNX, tune with
-MetaSchedule the workloads the database has not seen (`trials` per workload), then measure untuned
-TVM, tuned TVM (after the onnxruntime correctness gate), onnxruntime and torch eager by one protocol
-with the same thread count. A row is appended to the JSON after each architecture (atomic write); a
-rerun with the same arguments resumes after the last finished row, reusing the database.
+    python -m benchmarks.inner_loop            # full size: 10 architectures
+    python -m benchmarks.inner_loop --quick    # 2 architectures, smaller budgets (minutes)
 
-Top level: `geomean_tvm_over_ort` (tuned TVM / onnxruntime, geometric mean), `hit_rate_last` (share of
-the last architecture's tasks found in the database before tuning), `seconds_per_trial` (tuning wall
-time over trials, all rows), `peak_gflops` (numpy fp32 matmul on this machine), the command and machine.
-`--quick` (2 architectures, 1 trial per regular-conv workload, 5 repeats) is a smoke test.
+Rows are written after every architecture (atomic rewrite of the JSON); a rerun of the same command
+resumes after the last finished architecture, reusing the database in --work-dir.
 """
 
 from __future__ import annotations
@@ -20,121 +21,187 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
 
+CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
 
-def peak_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """Measured fp32 matmul throughput (numpy/BLAS, all cores): the machine's practical peak."""
+
+def measured_peak_gflops(threads: int, n: int = 1024, tries: int = 5) -> float:
+    """Best fp32 GFLOP/s of an n x n matrix product (numpy's BLAS) on `threads` threads."""
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # numpy's BLAS then uses its own default thread count
+        threadpool_limits = None
     a = np.random.default_rng(0).standard_normal((n, n)).astype("float32")
-    a @ a
+    b = a.T.copy()
     best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    ctx = threadpool_limits(threads) if threadpool_limits else None
+    try:
+        for _ in range(tries):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        if ctx is not None:
+            ctx.unregister() if hasattr(ctx, "unregister") else None
+    return 2.0 * n ** 3 / best / 1e9
 
 
-def summarize(rows: list[dict]) -> dict:
-    ratios = [r["tvm_tuned_ms"] / r["onnxruntime_ms"] for r in rows
-              if r.get("tvm_tuned_ms") and r.get("onnxruntime_ms")]
-    trials = sum(r["tuning_trials"] for r in rows)
-    secs = sum(r["tuning_seconds"] for r in rows)
-    return {
-        "geomean_tvm_over_ort": float(np.exp(np.mean(np.log(ratios)))) if ratios else None,
-        "hit_rate_last": rows[-1]["hit_rate"] if rows else None,
-        "seconds_per_trial": secs / trials if trials else None,
-    }
-
-
-def run_arch(seed: int, args, db, work: Path, threads: int) -> dict:
-    import torch
-
-    from archspace import ArchSpace
-    from archspace.export import export_onnx
-    from archspace.supernet import build_network
-    from schedules import extract_workloads, import_onnx, measure, reference_latency, tune
-    from schedules.measurement import compile as tvm_compile
-
-    space = ArchSpace()
-    arch = space.sample(random.Random(seed))
-    path = export_onnx(arch, work / f"arch{seed}.onnx", batch=1, seed=seed)
-    mod = import_onnx(path)
-    workloads = extract_workloads(mod, args.target_spec)
-    macs = sum(w.macs * w.count for w in workloads)
-    report = tune(mod, db, args.target_spec, args.trials, kinds=args.kinds, builder=args.builder, seed=seed)
-    proto = dict(warmup=args.warmup, repeats=args.repeats)
-    untuned = measure(tvm_compile(path, None, args.target_spec), **proto)
-    tuned = measure(tvm_compile(path, db, args.target_spec), **proto)
-    ort = reference_latency(path, "onnxruntime", threads, **proto)
-    torch.manual_seed(seed)
-    net = build_network(arch, space, 1, 10)
-    tor = reference_latency(path, "torch", threads, module=net, **proto)
-    ms_or_none = lambda m: m.median_ms if m.ok else None  # noqa: E731
-    return {
-        "seed": seed, "arch": arch.id, "resolution": arch.resolution, "tasks": len(workloads), "macs": macs,
-        "tvm_untuned_ms": ms_or_none(untuned), "tvm_tuned_ms": ms_or_none(tuned),
-        "onnxruntime_ms": ms_or_none(ort), "torch_ms": ms_or_none(tor),
-        "tvm_tuned_status": tuned.status if tuned.ok else f"failed: {tuned.error}",
-        "tvm_untuned_status": untuned.status if untuned.ok else f"failed: {untuned.error}",
-        "tuned_tasks": len(report.tuned_tasks), "reused_tasks": len(report.reused_tasks),
-        "hit_rate": report.hit_rate, "tuning_trials": report.trials, "tuning_seconds": report.seconds,
-        "tuning_failures": len(report.failures),
-        "coverage_tasks_macs": list(db.coverage(workloads)),
-        "tuned_gflops": 2 * macs / tuned.median_ms / 1e6 if tuned.ok else None,
-    }
-
-
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--archs", type=int, default=10)
-    p.add_argument("--trials", type=int, default=16, help="MetaSchedule trials per unseen workload")
-    p.add_argument("--repeats", type=int, default=30)
+def _parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 architectures, smaller budgets")
+    p.add_argument("--archs", type=int, default=None, help="architectures (default 10, quick 2)")
+    p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task")
+    p.add_argument("--tune-top", type=int, default=None,
+                   help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first (default 4, quick 1)")
+    p.add_argument("--explicit-configs", type=int, default=None,
+                   help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 2)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--threads", type=int, default=0, help="default: every core this process may use")
-    p.add_argument("--builder", default="local", choices=["local", "inprocess"])
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 30, quick 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/inner_loop"),
+                   help="tuning database and ONNX files (kept: a rerun resumes)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "inner_loop.json")
-    p.add_argument("--db", type=Path, default=None, help="tuning database (default: beside --out)")
     args = p.parse_args(argv)
-    args.kinds = None
-    if args.quick:
-        args.archs, args.trials, args.repeats, args.warmup, args.kinds = 2, 1, 5, 1, ("conv2d",)
-        args.builder = "inprocess"
-    from schedules import TuningDatabase, make_target
-    from schedules.target import host_cores
+    quick = args.quick
+    args.archs = args.archs if args.archs is not None else (2 if quick else 10)
+    args.tune_top = args.tune_top if args.tune_top is not None else (1 if quick else 4)
+    args.explicit_configs = args.explicit_configs if args.explicit_configs is not None else (2 if quick else 4)
+    args.repeats = args.repeats if args.repeats is not None else (10 if quick else 30)
+    return args
 
-    threads = args.threads or host_cores()
-    args.target_spec = make_target("llvm", threads)
-    db = TuningDatabase(args.db or args.out.with_suffix(".db"))
-    work = args.out.with_suffix(".onnx")
-    work.mkdir(parents=True, exist_ok=True)
-    settings = {"archs": args.archs, "trials_per_workload": args.trials, "repeats": args.repeats,
-                "warmup": args.warmup, "threads": threads, "builder": args.builder,
-                "kinds": list(args.kinds) if args.kinds else "all", "target": str(args.target_spec)}
-    old = read_json(args.out)
-    rows = old["rows"] if old and old.get("settings") == settings else []
-    payload = {"command": command_line(), "machine": machine(), "settings": settings,
-               "peak_gflops": old.get("peak_gflops") if rows else peak_gflops(), "rows": rows}
-    for seed in range(len(rows), args.archs):
+
+def _settings(args) -> dict[str, Any]:
+    return {"archs": args.archs, "trials_per_task": args.trials_per_task, "tune_top": args.tune_top,
+            "explicit_configs": args.explicit_configs, "warmup": args.warmup, "repeats": args.repeats,
+            "seed": args.seed}
+
+
+def _geomean(xs) -> float | None:
+    xs = [x for x in xs if x is not None and x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def _summarize(payload: dict[str, Any]) -> None:
+    rows = payload["rows"]
+    payload["geomean_tvm_over_ort"] = _geomean(r["tvm_over_ort"] for r in rows)
+    payload["geomean_untuned_over_ort"] = _geomean(
+        (r["tvm_untuned_ms"] / r["ort_ms"]) if r["tvm_untuned_ms"] and r["ort_ms"] else None for r in rows)
+    payload["hit_rate_last"] = rows[-1]["hit_rate"] if rows else None
+    trials = sum(r["ms_trials"] for r in rows)
+    secs = sum(r["ms_seconds"] for r in rows)
+    payload["seconds_per_trial"] = secs / trials if trials else None
+    payload["tuning_seconds_total"] = sum(r["tune_seconds"] for r in rows)
+    payload["complete"] = len(rows) >= payload["settings"]["archs"]
+
+
+def _table(rows) -> str:
+    head = f"{'#':>2} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>8} {'tuned':>8} {'ort':>8} {'torch':>8} {'tvm/ort':>7} {'tune s':>7} {'GF/s':>6}"
+    lines = [head]
+    for r in rows:
+        f = lambda x: f"{x:8.3f}" if isinstance(x, (int, float)) and x is not None and math.isfinite(x) else f"{'-':>8}"
+        lines.append(f"{r['index']:>2} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} {f(r['tvm_untuned_ms'])} "
+                     f"{f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
+                     f"{(r['tvm_over_ort'] or float('nan')):7.2f} {r['tune_seconds']:7.1f} {(r['tuned_gflops'] or 0):6.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    from archspace import ArchSpace, build_network, export_onnx
+    from schedules.database import TuningDatabase
+    from schedules.frontend import extract_workloads, import_onnx
+    from schedules.measure import (
+        Protocol,
+        compile,
+        measure,
+        reference_onnxruntime,
+        reference_torch,
+    )
+    from schedules.targets import host_target, host_threads
+    from schedules.tuner import TuneReport, explicit_tune, tune
+
+    threads = host_threads()
+    target = host_target(threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    db = TuningDatabase(args.work_dir / "db")
+    protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
+    previous = read_json(args.out)
+    settings = _settings(args)
+    if previous and previous.get("settings") == settings and previous.get("work_dir") == str(args.work_dir):
+        payload = previous
+        payload["command"] = command_line()
+    else:
+        payload = {"benchmark": "inner_loop", "command": command_line(), "settings": settings,
+                   "work_dir": str(args.work_dir), "target": str(target), "threads": threads,
+                   "machine": machine(), "peak_gflops": measured_peak_gflops(threads), "rows": []}
+    done = {r["index"] for r in payload["rows"]}
+    space = ArchSpace()
+    for i in range(args.archs):
+        arch = space.sample(random.Random(args.seed + i))
+        if i in done:
+            continue
+        onnx_path = export_onnx(arch, args.work_dir / f"arch{args.seed + i}.onnx", batch=1)
+        shape = (1, 1, arch.resolution, arch.resolution)
+        mod = import_onnx(onnx_path)
+        workloads = extract_workloads(mod, target)
+        unseen = db.unseen(workloads)
+        hit_rate = 1 - len(unseen) / len(workloads)
+        # Step 1. MetaSchedule on the largest unseen tasks.
         t0 = time.perf_counter()
-        row = run_arch(seed, args, db, work, threads)
-        row["wall_seconds"] = time.perf_counter() - t0
-        rows.append(row)
-        payload.update(summarize(rows), command=command_line())
+        top = sorted(unseen, key=lambda w: -w.macs * w.count)[: args.tune_top]
+        names = {w.name for w in top}
+        ms_report = None
+        if top:
+            keep = {w.structural_hash for w in top}
+            ms_report = tune(mod, db, target, trials_per_task=args.trials_per_task, seed=args.seed,
+                             kinds=None, only=keep)
+        # Step 2. Explicit space on the remaining unseen conv / dense tasks.
+        ex_report = (explicit_tune(mod, db, target, configs_per_task=args.explicit_configs, seed=args.seed)
+                     if args.explicit_configs > 0 else TuneReport())
+        tune_s = time.perf_counter() - t0
+        cov = db.coverage(workloads)
+        # Step 3. Measure: the references first (TVM's runtime threads keep spinning for a while
+        # after a run and would steal the cores torch's threads need).
+        ort = reference_onnxruntime(onnx_path, protocol, threads=threads)
+        torch_m = reference_torch(build_network(arch, space, 1, 10), shape, protocol, threads=threads)
+        untuned = measure(compile(onnx_path, None, target), protocol)
+        tuned = measure(compile(onnx_path, db, target), protocol)
+        macs = sum(w.macs * w.count for w in workloads)
+        ok = lambda m: m.median_ms if m.ok else None
+        row = {
+            "index": i, "arch": arch.to_json(), "resolution": arch.resolution, "tasks": len(workloads),
+            "new_tasks": len(unseen), "hit_rate": hit_rate, "macs": macs,
+            "ms_tuned_tasks": sorted(names), "ms_trials": ms_report.trials if ms_report else 0,
+            "ms_seconds": ms_report.seconds if ms_report else 0.0,
+            "explicit_tuned_tasks": len(ex_report.tuned), "explicit_configs_tried": ex_report.trials,
+            "faults": len(ex_report.faults) + (len(ms_report.faults) if ms_report else 0),
+            "tune_seconds": tune_s, "coverage_tasks": cov.tasks, "coverage_macs": cov.macs,
+            "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort), "torch_ms": ok(torch_m),
+            "tvm_tuned": tuned.to_dict(), "errors": {k: m.error for k, m in (("untuned", untuned), ("tuned", tuned),
+                                                                            ("ort", ort), ("torch", torch_m)) if not m.ok},
+            "tvm_over_ort": (tuned.median_ms / ort.median_ms) if tuned.ok and ort.ok else None,
+            "tuned_gflops": (2 * macs / (tuned.median_ms * 1e-3) / 1e9) if tuned.ok else None,
+        }
+        row["fraction_of_peak"] = row["tuned_gflops"] / payload["peak_gflops"] if row["tuned_gflops"] else None
+        payload["rows"].append(row)
+        _summarize(payload)
         write_json(args.out, payload)
-        print(f"arch {seed}: untuned {row['tvm_untuned_ms']} tuned {row['tvm_tuned_ms']} ort {row['onnxruntime_ms']} "
-              f"torch {row['torch_ms']} ms; hit rate {row['hit_rate']:.2f}; {row['tuning_trials']} trials in "
-              f"{row['tuning_seconds']:.0f} s", flush=True)
-    payload.update(summarize(rows))
+        print(_table(payload["rows"][-1:]) if len(payload["rows"]) > 1 else _table(payload["rows"]), flush=True)
+    _summarize(payload)
     write_json(args.out, payload)
-    return payload
+    print(_table(payload["rows"]))
+    print(f"geomean tuned TVM / onnxruntime: {payload['geomean_tvm_over_ort']}, hit rate of the last "
+          f"architecture: {payload['hit_rate_last']}, seconds per MetaSchedule trial: {payload['seconds_per_trial']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

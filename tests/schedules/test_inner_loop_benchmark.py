@@ -1,10 +1,10 @@
-"""`benchmarks/inner_loop.py --quick` end to end into a temporary directory, then a resumed rerun."""
+"""`benchmarks/inner_loop_reuse.py --quick` end to end into a temporary directory, then a resumed rerun."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import inner_loop
+from benchmarks import inner_loop_reuse as inner_loop
 from benchmarks.common import read_json
 
 
