@@ -16,9 +16,12 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def command_line() -> str:
     """The command that is running, as a user would retype it from the repository root."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(".py"):
-        module = Path(argv[0]).resolve().relative_to(Path(__file__).resolve().parent.parent).with_suffix("")
-        argv[0] = "-m " + ".".join(module.parts)
+    root = Path(__file__).resolve().parent.parent
+    script = Path(argv[0]).resolve() if argv else None
+    if script is not None and script.suffix == ".py" and script.is_relative_to(root):
+        argv[0] = "-m " + ".".join(script.relative_to(root).with_suffix("").parts)
+    elif script is not None:
+        argv[0] = script.name  # called from elsewhere (e.g. a test runner): keep only the program's name
     return "python " + " ".join(shlex.quote(a) if i else a for i, a in enumerate(argv))
 
 
