@@ -203,13 +203,13 @@ def tune(mod_or_tasks: Any, db: TuningDatabase, target: Any = "llvm", trials_per
                           else ms.runner.LocalRunner(timeout_sec=run_timeout_s))
             work_dir = db.path / "ms_logs"
             work_dir.mkdir(exist_ok=True)
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                [t.task for t in todo], str(work_dir), num_threads=max(1, spec.threads), seed=seed)
             counter = [0]
             callbacks = ms.measure_callback.MeasureCallback.create("default") + [
                 _failure_recorder([t.workload.name for t in todo], report.failures, counter,
                                   db.path / "failures.jsonl")]
-            with _named_handlers_only():
+            with _named_handlers_only():  # both calls below rebuild MetaSchedule's loggers
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    [t.task for t in todo], str(work_dir), num_threads=max(1, spec.threads), seed=seed)
                 ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
                               max_trials_global=trials_per_workload * len(todo),
                               max_trials_per_task=trials_per_workload,
