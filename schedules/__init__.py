@@ -4,7 +4,13 @@ Importing this package is cheap: the records are plain dataclasses, and every na
 resolved lazily (module `__getattr__`) on first use, so that `costmodels/` can read
 `schedules.records` without paying for ``import tvm``.
 
-    from schedules import import_onnx, extract_workloads, make_target, TuningDatabase, tune, compile, measure
+    from schedules import import_onnx, extract_workloads, host_target, TuningDatabase, tune, compile
+    from schedules.measure import measure      # the function; `schedules.measure` is its module
+
+Modules: `frontend` (ONNX -> Relax, workloads), `database` (the shared tuning database), `tuner`
+(MetaSchedule and explicit-space tuning of unseen workloads), `measure` (compile, the onnxruntime
+gate, the measurement protocol, references), `targets` (host CPU, CUDA, RPC), `explicit_space` /
+`explicit_apply` / `explicit_compile` (the project's own ScheduleConfig space), `records`, `errors`.
 """
 
 from __future__ import annotations
@@ -16,47 +22,34 @@ from schedules.records import LayerWorkload, Measurement, ScheduleConfig
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "ScheduleError": "schedules.exceptions",
-    "DatabaseCorruptError": "schedules.exceptions",
-    "DatabaseRepairWarning": "schedules.exceptions",
-    "import_onnx": "schedules.importer",
-    "onnx_input_shapes": "schedules.importer",
-    "extract_workloads": "schedules.workloads",
-    "extract_tasks": "schedules.workloads",
-    "WorkloadTask": "schedules.workloads",
-    "make_target": "schedules.target",
-    "TargetSpec": "schedules.target",
-    "RpcEndpoint": "schedules.target",
-    "has_cuda": "schedules.target",
-    "host_cpu": "schedules.target",
-    "host_cores": "schedules.target",
-    "TuningDatabase": "schedules.tuning_database",
-    "RecordSummary": "schedules.tuning_database",
-    "tune": "schedules.tuning",
-    "TuneReport": "schedules.tuning",
-    "Failure": "schedules.tuning",
-    "Compiled": "schedules.measurement",
-    "compile": "schedules.measurement",
-    "measure": "schedules.measurement",
-    "reference_latency": "schedules.measurement",
-    # The second implementation (schedules/{errors,frontend,database,tuner,measure,targets}.py, which
-    # nacos/ and benchmarks/inner_loop.py use): names that do not collide with the ones above.
-    # Colliding names (import_onnx, TuningDatabase, tune, compile, measure, ...) are reached through
-    # their modules, e.g. `from schedules.measure import compile`.
+    "ScheduleError": "schedules.errors",
     "DatabaseCorrupted": "schedules.errors",
+    "import_onnx": "schedules.frontend",
+    "onnx_input_shapes": "schedules.frontend",
+    "extract_workloads": "schedules.frontend",
+    "extract_tasks": "schedules.frontend",
+    "TuningDatabase": "schedules.database",
+    "tune": "schedules.tuner",
     "explicit_tune": "schedules.tuner",
+    "TuneReport": "schedules.tuner",
     "TuneSettings": "schedules.tuner",
     "Protocol": "schedules.measure",
+    "Compiled": "schedules.measure",
+    "compile": "schedules.measure",
     "measure_onnx": "schedules.measure",
     "reference_onnxruntime": "schedules.measure",
     "reference_torch": "schedules.measure",
     "host_target": "schedules.targets",
+    "host_threads": "schedules.targets",
+    "cuda_available": "schedules.targets",
     "cuda_target": "schedules.targets",
     "RpcTarget": "schedules.targets",
     "ScheduleSpace": "schedules.explicit_space",
     "GlobalPolicy": "schedules.explicit_space",
     "LayerShape": "schedules.explicit_space",
     "apply_config": "schedules.explicit_apply",
+    "schedule_module": "schedules.explicit_compile",
+    "explicit_search": "schedules.explicit_compile",
 }
 
 __all__ = ["LayerWorkload", "Measurement", "ScheduleConfig", *_LAZY]
