@@ -69,7 +69,11 @@ class TuningConfig:
     #: and iteration on this 2-core machine; use it with a larger time budget)
     searcher: str = "explicit"
     database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
-    screen_fraction: float = 0.5     # two-stage: share of proposed candidates the cost model lets through
+    #: two-stage: let the cost model (`nacos.screening`) skip the tuning of candidates that, even at the
+    #: optimistic end of their predicted latency interval, are over the latency budget or dominated
+    screening: bool = True
+    screen_min_samples: int = 5      # measured candidates before the model screens anything
+    screen_margin: float = 0.1       # the predicted low end is divided by (1 + margin) before comparing
     warmup: int = 5
     repeats: int = 30
     threads: int = 0                 # 0: every core of this machine
@@ -77,9 +81,9 @@ class TuningConfig:
     def __post_init__(self) -> None:
         if self.trials_per_workload < 1 or self.trials_per_workload > 100_000:
             raise ConfigError(f"tuning.trials_per_workload: must be in 1..100000, got {self.trials_per_workload}")
-        _finite("tuning.screen_fraction", self.screen_fraction)
-        if self.screen_fraction > 1:
-            raise ConfigError(f"tuning.screen_fraction: must be in (0, 1], got {self.screen_fraction}")
+        if self.screen_min_samples < 2 or self.screen_min_samples > 100_000:
+            raise ConfigError(f"tuning.screen_min_samples: must be in 2..100000, got {self.screen_min_samples}")
+        _finite("tuning.screen_margin", self.screen_margin, strict=False)
         if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
             raise ConfigError("tuning.warmup >= 0, tuning.repeats >= 1 and tuning.threads >= 0 are required")
         if not self.database:

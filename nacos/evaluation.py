@@ -67,7 +67,8 @@ class CandidateEvaluator:
 
     def __init__(self, cfg: RunConfig, artifacts_dir: Path, supernet: Any, dataset: Any,
                  latency: LatencyBackend, arch_of: Callable[[Any], Architecture] = lambda g: g,
-                 energy: Callable[[dict[str, Any]], dict[str, float]] | None = None) -> None:
+                 energy: Callable[[dict[str, Any]], dict[str, float]] | None = None,
+                 screen: Any = None) -> None:
         self.cfg = cfg
         self.artifacts_dir = Path(artifacts_dir)
         self.supernet = supernet
@@ -75,6 +76,8 @@ class CandidateEvaluator:
         self.latency_backend = latency
         self.arch_of = arch_of
         self.energy = energy
+        #: two-stage: a `nacos.screening.LatencyScreen` that may skip the tuning of a hopeless candidate
+        self.screen = screen
 
     def __call__(self, genome: Any) -> Evaluation:
         t0 = time.time()
@@ -115,6 +118,14 @@ class CandidateEvaluator:
                                          f"active budget {limit:g} MB")
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
+        # Step 3b. Two-stage: is this candidate worth its tuning? (the cost model screens)
+        if self.screen is not None:
+            decision = self.screen.check(arch, metrics)
+            metrics.update(decision.predicted)
+            if not decision.passed:
+                metrics["screened"] = True
+                metrics.update(budget_flags(cfg, metrics))
+                return "rejected", metrics, f"screened: {decision.reason}"
         # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides).
         lat = self.latency_backend.latency(genome, arch, onnx_path)
         metrics["latency_backend"] = self.latency_backend.name

@@ -113,7 +113,9 @@ def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
             for i, layer in enumerate(layers_of(r)):
                 layer_rows.append({"id": r["id"], "index": i, **layer})
     _write_table(out_dir / "layers", layer_rows)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "rejected", "failed", "screened")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "rejected", "failed")}
+    # two-stage: rejected rows the cost model screened out before tuning (a subset of "rejected")
+    counts["screened"] = sum(bool(r["metrics"].get("screened")) for r in rows)
     summary = {"title": title, "evaluated": len(rows), **counts,
                "objectives": [o.to_json() for o in objectives], "reference_point": ref, "hypervolume": hv,
                "front": [_flat(r) for r in front], "best_under_latency_budget": best,

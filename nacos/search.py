@@ -77,8 +77,35 @@ def build_search(cfg: RunConfig, run_dir: Path):
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
-                                   energy=_energy_fn(cfg))
+                                   energy=_energy_fn(cfg), screen=_screen(cfg, space, run))
     return run, strategy, evaluator, genome_space
+
+
+def _screen(cfg: RunConfig, space, run):
+    """Two-stage only: the cost-model screen, its history rebuilt from the rows already committed."""
+    if cfg.mode != "two-stage" or not cfg.tuning.screening:
+        return None
+    from nacos.screening import LatencyScreen
+
+    screen = LatencyScreen(space, _objectives(cfg), latency_budget_ms=cfg.budgets.latency_ms,
+                           min_samples=cfg.tuning.screen_min_samples, margin=cfg.tuning.screen_margin,
+                           batch=cfg.batch, seed=cfg.seed, model_dir=run.costmodel_dir / "arch_latency")
+    store = run.open_store(readonly=True) if run.store_path.exists() else None
+    if store is not None:
+        try:
+            for record in store.completed():
+                screen.observe_record(record, space.parse, lambda g: g)
+        finally:
+            store.close()
+    return screen
+
+
+def _observer(evaluator, genome_space, arch_of):
+    """The loop's `on_record`: each committed row teaches the screen (driver side, in commit order)."""
+    screen = getattr(evaluator, "screen", None)
+    if screen is None:
+        return None
+    return lambda record: screen.observe_record(record, genome_space.parse, arch_of)
 
 
 def _energy_fn(cfg: RunConfig):
@@ -102,10 +129,11 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
     """Run or resume the search of `cfg` in `run_dir`, then write its report. Returns the summary."""
     from nacos import loop
 
-    run, strategy, evaluator, _ = build_search(cfg, Path(run_dir))
+    run, strategy, evaluator, genome_space = build_search(cfg, Path(run_dir))
     store = run.open_store()
     try:
-        summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress)
+        summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress,
+                                  on_record=_observer(evaluator, genome_space, evaluator.arch_of))
     finally:
         store.close()
     report = report_run(run.root)

@@ -43,7 +43,9 @@ def test_yaml_and_toml_files_with_overrides(tmp_path):
     ({"space": {"kernel_sizes": [2]}}, "space: space.kernel_sizes"),
     ({"space": {"colours": [2]}}, "space: space: unknown key"),
     ({"target": "tpu"}, "target: must be llvm, cuda or rpc"),
-    ({"tuning": {"screen_fraction": 2}}, "tuning.screen_fraction"),
+    ({"tuning": {"screen_min_samples": 1}}, "tuning.screen_min_samples"),
+    ({"tuning": {"screen_margin": -0.5}}, "tuning.screen_margin"),
+    ({"tuning": {"screening": "yes"}}, "tuning.screening"),
     ({"tuning": {"trials_per_workload": True}}, "tuning.trials_per_workload: must be an integer"),
 ])
 def test_bad_configs_name_the_key(data, message):
