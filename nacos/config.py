@@ -129,8 +129,19 @@ class RunConfig:
     budgets: Budgets = field(default_factory=Budgets)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    #: where candidates are evaluated: local (this process), dask://HOST:PORT (a running Dask scheduler)
+    #: or dask://local:N (N worker processes on this machine); may change between reruns of a run
+    executor: str = "local"
+    #: candidates evaluated at once (proposal n waits for proposal n - parallel); changes what is
+    #: proposed, so it is fixed for the life of a run directory. Set it to about the number of workers.
+    parallel: int = 1
 
     def __post_init__(self) -> None:
+        from nacos.executors import parse_executor_url
+
+        parse_executor_url(self.executor)   # ConfigError naming `executor`
+        if self.parallel < 1 or self.parallel > 4096:
+            raise ConfigError(f"parallel: must be in 1..4096 candidates at once, got {self.parallel}")
         if self.mode not in MODES:
             raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
         if self.baseline_latency not in ("default-schedule", "onnxruntime"):
@@ -142,6 +153,10 @@ class RunConfig:
             raise ConfigError(f"batch: must be in 1..4096, got {self.batch}")
         if self.precision not in ("fp32", "int8"):
             raise ConfigError(f"precision: must be fp32 or int8, got {self.precision!r}")
+        if self.precision == "int8" and (self.mode, self.baseline_latency) != ("baseline", "onnxruntime"):
+            raise ConfigError("precision: int8 runs only with mode baseline and baseline_latency onnxruntime "
+                              "(TVM 0.27's Relax ONNX frontend cannot import quantized models: no "
+                              "DequantizeLinear / QLinearConv converter)")
         if not (self.target in ("llvm", "cuda") or self.target.startswith("rpc://")):
             raise ConfigError(f"target: must be llvm, cuda or rpc://HOST:PORT/KEY, got {self.target!r}")
         if not self.objectives:

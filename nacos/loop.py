@@ -5,17 +5,21 @@ object with `status` ok / rejected / failed, `metrics` and `reason`, such as
 `nacos.evaluation.Evaluation`, or a plain metrics mapping meaning ok), or raises, which records the
 candidate as failed with the exception as its reason. The loop:
 
-1. checks that the store was started by the same strategy (name, seed, objectives, settings): resuming
-   with another seed would silently break the promise below;
-2. replays the store's committed rows into the strategy in sequence order, and re-evaluates rows a
-   crash left unfinished (same sequence number, one more attempt), so nothing committed is lost and
-   nothing is counted twice;
-3. asks, records the candidate as ``running``, evaluates, commits the final row, and only then tells
-   the strategy; until the store holds `n_trials` final rows, the time limit passes, or the strategy
-   runs out of new candidates.
+1. checks that the store was started by the same strategy (name, seed, objectives, settings) and the
+   same `parallel`: resuming with another seed would silently break the promise below;
+2. replays the store's rows: each is asked again in sequence order (the strategy must propose the
+   stored genome) and its committed result told; rows a crash left unfinished are evaluated again
+   (same sequence number, one more attempt), so nothing committed is lost and nothing counted twice;
+3. asks, records the candidate as ``running`` and submits it to the executor, keeping up to
+   `parallel` candidates in flight; the oldest is committed first, then told, so proposal n is asked
+   once proposals 0 .. n - parallel are told, whichever executor ran them and whenever they finished;
+   until the store holds `n_trials` final rows, the time limit passes, or the strategy runs out.
 
-With a deterministic evaluation, a run killed at any moment and rerun proposes exactly the candidates
-an uninterrupted run proposes (the strategy's state is a function of its seed and told history).
+The driver (this function) alone writes the store; executors (`nacos.executors`: in this process, or
+on Dask workers) only evaluate. With a deterministic evaluation, a run killed at any moment and rerun
+proposes exactly the candidates an uninterrupted run with the same `parallel` proposes (the strategy's
+state is a function of its seed and told history, and the window fixes when each ask happens), on any
+executor.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nacos.errors import NacosError
+from nacos.executors import Executor, Pending, make_executor
 from nacos.pareto import pareto_front
 from nacos.store import CandidateRecord, ResultsStore
 from nacos.strategies.base import SearchExhausted, Strategy
@@ -35,6 +41,7 @@ from nacos.strategies.base import SearchExhausted, Strategy
 __all__ = ["SearchSummary", "front_records", "objective_values", "run_search"]
 
 _FINGERPRINT_KEY = "strategy"
+_PARALLEL_KEY = "parallel"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class SearchSummary:
     stopped_by: str                     # trials | time_limit | exhausted
     seconds: float
     front: tuple[int, ...] = field(default=())   # seqs of the feasible Pareto front
+    executor: str = "local"             # where the evaluations ran
+    parallel: int = 1                   # candidates evaluated at once (the window)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "front": list(self.front)}
@@ -84,22 +93,6 @@ def front_records(records: list[CandidateRecord], strategy: Strategy) -> list[Ca
     return [rows[i] for i in pareto_front(points, [o.sense for o in strategy.objectives])]
 
 
-def _evaluate(evaluate: Callable[[Any], Any], genome: Any) -> tuple[str, dict[str, Any], str, float]:
-    t0 = time.time()
-    try:
-        result = evaluate(genome)
-    except Exception as exc:  # noqa: BLE001  (a failing candidate is data, not the end of the search)
-        return "failed", {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0
-    seconds = time.time() - t0
-    if isinstance(result, Mapping):
-        return "ok", dict(result), "", seconds
-    status = getattr(result, "status", None)
-    if status not in ("ok", "rejected", "failed"):
-        return "failed", {}, f"evaluate returned {type(result).__name__} with status {status!r}", seconds
-    return status, dict(getattr(result, "metrics", {}) or {}), str(getattr(result, "reason", "") or ""), \
-        float(getattr(result, "seconds", 0.0) or seconds)
-
-
 def _tell(strategy: Strategy, genome: Any, record: CandidateRecord) -> None:
     values, _ = objective_values(strategy, record.status, record.metrics)
     strategy.tell(genome, values, record.status == "ok")
@@ -121,77 +114,152 @@ def _check_fingerprint(strategy: Strategy, store: ResultsStore) -> None:
                          f"rerun with the original settings or use a new run directory")
 
 
+@dataclass
+class _Slot:
+    """One asked candidate in the window: a stored final row being replayed, or an evaluation under way."""
+
+    seq: int
+    genome: Any
+    record: CandidateRecord | None = None
+    pending: Pending | None = None
+
+
 def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: ResultsStore, n_trials: int,
                time_limit: float | None = None, progress: bool = True,
-               on_record: Callable[[CandidateRecord], None] | None = None) -> SearchSummary:
+               on_record: Callable[[CandidateRecord], None] | None = None,
+               executor: str | Executor | None = None, parallel: int = 1) -> SearchSummary:
     """Run (or resume) a search until `store` holds `n_trials` final rows.
 
-    `time_limit` (seconds, this call only) stops proposing new candidates once passed; the one being
-    evaluated finishes. `on_record` is called with each committed row (for logs and live reports).
+    `time_limit` (seconds, this call only) stops proposing new candidates once passed; the ones being
+    evaluated finish. `on_record` is called with each committed row (for logs and live reports).
+    `executor` runs the evaluations (a URL for `nacos.executors.make_executor`, or an `Executor`, which
+    is then left open; default: in this process). `parallel` is the window: proposal n is asked once
+    proposal n - parallel is committed and told, so up to `parallel` candidates are evaluated at once;
+    it changes what is proposed and must stay the same for the life of a store.
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
         raise NacosError(f"n_trials: must be an int >= 0, got {n_trials!r}")
     if time_limit is not None and not (time_limit > 0):
         raise NacosError(f"time_limit: must be > 0 seconds, got {time_limit!r}")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel <= 4096:
+        raise NacosError(f"parallel: must be an int in 1..4096, got {parallel!r}")
     if strategy.history:
         raise NacosError("run_search needs a fresh strategy: its state is rebuilt from the store")
     t0 = time.monotonic()
-    space = strategy.space
 
     # Step 1. Same search as the one that started this store?
     _check_fingerprint(strategy, store)
+    _check_parallel(store, parallel)
 
-    # Step 2. Replay committed rows; evaluate again the ones a crash left unfinished, in sequence order.
+    # Step 2. Rows a crash left running go back to pending; the stored rows are replayed below.
     requeued = store.requeue()
+    stored = store.records()
     replayed = evaluated = 0
+    owned = not isinstance(executor, Executor)
+    ex = make_executor(executor)
+    window: deque[_Slot] = deque()
     bar = _progress_bar(progress, n_trials, store)
+    described = ex.url
     try:
-        for record in store.records():
-            genome = space.parse(record.genome)
-            if genome.id != record.id:
-                raise NacosError(f"{store.path}: row {record.seq}: genome id {genome.id} does not match the stored "
-                                 f"id {record.id} (was the space changed?)")
-            if record.final:
-                _tell(strategy, genome, record)
+        ex.start()
+        described = ex.describe()
+        i = 0
+        asking = True
+        stopped_by = "trials"
+        while True:
+            # Step 3. Fill the window. Stored rows come first, asked again in their original order (so
+            # the strategy's state is rebuilt exactly, outstanding asks included) and checked against
+            # the store; unfinished ones are evaluated again under the same sequence number.
+            while len(window) < parallel and (i < len(stored) or asking):
+                if i < len(stored):
+                    record = stored[i]
+                    i += 1
+                    genome = _ask_again(strategy, store, record)
+                    if record.final:
+                        window.append(_Slot(record.seq, genome, record=record))
+                    else:
+                        store.start(record.seq)
+                        window.append(_Slot(record.seq, genome, pending=ex.submit(evaluate, genome)))
+                    continue
+                if store.n_completed() + sum(s.record is None for s in window) >= n_trials:
+                    asking = False
+                elif time_limit is not None and time.monotonic() - t0 >= time_limit:
+                    asking, stopped_by = False, "time_limit"
+                else:
+                    try:
+                        genome = strategy.ask()
+                    except SearchExhausted:
+                        asking, stopped_by = False, "exhausted"
+                        continue
+                    seq = store.add(genome.id, genome.to_json(), status="running")
+                    window.append(_Slot(seq, genome, pending=ex.submit(evaluate, genome)))
+            if not window:
+                break
+            # Step 4. The oldest proposal is committed (the driver alone writes the store, in proposal
+            # order, so that a resume replays the same sequence), then told.
+            slot = window.popleft()
+            if slot.record is not None:
+                _tell(strategy, slot.genome, slot.record)
                 replayed += 1
                 continue
-            store.start(record.seq)
-            record = _commit(store, strategy, record.seq, evaluate, genome)
+            assert slot.pending is not None
+            record = _commit(store, strategy, slot.seq, slot.pending.result())
             evaluated += 1
-            _tell(strategy, genome, record)
-            _after(bar, record, on_record)
-
-        # Step 3. The search proper: ask, mark running, evaluate, commit, tell.
-        stopped_by = "trials"
-        while store.n_completed() < n_trials:
-            if time_limit is not None and time.monotonic() - t0 >= time_limit:
-                stopped_by = "time_limit"
-                break
-            try:
-                genome = strategy.ask()
-            except SearchExhausted:
-                stopped_by = "exhausted"
-                break
-            seq = store.add(genome.id, genome.to_json(), status="running")
-            record = _commit(store, strategy, seq, evaluate, genome)
-            evaluated += 1
-            _tell(strategy, genome, record)
+            _tell(strategy, slot.genome, record)
             _after(bar, record, on_record)
     finally:
+        for slot in window:          # stopping early: their rows stay unfinished and are requeued on resume
+            if slot.pending is not None:
+                slot.pending.cancel()
         if bar is not None:
             bar.close()
+        if owned:
+            ex.close()
 
     counts = store.counts()
     front = front_records(store.completed(), strategy)
     return SearchSummary(completed=counts["ok"] + counts["rejected"] + counts["failed"], ok=counts["ok"],
                          rejected=counts["rejected"], failed=counts["failed"], evaluated_now=evaluated,
                          replayed=replayed, requeued=requeued, stopped_by=stopped_by,
-                         seconds=time.monotonic() - t0, front=tuple(r.seq for r in front))
+                         seconds=time.monotonic() - t0, front=tuple(r.seq for r in front),
+                         executor=described, parallel=parallel)
 
 
-def _commit(store: ResultsStore, strategy: Strategy, seq: int, evaluate: Callable[[Any], Any],
-            genome: Any) -> CandidateRecord:
-    status, metrics, reason, seconds = _evaluate(evaluate, genome)
+def _ask_again(strategy: Strategy, store: ResultsStore, record: CandidateRecord) -> Any:
+    """The strategy's next proposal, which must be the stored row `record` (a resumed run re-asks)."""
+    genome = strategy.space.parse(record.genome)
+    if genome.id != record.id:
+        raise NacosError(f"{store.path}: row {record.seq}: genome id {genome.id} does not match the stored "
+                         f"id {record.id} (was the space changed?)")
+    try:
+        asked = strategy.ask()
+    except SearchExhausted as exc:
+        raise NacosError(f"{store.path}: row {record.seq}: the strategy proposes nothing more where the store "
+                         f"holds {record.id}; the store was written by another version of the strategy") from exc
+    if asked.id != record.id:
+        raise NacosError(f"{store.path}: row {record.seq}: the strategy now proposes {asked.id} where the store "
+                         f"holds {record.id}; the store was written by another version of the strategy or "
+                         f"space, or with another `parallel`; use a new run directory")
+    return asked
+
+
+def _check_parallel(store: ResultsStore, parallel: int) -> None:
+    stored = store.get_meta(_PARALLEL_KEY)
+    if stored is None:
+        if store.records():
+            stored = 1       # written before the window existed: one candidate at a time
+        else:
+            store.set_meta(_PARALLEL_KEY, parallel)
+            return
+    if stored != parallel:
+        raise NacosError(f"{store.path}: this run was started with parallel={stored} (candidates evaluated at "
+                         f"once), now {parallel}; it changes what is proposed: rerun with parallel={stored} or "
+                         f"use a new run directory")
+
+
+def _commit(store: ResultsStore, strategy: Strategy, seq: int,
+            row: tuple[str, dict[str, Any], str, float]) -> CandidateRecord:
+    status, metrics, reason, seconds = row
     if status == "ok":
         # An "ok" without its objectives cannot be ranked: record it as failed, saying what is missing.
         values, why = objective_values(strategy, status, metrics)

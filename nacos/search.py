@@ -26,7 +26,7 @@ from nacos.errors import ConfigError, NacosError
 __all__ = ["run_search", "build_search", "report_run"]
 
 
-_EXTENDABLE = ("trials", "time_limit_s")
+_EXTENDABLE = ("trials", "time_limit_s", "executor")   # may change between reruns; `parallel` may not
 
 
 def _strategy_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def build_search(cfg: RunConfig, run_dir: Path):
     saved = run.config_path
     current = cfg.to_dict()
     if saved.exists():
-        previous = json.loads(saved.read_text())
+        previous = {"parallel": 1, **json.loads(saved.read_text())}   # runs from before `parallel`: 1
         # trials and the time limit may grow between reruns: they do not change what is proposed
         diff = sorted(k for k in set(previous) | set(current)
                       if k not in _EXTENDABLE and previous.get(k) != current.get(k))
@@ -133,7 +133,8 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
     store = run.open_store()
     try:
         summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress,
-                                  on_record=_observer(evaluator, genome_space, evaluator.arch_of))
+                                  on_record=_observer(evaluator, genome_space, evaluator.arch_of),
+                                  executor=cfg.executor, parallel=cfg.parallel)
     finally:
         store.close()
     report = report_run(run.root)

@@ -39,6 +39,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--searcher", choices=("explicit", "metaschedule"), default=None,
                         help="two-stage schedule search (config default: explicit)")
     parser.add_argument("--database", default=None, help="shared tuning database directory")
+    parser.add_argument("--executor", default=None, metavar="URL",
+                        help="where candidates are evaluated: local (this process), dask://HOST:PORT (workers of "
+                             "a running Dask scheduler, see docs/scale-out.md) or dask://local:N (N worker "
+                             "processes on this machine, started and stopped with the run); the driver alone "
+                             "writes the results store; may change between reruns (config default: local)")
+    parser.add_argument("--parallel", type=int, default=None, metavar="N",
+                        help="candidates evaluated at once, about the number of workers; it changes what is "
+                             "proposed, so a run directory keeps the value it started with (config default: 1)")
     parser.add_argument("--quick", action="store_true", help="a tiny search: 3 candidates, 4 trials per workload")
     parser.add_argument("--dry-run", action="store_true", help="validate the settings, print the plan, run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -51,7 +59,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     out: dict[str, Any] = dict(json.loads(json.dumps(QUICK))) if args.quick else {}
     flat = {"mode": args.mode, "trials": args.trials, "time_limit_s": args.time_limit, "seed": args.seed,
-            "target": args.target}
+            "target": args.target, "executor": args.executor, "parallel": args.parallel}
     out.update({k: v for k, v in flat.items() if v is not None})
     nested = {("strategy", "name"): args.strategy, ("budgets", "latency_ms"): args.latency_budget,
               ("budgets", "active_memory_budget_mb"): args.memory_budget,
@@ -66,7 +74,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def plan(cfg, run_dir: Path) -> dict[str, Any]:
     """What the run will do, for --dry-run and the start of the log."""
     return {"run_dir": str(run_dir), "mode": cfg.mode, "strategy": cfg.strategy.name, "trials": cfg.trials,
-            "time_limit_s": cfg.time_limit_s, "target": cfg.target, "objectives": list(cfg.objectives),
+            "time_limit_s": cfg.time_limit_s, "target": cfg.target, "executor": cfg.executor,
+            "parallel": cfg.parallel, "objectives": list(cfg.objectives),
             "hard_budgets": {"latency_ms": cfg.budgets.latency_ms,
                              "active_memory_budget_mb": cfg.budgets.active_memory_budget_mb},
             "soft_budgets": {"memory_budgets_mb": list(cfg.budgets.memory_budgets_mb),
@@ -88,15 +97,19 @@ def run(args: argparse.Namespace) -> int:
                   f"{f', at most {cfg.time_limit_s:g} s' if cfg.time_limit_s else ''}, target {cfg.target}, "
                   f"{cfg.tuning.trials_per_workload} trials per unseen workload, database {cfg.tuning.database}")
             print(f"      hard budgets {the_plan['hard_budgets']}, objectives {list(cfg.objectives)}")
+            print(f"      executor {cfg.executor}, {cfg.parallel} candidate(s) at once")
             print(f"      run directory {args.run_dir} (nothing written: dry run)")
         return 0
     from nacos.search import run_search
 
+    if cfg.executor != "local" and cfg.parallel == 1:
+        print(f"nacos search: note: executor {cfg.executor} with parallel 1 evaluates one candidate at a time; "
+              f"set --parallel to about the number of workers (fixed for the run directory)", file=sys.stderr)
     summary = run_search(cfg, args.run_dir, progress=not args.quiet and not args.json)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(f"{summary['evaluated']} candidates in {args.run_dir}: {summary['ok']} ok, {summary['rejected']} "
               f"rejected, {summary['failed']} failed; front of {len(summary['front'])}; report in "
-              f"{summary['report_dir']}", file=sys.stdout)
+              f"{summary['report_dir']}; evaluated on {summary['executor']}", file=sys.stdout)
     return 0

@@ -1,0 +1,354 @@
+"""Where candidates are evaluated: in this process (`LocalExecutor`, the default) or on the workers of a
+Dask cluster (`DaskExecutor`). The search driver alone asks, commits and tells (`nacos.loop`); an
+executor only runs `evaluate(genome)` somewhere and hands back what it returned.
+
+An executor is named by a URL (`make_executor`, the run config's ``executor`` key, ``--executor``):
+
+- ``local``: evaluate in the driver's process, one candidate at a time (the behaviour before executors);
+- ``dask://HOST:PORT``: connect to a running Dask scheduler (``dask scheduler`` / ``dask worker``, see
+  docs/scale-out.md); the cluster is left running at the end;
+- ``dask://local:N``: start a `distributed.LocalCluster` of N worker processes with one thread each on
+  this machine, bound to 127.0.0.1, and shut it down at the end.
+
+Contract of `Executor`:
+
+- ``submit(evaluate, genome)`` starts one evaluation and returns a `Pending` whose ``result()`` blocks
+  and returns ``(status, metrics, reason, seconds)``, the row to commit (`evaluate_one`'s form). A
+  candidate whose evaluation raised is ``failed`` with the exception as its reason; so is one whose
+  evaluation killed more workers than the cluster allows (Dask's ``KilledWorker``). A fault of the
+  cluster itself (scheduler gone, evaluator that cannot be serialised) raises `ExecutorError`.
+- Results come back to the driver; workers never write the results store.
+- `LocalExecutor` evaluates at ``submit`` time, so that an evaluator with driver-side state (the
+  two-stage latency screen learns from every committed row) sees the same state, the one at the time
+  the candidate was asked, whichever executor runs it. `DaskExecutor` serialises the evaluator at
+  ``submit`` time for the same reason.
+- Thread safety: none; one driver thread submits and collects.
+
+Why Dask and not Ray (docs/scale-out.md has the longer story): the workload is a few hundred coarse,
+independent, seconds-to-minutes tasks whose results go back to one driver; Dask distributed is pure
+Python wheels (a few MB, installs in seconds here), already reschedules the task of a worker that died
+(``allowed_failures``) and its nanny restarts the worker. Ray's wheel is several hundred MB and brings
+its own object store and raylet, which this workload does not use.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import sys
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nacos.errors import ConfigError, NacosError
+
+__all__ = ["DaskExecutor", "Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending",
+           "evaluate_one", "make_executor", "parse_executor_url"]
+
+#: objects at least this large (tensors, arrays) are shipped to each Dask worker once, not with every task
+SHARE_MIN_BYTES = 1 << 20
+
+Row = tuple[str, dict[str, Any], str, float]   # (status, metrics, reason, seconds)
+
+
+class ExecutorError(NacosError):
+    """The executor itself failed (bad URL, unreachable scheduler, an evaluator that cannot be shipped)."""
+
+
+def evaluate_one(evaluate: Callable[[Any], Any], genome: Any) -> Row:
+    """Run `evaluate(genome)` and turn what it returned (or raised) into the row to commit."""
+    t0 = time.time()
+    try:
+        result = evaluate(genome)
+    except Exception as exc:  # noqa: BLE001  (a failing candidate is data, not the end of the search)
+        return "failed", {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0
+    seconds = time.time() - t0
+    if isinstance(result, Mapping):
+        return "ok", dict(result), "", seconds
+    status = getattr(result, "status", None)
+    if status not in ("ok", "rejected", "failed"):
+        return "failed", {}, f"evaluate returned {type(result).__name__} with status {status!r}", seconds
+    return status, dict(getattr(result, "metrics", {}) or {}), str(getattr(result, "reason", "") or ""), \
+        float(getattr(result, "seconds", 0.0) or seconds)
+
+
+# ---------------------------------------------------------------------------------------------------
+# URLs
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed executor URL: kind ``local`` or ``dask``; for dask either `address` or `local_workers`."""
+
+    kind: str
+    address: str = ""          # tcp://HOST:PORT of an existing scheduler
+    local_workers: int = 0     # > 0: start a LocalCluster of this many worker processes
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(\d{1,5})$")
+_URL_HELP = "local, dask://HOST:PORT (a running Dask scheduler) or dask://local:N (N local worker processes)"
+
+
+def parse_executor_url(url: str) -> ExecutorSpec:
+    """`url` checked and parsed; a `ConfigError` naming the ``executor`` key says what is wrong."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"executor: must be {_URL_HELP}, got {url!r}")
+    if url == "local":
+        return ExecutorSpec("local")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme != "dask":
+        raise ConfigError(f"executor: unknown executor {url!r}; use {_URL_HELP}"
+                          + (" (Ray is not supported: see docs/scale-out.md)" if scheme == "ray" else ""))
+    if rest.startswith("local:"):
+        n = rest[len("local:"):]
+        if not n.isdigit() or not 1 <= int(n) <= 1024:
+            raise ConfigError(f"executor: {url!r}: dask://local:N needs N in 1..1024 worker processes")
+        return ExecutorSpec("dask", local_workers=int(n))
+    m = _HOST_PORT.match(rest)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise ConfigError(f"executor: {url!r} is not dask://HOST:PORT (for example dask://10.0.0.5:8786) "
+                          f"nor dask://local:N")
+    return ExecutorSpec("dask", address=f"tcp://{rest}")
+
+
+def make_executor(executor: str | Executor | None) -> Executor:
+    """The executor named by `executor` (a URL; None: local); an `Executor` instance passes through."""
+    if isinstance(executor, Executor):
+        return executor
+    spec = parse_executor_url("local" if executor is None else executor)
+    if spec.kind == "local":
+        return LocalExecutor()
+    return DaskExecutor(executor)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The contract
+# ---------------------------------------------------------------------------------------------------
+class Pending(ABC):
+    """One submitted evaluation."""
+
+    @abstractmethod
+    def result(self) -> Row:
+        """Block until done; the row to commit (a candidate that killed its workers: ``failed``)."""
+
+    def cancel(self) -> None:
+        """Give up on it (the driver is stopping); its store row stays unfinished and is requeued."""
+
+
+class Executor(ABC):
+    """Runs evaluations somewhere; see the module docstring for the contract."""
+
+    url: str = ""
+
+    def start(self) -> None:
+        """Acquire the resources (connect, start a cluster); idempotent."""
+
+    @abstractmethod
+    def submit(self, evaluate: Callable[[Any], Any], genome: Any) -> Pending:
+        """Start evaluating `genome`."""
+
+    def close(self) -> None:
+        """Release what `start` acquired (a cluster it started is shut down); idempotent."""
+
+    def describe(self) -> str:
+        return self.url
+
+    def __enter__(self) -> Executor:  # noqa: PYI034
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Done(Pending):
+    def __init__(self, row: Row) -> None:
+        self._row = row
+
+    def result(self) -> Row:
+        return self._row
+
+
+class LocalExecutor(Executor):
+    """In the driver's process, at submit time: exactly the sequential search."""
+
+    url = "local"
+
+    def submit(self, evaluate: Callable[[Any], Any], genome: Any) -> Pending:
+        return _Done(evaluate_one(evaluate, genome))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dask
+# ---------------------------------------------------------------------------------------------------
+def _heavy(obj: Any) -> bool:
+    """Worth shipping once per worker: a torch module, or a tensor / array of at least SHARE_MIN_BYTES."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if isinstance(obj, torch.nn.Module):
+            return True
+        if isinstance(obj, torch.Tensor):
+            return obj.numel() * obj.element_size() >= SHARE_MIN_BYTES
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray):
+        return obj.nbytes >= SHARE_MIN_BYTES
+    return False
+
+
+def _sharing_pickler(file: io.BytesIO, share: Callable[[Any], str | None]) -> pickle.Pickler:
+    import cloudpickle
+
+    class SharingPickler(cloudpickle.Pickler):
+        # pickle's persistent-id hook: a heavy object is written as a key, its bytes travel once (scatter)
+        def persistent_id(self, obj: Any) -> str | None:  # noqa: D102
+            return share(obj)
+
+    return SharingPickler(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _SharedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, shared: Mapping[str, Any]) -> None:
+        super().__init__(file)
+        self._shared = shared
+
+    def persistent_load(self, pid: Any) -> Any:  # noqa: D102
+        return self._shared[pid]
+
+
+def _remote_evaluate(payload: bytes, genome: Any, keys: tuple[str, ...], *shared: Any) -> Row:
+    """The task a Dask worker runs: the evaluator (its heavy parts from the worker's memory) on one genome."""
+    evaluate = _SharedUnpickler(io.BytesIO(payload), dict(zip(keys, shared))).load()
+    return evaluate_one(evaluate, genome)
+
+
+class _DaskPending(Pending):
+    def __init__(self, future: Any, t0: float) -> None:
+        self._future = future
+        self._t0 = t0
+
+    def result(self) -> Row:
+        from distributed import KilledWorker
+
+        try:
+            return self._future.result()
+        except KilledWorker as exc:
+            # Every worker that tried it died: the candidate is recorded as failed and the search goes on.
+            return "failed", {}, f"KilledWorker: {exc}"[:2000], time.time() - self._t0
+        except Exception as exc:  # noqa: BLE001
+            raise ExecutorError(f"dask: the evaluation of a candidate did not come back: "
+                                f"{type(exc).__name__}: {exc}") from exc
+
+    def cancel(self) -> None:
+        try:
+            self._future.cancel()
+        except Exception:  # noqa: BLE001  (the cluster may already be gone)
+            pass
+
+
+class DaskExecutor(Executor):
+    """Evaluations as Dask tasks (one per candidate, ``pure=False``).
+
+    The evaluator is serialised with cloudpickle at each submit, except its heavy parts (torch modules,
+    tensors and arrays of 1 MiB or more: the supernet, the data set), which are scattered to the workers
+    once and picked up from their memory by every later task; they must not change during the run.
+    `allowed_failures` (local clusters only; an existing scheduler keeps its own
+    ``distributed.scheduler.allowed-failures``, default 3) is how many worker deaths a task survives
+    before it is given up as ``KilledWorker``.
+    """
+
+    def __init__(self, url: str, allowed_failures: int = 2, connect_timeout: float = 30.0) -> None:
+        self.spec = parse_executor_url(url)
+        if self.spec.kind != "dask":
+            raise ConfigError(f"executor: {url!r} is not a dask:// URL")
+        if isinstance(allowed_failures, bool) or not isinstance(allowed_failures, int) or allowed_failures < 0:
+            raise ConfigError(f"allowed_failures: must be an int >= 0, got {allowed_failures!r}")
+        self.url = url
+        self.allowed_failures = allowed_failures
+        self.connect_timeout = connect_timeout
+        self.client: Any = None
+        self._cluster: Any = None
+        self._shared: dict[int, tuple[Any, str, Any]] = {}   # id(obj) -> (obj, key, future)
+
+    # -- life -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.client is not None:
+            return
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ExecutorError(f"executor {self.url}: needs the 'distributed' package ({exc})") from exc
+        try:
+            if self.spec.local_workers:
+                # One task per single-threaded worker at a time: a worker that dies takes only its own
+                # candidate with it (no innocent task counted as suspicious).
+                with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                    self._cluster = LocalCluster(n_workers=self.spec.local_workers, threads_per_worker=1,
+                                                 processes=True, host="127.0.0.1", dashboard_address=None,
+                                                 silence_logs=50,
+                                                 scheduler_kwargs={"allowed_failures": self.allowed_failures})
+                self.client = Client(self._cluster, set_as_default=False)
+            else:
+                self.client = Client(self.spec.address, timeout=self.connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise ExecutorError(f"executor {self.url}: cannot reach the Dask scheduler "
+                                f"({type(exc).__name__}: {exc}); is `dask scheduler` running there?") from exc
+
+    def close(self) -> None:
+        for _, _, future in self._shared.values():
+            try:
+                future.release()
+            except Exception:  # noqa: BLE001
+                pass
+        self._shared.clear()
+        client, cluster, self.client, self._cluster = self.client, self._cluster, None, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001  (closing a client whose scheduler died)
+                pass
+        if cluster is not None:
+            cluster.close()
+
+    def describe(self) -> str:
+        if self.client is None:
+            return self.url
+        n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        return f"{self.url} ({n} worker{'s' if n != 1 else ''} at {self.client.scheduler.address})"
+
+    @property
+    def n_shared(self) -> int:
+        """Heavy objects shipped once to the workers so far."""
+        return len(self._shared)
+
+    # -- work -----------------------------------------------------------------------------------------
+    def submit(self, evaluate: Callable[[Any], Any], genome: Any) -> Pending:
+        self.start()
+        used: dict[str, Any] = {}
+
+        def share(obj: Any) -> str | None:
+            if not _heavy(obj):
+                return None
+            entry = self._shared.get(id(obj))
+            if entry is None:
+                key = f"nacos-shared-{type(obj).__name__}-{uuid.uuid4().hex}"
+                future = self.client.scatter(obj, broadcast=True, hash=False)
+                entry = self._shared[id(obj)] = (obj, key, future)   # obj kept: its id stays unique
+            used[entry[1]] = entry[2]
+            return entry[1]
+
+        buffer = io.BytesIO()
+        try:
+            _sharing_pickler(buffer, share).dump(evaluate)
+        except Exception as exc:  # noqa: BLE001  (pickling errors come in many types)
+            raise ExecutorError(f"executor {self.url}: the evaluator cannot be sent to the workers "
+                                f"({type(exc).__name__}: {exc}); use the local executor") from exc
+        keys = tuple(used)
+        key = f"nacos-eval-{getattr(genome, 'id', 'genome')}-{uuid.uuid4().hex[:8]}"
+        future = self.client.submit(_remote_evaluate, buffer.getvalue(), genome, keys, *used.values(),
+                                    pure=False, key=key)
+        return _DaskPending(future, time.time())
