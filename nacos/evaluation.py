@@ -110,6 +110,9 @@ class CandidateEvaluator:
             "param_mb": params * bytes_per / MB, "peak_memory_mb": peak.bytes / MB,
             "peak_memory_node": peak.node, "precision": cfg.precision, "batch": cfg.batch,
         }
+        for p in PRECISION_BYTES:  # what the same network needs at every precision (the report's trade-offs)
+            metrics[f"param_mb_{p}"] = params * PRECISION_BYTES[p] / MB
+            metrics[f"peak_memory_mb_{p}"] = peak_memory(onnx_path, p).bytes / MB
         # Step 2. The hard memory budget rejects before anything costly runs.
         limit = cfg.budgets.active_memory_budget_mb
         if limit is not None and metrics["peak_memory_mb"] > limit:
@@ -118,6 +121,14 @@ class CandidateEvaluator:
                                          f"active budget {limit:g} MB")
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
+        if cfg.precision == "int8":
+            # int8 runs through onnxruntime's quantized model (nacos.int8): its own accuracy counts,
+            # and its latency is measured on it
+            from nacos.int8 import onnx_accuracy, quantize_candidate
+
+            onnx_path = quantize_candidate(self.supernet, arch, self.dataset, onnx_path.parent)
+            metrics["accuracy_fp32"] = metrics["accuracy"]
+            metrics["accuracy"] = onnx_accuracy(onnx_path, self.dataset, arch.resolution)
         # Step 3b. Two-stage: is this candidate worth its tuning? (the cost model screens)
         if self.screen is not None:
             decision = self.screen.check(arch, metrics)
