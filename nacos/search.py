@@ -59,6 +59,7 @@ def build_search(cfg: RunConfig, run_dir: Path):
     if (dataset.in_channels, dataset.num_classes) != (supernet.in_channels, supernet.num_classes):
         raise ConfigError(f"data: {cfg.data} has {dataset.in_channels} channels / {dataset.num_classes} classes, "
                           f"the supernet {supernet.in_channels} / {supernet.num_classes}")
+    _check_reachable(cfg, space, supernet)
     run = RunDir.prepare(run_dir)
     saved = run.config_path
     current = cfg.to_dict()
@@ -79,6 +80,29 @@ def build_search(cfg: RunConfig, run_dir: Path):
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
                                    energy=_energy_fn(cfg), screen=_screen(cfg, space, run))
     return run, strategy, evaluator, genome_space
+
+
+def _check_reachable(cfg: RunConfig, space, supernet) -> None:
+    """Refuse, before anything is written, a hard memory budget no architecture of the space can meet:
+    peak activation memory only grows with resolution, width, depth and expand ratio, so the space's
+    smallest architecture bounds it from below. (A latency budget has no such cheap bound: candidates
+    over it are rejected one by one, with the reason, and the report says none met it.)"""
+    limit = cfg.budgets.active_memory_budget_mb
+    if limit is None:
+        return
+    import tempfile
+
+    from archspace.export import export_onnx
+    from archspace.stats import peak_memory
+
+    smallest = space.smallest()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(smallest, Path(tmp) / "smallest.onnx", batch=cfg.batch, supernet=supernet, check=False)
+        mb = peak_memory(path, cfg.precision).bytes / (1024 * 1024)
+    if limit < mb:
+        raise ConfigError(f"budgets.active_memory_budget_mb: {limit:g} MB is below the peak activation memory of the "
+                          f"space's smallest architecture ({mb:.4f} MB at {cfg.precision}, batch {cfg.batch}): no "
+                          "architecture of the space can meet it")
 
 
 def _screen(cfg: RunConfig, space, run):

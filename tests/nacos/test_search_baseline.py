@@ -42,12 +42,23 @@ def test_baseline_search_runs_resumes_and_reports(tmp_path):
 
 
 def test_hard_budgets_reject_with_reasons(tmp_path):
-    cfg = config_from_dict({**CFG, "trials": 3, "budgets": {"active_memory_budget_mb": 0.01}})
+    # 0.062 MB: the smallest architecture (0.0615 MB) meets it, so the budget is reachable; samples do not
+    cfg = config_from_dict({**CFG, "trials": 3, "budgets": {"active_memory_budget_mb": 0.062}})
     summary = run_search(cfg, tmp_path / "run", progress=False)
     assert summary["rejected"] == 3 and summary["front"] == []
     rows = json.loads((tmp_path / "run" / "report" / "candidates.json").read_text())
-    assert all("over the active budget 0.01 MB" in r["reason"] for r in rows)
+    assert all("over the active budget 0.062 MB" in r["reason"] for r in rows)
     assert all("accuracy" not in r for r in rows)  # rejected before the costly steps
+
+
+def test_a_budget_no_architecture_can_meet_exits_2_and_writes_nothing(tmp_path):
+    cfg = config_from_dict({**CFG, "budgets": {"active_memory_budget_mb": 0.01}})
+    with pytest.raises(ConfigError, match="no architecture of the space can meet it"):
+        run_search(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    r = _nacos("search", "--mode", "baseline", "--memory-budget", "0.01", "--run-dir", str(tmp_path / "cli"))
+    assert r.returncode == 2 and "smallest architecture" in r.stderr, r.stderr
+    assert not (tmp_path / "cli").exists()
 
 
 def _nacos(*args, cwd=None):
