@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("space", "sample architectures of the space, export and check each, print their statistics"),
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
     ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine)"),
+    ("doctor", "check a run directory's files (config, store, tuning database, models); --repair moves damage aside"),
 )
 
 EXIT_OK = 0
