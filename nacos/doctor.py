@@ -93,6 +93,15 @@ def _aside(path: Path) -> Path:
     return out
 
 
+def _inside(root: Path, path: Path) -> bool:
+    """Whether `path`, symbolic links followed, lies inside `root` (a repair never moves a file elsewhere)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def _printable(text: object, limit: int = 200) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:limit]
 
@@ -305,6 +314,11 @@ def _check_artifacts(run: RunDir, store: ResultsStore, repair: bool, checks: lis
                                     "inside artifacts/: refused", line=record.seq, problem=True))
             continue
         path = run.artifacts_dir / name / "model.onnx"
+        if not _inside(run.root, path):
+            checks.append(FileCheck("artifact", str(path), DAMAGED, f"row {record.seq}: the artifact is a link to "
+                                    f"{path.resolve()}, outside the run directory: refused", line=record.seq,
+                                    problem=True))
+            continue
         if not path.is_file():
             checks.append(FileCheck("artifact", str(path), MISSING, f"the ONNX export of row {record.seq} is missing",
                                     line=record.seq, problem=True))
@@ -514,8 +528,13 @@ def diagnose(run_dir: str | Path, *, repair: bool = False, database: str | Path 
 
     if run.costmodel_dir.is_dir():
         for meta in sorted(run.costmodel_dir.rglob("meta.json")):
-            if ".damaged-" not in str(meta.parent):
-                _check_costmodel(meta.parent, repair, checks)
+            if ".damaged-" in str(meta.parent):
+                continue
+            if not _inside(run.root, meta):
+                checks.append(FileCheck("costmodel", str(meta.parent), DAMAGED, f"a link to {meta.parent.resolve()}, "
+                                        "outside the run directory: refused", problem=True))
+                continue
+            _check_costmodel(meta.parent, repair, checks)
 
     if cfg is not None:
         from archspace.training import default_checkpoint_path
@@ -523,7 +542,8 @@ def diagnose(run_dir: str | Path, *, repair: bool = False, database: str | Path 
         ckpt = default_checkpoint_path() if cfg.checkpoint == "default" else Path(cfg.checkpoint)
         _check_checkpoint(ckpt, checks, "checkpoint of config.json")
     for pt in sorted(root.rglob("*.pt")):
-        _check_checkpoint(pt, checks, "found in the run directory")
+        if _inside(root, pt):
+            _check_checkpoint(pt, checks, "found in the run directory")
     for suffix in _PICKLE_SUFFIXES:
         for f in sorted(root.rglob(f"*{suffix}")):
             checks.append(FileCheck("pickle", str(f), UNSAFE, "a pickle file in the run directory: nacos writes none "
