@@ -142,7 +142,6 @@ _DRIVER = textwrap.dedent("""
     import os, signal, sys
     from archspace.nb201 import NB201Space
     from nacos.loop import run_search
-from nacos.search import run_search as run_cosearch
     from nacos.store import ResultsStore
     from nacos.strategies import make_strategy
     from tests.nacos.nb201_objectives import closed_form
@@ -237,7 +236,9 @@ def test_executor_urls() -> None:
             parse_executor_url(bad)
     with pytest.raises(ConfigError, match="parallel: must be in 1..4096"):
         config_from_dict({"parallel": 0})
-    assert config_from_dict({"executor": "dask://local:2", "parallel": 2}).executor == "dask://local:2"
+    assert config_from_dict({"mode": "one-stage", "executor": "dask://local:2", "parallel": 2}).parallel == 2
+    with pytest.raises(ConfigError, match="executor: 'dask://local:2' with mode two-stage"):
+        config_from_dict({"mode": "two-stage", "executor": "dask://local:2"})
     with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler"):
         DaskExecutor("dask://127.0.0.1:9", connect_timeout=1).start()   # nothing listens on port 9
 
