@@ -25,7 +25,7 @@ import pytest
 
 from archspace.nb201 import NB201Space
 from nacos.config import config_from_dict
-from nacos.errors import ConfigError
+from nacos.errors import ConfigError, NacosError
 from nacos.executors import DaskExecutor, ExecutorError, LocalExecutor, make_executor, parse_executor_url
 from nacos.loop import run_search
 from nacos.search import run_search as run_cosearch
@@ -283,3 +283,12 @@ def test_real_search_on_a_local_dask_cluster_then_resumed_locally(tmp_path: Path
     assert res.returncode == 2 and "another configuration" in res.stderr and "parallel" in res.stderr
     again = run_cosearch(config_from_dict({**BASELINE, "trials": 4, "parallel": 2}), run_dir, progress=False)
     assert again["replayed"] == 3 and again["evaluated_now"] == 1 and again["executor"] == "local"
+
+
+def test_a_store_keeps_its_window(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _search(path, "aging", trials=5)
+    with ResultsStore(path) as store:
+        with pytest.raises(NacosError, match=r"started with parallel=3 .* now 2"):
+            run_search(_strategy("aging"), _objective, store, 10, progress=False, parallel=2)
+        assert store.n_completed() == 5
