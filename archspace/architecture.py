@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -46,8 +47,8 @@ class Architecture:
     def __post_init__(self) -> None:
         if not _is_int(self.resolution) or self.resolution <= 0:
             raise ArchSpaceError(f"resolution: must be a positive int, got {self.resolution!r}")
-        if isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float)) or not self.width_mult > 0:
-            raise ArchSpaceError(f"width_mult: must be a positive number, got {self.width_mult!r}")
+        if isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float)) or not 0 < self.width_mult < math.inf:
+            raise ArchSpaceError(f"width_mult: must be a positive finite number, got {self.width_mult!r}")
         object.__setattr__(self, "width_mult", float(self.width_mult))
         for name in ("depths", "kernel_sizes", "expand_ratios"):
             if not isinstance(getattr(self, name), (tuple, list)):
@@ -128,6 +129,6 @@ class Architecture:
     def from_json(cls, text: str | bytes) -> "Architecture":
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ArchSpaceError(f"architecture: malformed JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits, too deep
+            raise ArchSpaceError(f"architecture: malformed JSON ({str(exc)[:200]})") from exc
         return cls.from_dict(data)

@@ -12,6 +12,8 @@ and are reported separately as parameter bytes.
 
 from __future__ import annotations
 
+import functools
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +52,7 @@ class LayerStat:
 
     @property
     def output_elements(self) -> int:
-        return int(np.prod(self.output_shape)) if self.output_shape else 0
+        return int(math.prod(self.output_shape)) if self.output_shape else 0
 
     def param_bytes(self, precision: str = "fp32") -> int:
         return self.params * _bytes_per(precision)
@@ -78,12 +80,28 @@ class PeakMemory:
 def _load(model: ModelLike):
     import onnx
 
-    if isinstance(model, (str, Path)):
-        try:
+    where = model if isinstance(model, (str, Path)) else "ONNX model"
+    try:
+        if isinstance(model, (str, Path)):
             model = onnx.load(str(model))
-        except Exception as exc:  # DecodeError, OSError
-            raise ArchSpaceError(f"{model}: not a readable ONNX model ({exc})") from exc
-    return onnx.shape_inference.infer_shapes(model)
+        return onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:  # DecodeError, OSError, ValidationError, InferenceError
+        raise ArchSpaceError(f"{where}: not a readable ONNX model ({str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__})") from exc
+
+
+def _refuse_malformed(fn):
+    """A graph that loads but is malformed (names that are not text, a node without outputs, an unknown
+    element type) is refused with `ArchSpaceError` rather than failing inside the walk."""
+    @functools.wraps(fn)
+    def wrapper(model: ModelLike, *args: Any, **kwargs: Any):
+        try:
+            return fn(model, *args, **kwargs)
+        except ArchSpaceError:
+            raise
+        except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
+            where = model if isinstance(model, (str, Path)) else "ONNX model"
+            raise ArchSpaceError(f"{where}: malformed ONNX graph ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    return wrapper
 
 
 class _Graph:
@@ -121,16 +139,16 @@ class _Graph:
         self.graph_outputs = [o.name for o in g.output]
 
     def tensor_bytes(self, name: str, precision: str) -> int:
-        n = int(np.prod(self.shapes.get(name, ())))
+        n = int(math.prod(self.shapes.get(name, ())))
         return n * (_bytes_per(precision) if self.is_float.get(name, True) else self.itemsize.get(name, 4))
 
 
 def _macs(node, graph: _Graph) -> int:
     out = graph.shapes.get(node.output[0], ())
-    out_elems = int(np.prod(out)) if out else 0
+    out_elems = int(math.prod(out)) if out else 0
     if node.op_type in ("Conv", "ConvTranspose"):
         w = graph.initializers.get(node.input[1]) or graph.shapes.get(node.input[1])
-        return out_elems * int(np.prod(w[1:])) if w else 0
+        return out_elems * int(math.prod(w[1:])) if w else 0
     if node.op_type in ("Gemm", "MatMul"):
         a = graph.shapes.get(node.input[0]) or graph.initializers.get(node.input[0])
         if not a:
@@ -141,6 +159,7 @@ def _macs(node, graph: _Graph) -> int:
     return 0
 
 
+@_refuse_malformed
 def onnx_layer_stats(model: ModelLike) -> list[LayerStat]:
     """One `LayerStat` per node, in execution order. Parameters are the node's float initializers."""
     from onnx import TensorProto
@@ -150,9 +169,9 @@ def onnx_layer_stats(model: ModelLike) -> list[LayerStat]:
     stats = []
     for i, node in enumerate(graph.nodes):
         params = 0 if node.op_type == "Identity" else sum(
-            int(np.prod(graph.initializers[t])) for t in node.input
+            int(math.prod(graph.initializers[t])) for t in node.input
             if t in graph.initializers and graph.init_types[t] in floats)
-        inputs = sum(int(np.prod(graph.shapes[t])) for t in node.input
+        inputs = sum(int(math.prod(graph.shapes[t])) for t in node.input
                      if t and t not in graph.constants and t in graph.shapes)
         stats.append(LayerStat(node.name or f"{node.op_type}_{i}", node.op_type,
                                graph.shapes.get(node.output[0], ()), _macs(node, graph), params, inputs))
@@ -179,6 +198,7 @@ def _execution_order(graph: _Graph) -> list[int]:
     return list(nx.lexicographical_topological_sort(dag, key=lambda i: i))
 
 
+@_refuse_malformed
 def peak_memory(model: ModelLike, precision: str = "fp32") -> PeakMemory:
     """Peak live activation bytes over the execution order (weights excluded)."""
     graph = _Graph(_load(model))

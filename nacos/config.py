@@ -253,8 +253,8 @@ def config_from_dict(data: Mapping[str, Any]) -> RunConfig:
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
     try:
+        text = path.read_text()
         if path.suffix == ".toml":
             import tomllib
 
@@ -267,7 +267,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: a config must be .yaml, .yml, .toml or .json")
     except ConfigError:
         raise
-    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError (not text)
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({str(exc).splitlines()[0]})") from exc
     if data is None:
         data = {}

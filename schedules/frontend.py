@@ -12,6 +12,7 @@ hash, how many times the module calls it, MACs and bytes moved.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from typing import Any
 from schedules.errors import ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["extract_tasks", "extract_workloads", "import_onnx", "onnx_input_shapes", "workload_of_task"]
+__all__ = ["MAX_INPUT_ELEMENTS", "extract_tasks", "extract_workloads", "import_onnx", "onnx_input_shapes", "workload_of_task"]
+
+#: the largest input tensor `import_onnx` takes (elements): TVM's int32 buffer indexing, 8 GiB at fp32
+MAX_INPUT_ELEMENTS = 2**31 - 1
 
 
 def onnx_input_shapes(path: str | Path, batch: int = 1) -> dict[str, tuple[int, ...]]:
@@ -62,13 +66,24 @@ def import_onnx(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | No
         raise ScheduleError(f"{path}: not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from exc
     own = onnx_input_shapes(path) if input_shapes is None or len(input_shapes) == 0 else {}
     shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or own).items()}
+    for name, shape in shapes.items():
+        n = math.prod(shape)
+        if n > MAX_INPUT_ELEMENTS or any(d < 0 for d in shape):
+            raise ScheduleError(f"{path}: input {name!r} of shape {shape} ({n} elements) is refused: at most "
+                                f"{MAX_INPUT_ELEMENTS} elements per input (TVM indexes buffers with int32, and "
+                                f"measuring allocates the input)")
     if input_shapes:
         known = set(onnx_input_shapes_names(path))
         unknown = sorted(set(shapes) - known)
         if unknown:
             raise ScheduleError(f"{path}: unknown input(s) {unknown}; the model's inputs are {sorted(known)}")
     model = onnx.load(str(path))
-    mod = from_onnx(model, shape_dict={k: list(v) for k, v in shapes.items()}, keep_params_in_input=False)
+    try:
+        mod = from_onnx(model, shape_dict={k: list(v) for k, v in shapes.items()}, keep_params_in_input=False)
+    except Exception as exc:  # OpNotImplemented, TVMError, ValueError, ...: the model is what TVM cannot take
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = lines[-1][:300] if lines else ""   # TVM errors end with the message, after a traceback
+        raise ScheduleError(f"{path}: TVM's ONNX frontend cannot import it ({type(exc).__name__}: {why})") from exc
     seq = tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(),
         relax.transform.LegalizeOps(),
