@@ -326,3 +326,20 @@ def test_an_artifact_name_that_escapes_the_run_directory_is_refused(setup, capsy
     code, report = _doctor(str(run_dir), capsys=capsys)
     bad = _problems(report)
     assert code == 1 and bad[0]["kind"] == "artifact" and "refused" in bad[0]["detail"]
+
+
+def test_no_store_repair_while_a_search_holds_the_lock(setup, capsys):
+    import fcntl
+
+    run_dir, _ = setup
+    store = run_dir / "results.sqlite"
+    data = bytearray(store.read_bytes())
+    pos = data.index(b"reason 4")
+    data[pos:pos + 8] = b"REASON 4"
+    store.write_bytes(bytes(data))
+    with open(run_dir / "results.sqlite.lock", "a+") as lock:     # what a running search holds
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, report = _doctor(str(run_dir), "--repair", capsys=capsys)
+    bad = _problems(report)
+    assert code == 1 and "a search is writing this store" in bad[0]["detail"] and bad[0]["line"] == 5
+    assert store.read_bytes() == bytes(data) and not list(run_dir.glob("results.sqlite.damaged-*"))
