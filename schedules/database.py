@@ -14,16 +14,26 @@ fail. So the files are checked line by line before TVM opens them:
 - any other damaged line raises `DatabaseCorrupted` naming the file and the line; with
   ``repair=True`` that line and everything after it are moved aside the same way. Nothing is deleted.
 
-One process writes a database at a time (MetaSchedule keeps no lock); readers may be many.
+MetaSchedule keeps no lock, and its tuning records point at workloads by line number, so two
+writers appending at once would silently mis-attribute records. The database therefore takes a
+file lock (``.lock`` beside the files, `fcntl.flock`): tuning holds it exclusively for the whole
+session (`writing()`, which re-reads the files once the lock is held, so a workload another process
+tuned meanwhile is reused, not tuned again), and every re-read holds it shared, so a reader never
+mistakes a line being appended for a torn one. Several searches, processes or cluster workers can
+share one database; their tunings take turns. (Within one process the lock is re-entrant; it is
+not meant to be shared between threads.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +50,37 @@ FAILED_RUN_SECS = 1e9
 
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
+
+
+LOCK_FILE = ".lock"
+#: resolved database directory -> depth of this process's exclusive hold (re-entrancy)
+_HELD: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, exclusive: bool) -> Iterator[None]:
+    """Hold the database directory's file lock (shared or exclusive); re-entrant within the process
+    that holds it exclusively."""
+    key = str(directory.resolve())
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if exclusive:
+            _HELD[key] = 1
+        try:
+            yield
+        finally:
+            if exclusive:
+                _HELD.pop(key, None)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -154,10 +195,22 @@ class TuningDatabase:
             offset += len(raw) + 1
         return parsed
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["TuningDatabase"]:
+        """Hold the database exclusively (other processes' tunings wait) with its index and
+        MetaSchedule view re-read under the lock; re-read again when done."""
+        with _locked(self.path, exclusive=True):
+            self.refresh()
+            try:
+                yield self
+            finally:
+                self.refresh()
+
     def refresh(self) -> None:
-        """Re-read both files (after a tuning run wrote to them)."""
-        workloads = self._scan(self.workload_file, _check_workload_line)
-        records = self._scan(self.record_file, lambda o: _check_record_line(o, len(workloads)))
+        """Re-read both files (after a tuning run wrote to them), under the shared lock."""
+        with _locked(self.path, exclusive=False):
+            workloads = self._scan(self.workload_file, _check_workload_line)
+            records = self._scan(self.record_file, lambda o: _check_record_line(o, len(workloads)))
         self._hashes = [w[0] for w in workloads]
         self._index = {h: i for i, h in enumerate(self._hashes)}
         best: dict[int, list] = {}

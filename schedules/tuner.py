@@ -202,6 +202,13 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
 
     if trials_per_task < 1:
         raise ScheduleError(f"trials_per_task must be >= 1, got {trials_per_task}")
+    with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
+        return _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s,
+                            seed, settings, kinds, only)
+
+
+def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s, seed,
+                 settings, kinds, only) -> TuneReport:
     report = TuneReport()
     start = time.perf_counter()
     todo = []
@@ -255,6 +262,13 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
     from schedules.explicit_space import ScheduleSpace
 
     space = space or ScheduleSpace()
+    with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
+        return _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs_per_task, seed, space,
+                                     only_unseen)
+
+
+def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs_per_task, seed, space,
+                          only_unseen) -> TuneReport:
     report = TuneReport()
     start = time.perf_counter()
     for task in extract_tasks(mod, target):
