@@ -139,12 +139,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         from nacos.executors import parse_executor_url
 
-        if parse_executor_url(self.executor).kind != "local" and self.mode == "two-stage":
-            # Its tuning writes one MetaSchedule JSON database, which has no lock: records point at
-            # workloads by line index, so two writing workers would corrupt it (docs/scale-out.md).
-            raise ConfigError(f"executor: {self.executor!r} with mode two-stage: the tuning database has one "
-                              f"writer at a time; run two-stage with executor local (baseline and one-stage "
-                              f"runs may use a cluster)")
+        parse_executor_url(self.executor)  # a bad URL is a ConfigError naming the key
         if self.parallel < 1 or self.parallel > 4096:
             raise ConfigError(f"parallel: must be in 1..4096 candidates at once, got {self.parallel}")
         if self.mode not in MODES:
