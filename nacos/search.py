@@ -17,6 +17,7 @@ Aging evolution optimises the first objective (accuracy) under the hard budgets;
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def build_search(cfg: RunConfig, run_dir: Path):
     saved = run.config_path
     current = cfg.to_dict()
     if saved.exists():
-        previous = {"parallel": 1, **json.loads(saved.read_text())}   # runs from before `parallel`: 1
+        previous = {"parallel": 1, **_read_saved_config(saved)}   # runs from before `parallel`: 1
         # trials and the time limit may grow between reruns: they do not change what is proposed
         diff = sorted(k for k in set(previous) | set(current)
                       if k not in _EXTENDABLE and previous.get(k) != current.get(k))
@@ -176,19 +177,40 @@ def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> d
     run = RunDir.existing(run_dir)
     if not run.config_path.exists():
         raise NacosError(f"{run.root}: has no config.json; was the search ever started?")
-    cfg = config_from_dict(json.loads(run.config_path.read_text()))
+    saved = _read_saved_config(run.config_path)
+    try:
+        cfg = config_from_dict(saved)
+    except ConfigError as exc:
+        raise ConfigError(f"{run.config_path}: {exc}") from exc
     rows = _rows(run)
     baseline_rows = _rows(RunDir.existing(baseline_dir)) if baseline_dir else None
 
     def layers_of(row: dict[str, Any]) -> list[dict[str, Any]]:
         from archspace.stats import onnx_layer_stats
 
-        path = run.artifacts_dir / row["metrics"].get("arch_id", row["id"]) / "model.onnx"
+        name = str(row["metrics"].get("arch_id", row["id"]))
+        if not _PLAIN_NAME.match(name):  # a crafted store must not make the report read files elsewhere
+            return []
+        path = run.artifacts_dir / name / "model.onnx"
         return [s.to_dict() for s in onnx_layer_stats(path)] if path.exists() else []
 
     budgets = list(cfg.budgets.latency_budgets_ms) + ([cfg.budgets.latency_ms] if cfg.budgets.latency_ms else [])
     return build_report(rows, as_objectives(_objectives(cfg)), run.report_dir, latency_budgets=budgets,
                         baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search")
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
+
+
+def _read_saved_config(path: Path) -> dict[str, Any]:
+    """A run directory's config.json, or a ConfigError naming it (damaged: see `nacos doctor`)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable config ({exc}); `nacos doctor` checks a run directory") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a config (the top level is not a mapping)")
+    return data
 
 
 def _rows(run) -> list[dict[str, Any]]:
