@@ -23,8 +23,9 @@ measurement), speed-up = untuned latency of j / latency of j under policy i. Las
 MetaSchedule (`schedules.tuner.tune`, `--trials-per-task` trials) on the `--tune-top` conv / dense
 tasks of each network with the most MACs that the shared database has not seen, the explicit space
 (`explicit_tune`, `--explicit-configs` configs) on its remaining unseen conv / dense tasks, then the
-network compiled with the database's best records and timed the same way (per-layer best tuned
-latencies from the database beside it).
+network with the database's best records (applied by `MetaScheduleApplyDatabase`, built by
+`tvm.compile`: see `TUNED_COMPILE`) checked and timed the same way, with the per-layer best tuned
+latencies from the database beside it.
 
     python -m benchmarks.schedule_transfer            # full size: 5 networks, 10 policies each
     python -m benchmarks.schedule_transfer --quick    # ResNet-18 + MNASNet at 16 x 16, 2 policies
@@ -187,11 +188,42 @@ def measure_policy(onnx_path: Path, config, target, protocol) -> dict[str, Any]:
                                                       "unscheduled_layers": unscheduled})
 
 
+#: How the ceiling is compiled. `schedules.measure.compile(onnx, db)` (MetaSchedule's `compile_relax`
+#: pipeline) ran these networks no faster than untuned here (VGG-16: 1147 ms tuned vs 1115 ms untuned,
+#: with a record for every conv / dense task), while the same records applied with
+#: `MetaScheduleApplyDatabase` and built by `tvm.compile`'s default pipeline ran it in 175 ms; the
+#: benchmark uses the latter until that is fixed in `schedules/`.
+TUNED_COMPILE = "MetaScheduleApplyDatabase + tvm.compile"
+
+
+def measure_tuned(onnx_path: Path, db, target, protocol) -> dict[str, Any]:
+    """The network with the database's best records applied, built, checked and timed."""
+    import tvm
+    from tvm import relax
+
+    from schedules.frontend import import_onnx, onnx_input_shapes
+    from schedules.measure import Compiled, measure
+
+    t0 = time.perf_counter()
+    try:
+        mod = import_onnx(onnx_path)
+        with target, db.ms:
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        with tvm.target.Target(target):
+            executable = tvm.compile(mod, target=target)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        return {"ok": False, "median_ms": None, "compiled_by": TUNED_COMPILE,
+                "error": f"build error: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"}
+    build_s = time.perf_counter() - t0
+    compiled = Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path), seconds=build_s)
+    return _measurement(measure(compiled, protocol), {"build_s": build_s, "compiled_by": TUNED_COMPILE})
+
+
 def measure_ceiling(onnx_path: Path, db, target, protocol, args) -> dict[str, Any]:
     """MetaSchedule on the largest unseen conv / dense tasks, the explicit space on the rest; then the
     network with the database's best records, and the per-layer best tuned latencies."""
     from schedules.frontend import extract_workloads, import_onnx
-    from schedules.measure import compile, measure
     from schedules.tuner import TuneReport, explicit_tune, tune
 
     mod = import_onnx(onnx_path)
@@ -216,12 +248,7 @@ def measure_ceiling(onnx_path: Path, db, target, protocol, args) -> dict[str, An
                        "tuned_ms": rec.run_ms if rec and rec.records else None,
                        "by": ("metaschedule" if w.name in ms_names else "explicit" if w.name in ex_names
                               else "reused" if rec and rec.records else "untuned")})
-    try:
-        compiled = compile(onnx_path, db, target)
-        m = measure(compiled, protocol)
-        result = _measurement(m, {"build_s": compiled.seconds})
-    except Exception as exc:
-        result = {"ok": False, "median_ms": None, "error": f"build error: {type(exc).__name__}: {exc}"[:400]}
+    result = measure_tuned(onnx_path, db, target, protocol)
     cov = db.coverage(workloads)
     result.update({"tasks": len(workloads), "conv_tasks": len(convs), "unseen_conv_tasks": len(unseen),
                    "metaschedule_tasks": sorted(ms_names), "metaschedule_trials": ms_report.trials,
@@ -450,7 +477,17 @@ def main(argv=None) -> int:
     # Step 3. The ceiling: tuned with MetaSchedule (+ explicit space on the small tasks), one database.
     db = TuningDatabase(args.work_dir / "db")
     for name in args.networks:
-        if nets[name].get("ceiling"):
+        old = nets[name].get("ceiling")
+        if old and old.get("compiled_by") != TUNED_COMPILE:
+            # tuned by an earlier run but compiled the old way: keep its tuning figures, measure again
+            keep = {k: v for k, v in old.items() if k not in ("ok", "median_ms", "std_ms", "p95_ms", "min_ms",
+                                                              "runs", "error", "build_s")}
+            keep["schedules_measure_compile_ms"] = old.get("median_ms")
+            nets[name]["ceiling"] = {**keep, **measure_tuned(paths[name], db, target, protocol)}
+            _save(payload, args)
+            log(f"{name}: tuned, measured again: {nets[name]['ceiling'].get('median_ms')} ms")
+            continue
+        if old:
             continue
         nets[name]["ceiling"] = measure_ceiling(paths[name], db, target, protocol, args)
         _save(payload, args)
