@@ -5,7 +5,7 @@ Checks the JSON's structure and that every figure is positive; no timing thresho
 import json
 import math
 
-from benchmarks.schedule_transfer import main
+from benchmarks.schedule_transfer import TUNED_COMPILE, main
 
 
 def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
@@ -27,6 +27,7 @@ def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
         assert net["best"]["measurement"]["unscheduled_layers"] == []  # the policy reached every conv / dense layer
         ceiling = net["ceiling"]
         assert ceiling["ok"] and ceiling["median_ms"] > 0, ceiling
+        assert ceiling["compiled_by"] == TUNED_COMPILE and ceiling["coverage_macs"] > 0
         assert ceiling["layers"] and all(l["tuned_ms"] is None or l["tuned_ms"] > 0 for l in ceiling["layers"])
     # ResNet-18 is tuned first (its largest conv task, 16 trials); ResNet-34 has the same conv shapes,
     # so its ceiling reuses that record and MetaSchedule tunes its next largest unseen task
