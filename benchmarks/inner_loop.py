@@ -69,6 +69,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/inner_loop"),
                    help="tuning database and ONNX files (kept: a rerun resumes)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "inner_loop.json")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure the finished rows again (references, untuned, tuned with the database as it is "
+                        "now), keeping their tuning figures; for a fix in compile or measure")
     args = p.parse_args(argv)
     quick = args.quick
     args.archs = args.archs if args.archs is not None else (2 if quick else 10)
@@ -113,17 +116,43 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = _parse(argv)
-    from archspace import ArchSpace, build_network, export_onnx
-    from schedules.database import TuningDatabase
-    from schedules.frontend import extract_workloads, import_onnx
+def _measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads, peak) -> dict[str, Any]:
+    """The latency figures of one architecture: references, untuned TVM, tuned TVM."""
+    from archspace import build_network
     from schedules.measure import (
-        Protocol,
         compile,
         measure,
         reference_onnxruntime,
         reference_torch,
+    )
+
+    # the references first (TVM's runtime threads keep spinning for a while after a run and would
+    # steal the cores torch's threads need)
+    ort = reference_onnxruntime(onnx_path, protocol, threads=threads)
+    torch_m = reference_torch(build_network(arch, space, 1, 10), shape, protocol, threads=threads)
+    untuned = measure(compile(onnx_path, None, target), protocol)
+    tuned = measure(compile(onnx_path, db, target), protocol)
+    macs = sum(w.macs * w.count for w in workloads)
+    ok = lambda m: m.median_ms if m.ok else None
+    row = {
+        "macs": macs, "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort),
+        "torch_ms": ok(torch_m), "tvm_tuned": tuned.to_dict(),
+        "errors": {k: m.error for k, m in (("untuned", untuned), ("tuned", tuned), ("ort", ort), ("torch", torch_m))
+                   if not m.ok},
+        "tvm_over_ort": (tuned.median_ms / ort.median_ms) if tuned.ok and ort.ok else None,
+        "tuned_gflops": (2 * macs / (tuned.median_ms * 1e-3) / 1e9) if tuned.ok else None,
+    }
+    row["fraction_of_peak"] = row["tuned_gflops"] / peak if row["tuned_gflops"] else None
+    return row
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    from archspace import ArchSpace, export_onnx
+    from schedules.database import TuningDatabase
+    from schedules.frontend import extract_workloads, import_onnx
+    from schedules.measure import (
+        Protocol,
     )
     from schedules.targets import host_target, host_threads
     from schedules.tuner import TuneReport, explicit_tune, tune
@@ -146,12 +175,20 @@ def main(argv=None) -> int:
     space = ArchSpace()
     for i in range(args.archs):
         arch = space.sample(random.Random(args.seed + i))
-        if i in done:
-            continue
         onnx_path = export_onnx(arch, args.work_dir / f"arch{args.seed + i}.onnx", batch=1)
         shape = (1, 1, arch.resolution, arch.resolution)
         mod = import_onnx(onnx_path)
         workloads = extract_workloads(mod, target)
+        if i in done:
+            if args.remeasure:
+                row = next(r for r in payload["rows"] if r["index"] == i)
+                row.update(_measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads,
+                                        payload["peak_gflops"]))
+                row["remeasured"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                _summarize(payload)
+                write_json(args.out, payload)
+                print(_table([row]), flush=True)
+            continue
         unseen = db.unseen(workloads)
         hit_rate = 1 - len(unseen) / len(workloads)
         # Step 1. MetaSchedule on the largest unseen tasks.
@@ -168,29 +205,17 @@ def main(argv=None) -> int:
                      if args.explicit_configs > 0 else TuneReport())
         tune_s = time.perf_counter() - t0
         cov = db.coverage(workloads)
-        # Step 3. Measure: the references first (TVM's runtime threads keep spinning for a while
-        # after a run and would steal the cores torch's threads need).
-        ort = reference_onnxruntime(onnx_path, protocol, threads=threads)
-        torch_m = reference_torch(build_network(arch, space, 1, 10), shape, protocol, threads=threads)
-        untuned = measure(compile(onnx_path, None, target), protocol)
-        tuned = measure(compile(onnx_path, db, target), protocol)
-        macs = sum(w.macs * w.count for w in workloads)
-        ok = lambda m: m.median_ms if m.ok else None
         row = {
             "index": i, "arch": arch.to_json(), "resolution": arch.resolution, "tasks": len(workloads),
-            "new_tasks": len(unseen), "hit_rate": hit_rate, "macs": macs,
+            "new_tasks": len(unseen), "hit_rate": hit_rate,
             "ms_tuned_tasks": sorted(names), "ms_trials": ms_report.trials if ms_report else 0,
             "ms_seconds": ms_report.seconds if ms_report else 0.0,
             "explicit_tuned_tasks": len(ex_report.tuned), "explicit_configs_tried": ex_report.trials,
             "faults": len(ex_report.faults) + (len(ms_report.faults) if ms_report else 0),
             "tune_seconds": tune_s, "coverage_tasks": cov.tasks, "coverage_macs": cov.macs,
-            "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort), "torch_ms": ok(torch_m),
-            "tvm_tuned": tuned.to_dict(), "errors": {k: m.error for k, m in (("untuned", untuned), ("tuned", tuned),
-                                                                            ("ort", ort), ("torch", torch_m)) if not m.ok},
-            "tvm_over_ort": (tuned.median_ms / ort.median_ms) if tuned.ok and ort.ok else None,
-            "tuned_gflops": (2 * macs / (tuned.median_ms * 1e-3) / 1e9) if tuned.ok else None,
+            **_measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads,
+                           payload["peak_gflops"]),
         }
-        row["fraction_of_peak"] = row["tuned_gflops"] / payload["peak_gflops"] if row["tuned_gflops"] else None
         payload["rows"].append(row)
         _summarize(payload)
         write_json(args.out, payload)
