@@ -1,0 +1,72 @@
+"""A real two-stage search (export, explicit tuning into a shared database, TVM measurement, results
+commit), run in a subprocess by test_kill_real_search.py and killed there with SIGKILL.
+
+    python tests/nacos/kill_search_worker.py CONFIG.json RUN_DIR TRACE
+
+Every phase start is appended to TRACE (one unbuffered write each, so a kill loses none) so the test
+can aim its kills at export, tuning, measurement and the commit. The latency objective is made
+deterministic (a fixed function of the architecture's MACs; the measured latency is kept as
+``latency_measured_ms``): the real work runs and is killed, while the proposals of a resumed run can
+be compared exactly with those of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def main() -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    import archspace.export
+    import schedules.measure
+    import schedules.tuner
+    from nacos import loop
+    from nacos.config import config_from_dict
+    from nacos.evaluation import Evaluation
+    from nacos.search import _observer, build_search
+    from nacos.store import ResultsStore
+
+    cfg_path, run_dir, trace = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    fd = os.open(trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def traced(phase, fn):
+        def wrapper(*args, **kwargs):
+            os.write(fd, f"{phase}\n".encode())
+            return fn(*args, **kwargs)
+        return wrapper
+
+    archspace.export.export_onnx = traced("export", archspace.export.export_onnx)
+    schedules.tuner.explicit_tune = traced("tune", schedules.tuner.explicit_tune)
+    schedules.measure.measure = traced("measure", schedules.measure.measure)
+    ResultsStore.finish = traced("commit", ResultsStore.finish)
+
+    cfg = config_from_dict(json.loads(cfg_path.read_text()))
+    run, strategy, evaluator, genome_space = build_search(cfg, run_dir)
+
+    def evaluate(genome):
+        ev = evaluator(genome)
+        metrics = dict(ev.metrics)
+        if ev.status == "ok":
+            metrics["latency_measured_ms"] = metrics["latency_ms"]
+            metrics["latency_ms"] = round(0.05 + 2e-6 * metrics["macs"], 9)
+        return Evaluation(ev.status, metrics, ev.reason, ev.seconds)
+
+    store = run.open_store()
+    try:
+        loop.run_search(strategy, evaluate, store, cfg.trials, progress=False,
+                        on_record=_observer(evaluator, genome_space, evaluator.arch_of))
+    finally:
+        store.close()
+    os.write(fd, b"done\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
