@@ -106,9 +106,12 @@ def tune_workloads(work_dir: Path, workloads, trials: int, *, seed: int = 0, com
         else:
             mod = tvm.IRModule({name: _prim_func(kind, args).with_attr("global_symbol", name)
                                 for name, kind, args in group})
-        ms.tune_tir(mod, target, str(wd), max_trials_global=trials * len(group), max_trials_per_task=trials,
-                    num_trials_per_iter=min(64, trials), strategy="replay-trace", task_scheduler="round-robin",
-                    builder=ms.builder.LocalBuilder(initializer=skip_foreign_intrinsics), seed=seed)
+        from schedules.tuner import named_handlers_only
+
+        with named_handlers_only():  # an unnamed handler on MetaSchedule's logger breaks its second tuning
+            ms.tune_tir(mod, target, str(wd), max_trials_global=trials * len(group), max_trials_per_task=trials,
+                        num_trials_per_iter=min(64, trials), strategy="replay-trace", task_scheduler="round-robin",
+                        builder=ms.builder.LocalBuilder(initializer=skip_foreign_intrinsics), seed=seed)
         seconds = time.time() - t0
         (wd / "nacos_tuning.json").write_text(json.dumps({
             "seconds": round(seconds, 1), "records": _n_records(wd), "trials_per_workload": trials,

@@ -172,7 +172,7 @@ def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
 
 
 @contextlib.contextmanager
-def _named_handlers_only() -> Iterator[None]:
+def named_handlers_only() -> Iterator[None]:
     """MetaSchedule rebuilds its loggers from a dictConfig that names the handlers attached to
     ``tvm.s_tir.meta_schedule``; an unnamed one (pytest's log capture, for one) breaks that config on
     the second tuning in a process. Detach the unnamed handlers while tuning, put them back after."""
@@ -226,7 +226,7 @@ def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder,
         runner = ms.runner.LocalRunner(timeout_sec=run_timeout_s)
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
-    with _named_handlers_only():
+    with named_handlers_only():
         _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report)
     db.refresh()
     report.tuned = [w for _, w in todo]
