@@ -45,7 +45,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import (
+    RESULTS_DIR,
+    command_line,
+    machine,
+    read_json,
+    save_figure,
+    write_json,
+)
 
 NETWORKS = ("vgg16", "resnet18", "resnet34", "mobilenet_v2", "mnasnet")
 LABELS = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet34": "ResNet-34", "mobilenet_v2": "MobileNet-V2",
@@ -377,11 +384,7 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("log2 speed-up")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def _table(payload: dict[str, Any]) -> str:

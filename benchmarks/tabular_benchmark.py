@@ -46,7 +46,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import (
+    RESULTS_DIR,
+    command_line,
+    machine,
+    read_json,
+    save_figure,
+    write_json,
+)
 
 NAME = "tabular_benchmark"
 DATASET = "cifar10"
@@ -451,11 +458,7 @@ def _plot(result: dict[str, Any], table, path: Path) -> None:
     ax.set_title("latency model, scored on its own device")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def markdown_table(result: dict[str, Any]) -> str:
