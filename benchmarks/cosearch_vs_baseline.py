@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import sys
 from pathlib import Path
@@ -36,7 +35,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import (
+    RESULTS_DIR,
+    command_line,
+    machine,
+    read_json,
+    save_figure,
+    write_json,
+)
 
 MODES = ("baseline", "two-stage", "one-stage")
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
@@ -245,8 +251,7 @@ def plot(summary: dict[str, Any], runs: dict[str, Any], budgets: Sequence[float]
     ax.set_title("fronts on tuned latency, one line per seed")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
