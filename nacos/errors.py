@@ -6,6 +6,9 @@ subclass; `USER_ERRORS` gathers them here in one place.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class NacosError(Exception):
     """Misuse of the co-search (bad config, foreign run directory, ...): the message says what to change."""
@@ -13,6 +16,34 @@ class NacosError(Exception):
 
 class ConfigError(NacosError, ValueError):
     """A run configuration that does not validate; the message names the key."""
+
+
+class DiskFullError(Exception):
+    """The disk filled up (or a file-size or quota limit was hit) while nacos wrote. Not the user's input
+    and not a failure of the candidate: nothing committed before is lost, and the run resumes once there
+    is space. The command line exits 1 with this message."""
+
+
+#: errno values that mean "no room to write": no space, file larger than allowed, quota exceeded
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+#: how libraries that do not raise an `OSError` (SQLite, torch's and onnx's C++, TVM) word it
+_FULL_WORDS = ("no space left on device", "database or disk is full", "file too large", "disk quota exceeded")
+
+
+def disk_full_cause(exc: BaseException | None) -> BaseException | None:
+    """The exception in `exc`'s chain (itself, its causes and contexts) that says the disk is full, or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return exc
+        if isinstance(exc, (sqlite3.OperationalError, RuntimeError, OSError)) and any(
+                w in str(exc).lower() for w in _FULL_WORDS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 
 from archspace.architecture import Architecture
 from nacos.config import RunConfig
+from nacos.errors import DiskFullError, disk_full_cause
 
 __all__ = ["Evaluation", "LatencyResult", "LatencyBackend", "CandidateEvaluator", "budget_flags"]
 
@@ -84,6 +85,10 @@ class CandidateEvaluator:
         try:
             status, metrics, reason = self._evaluate(genome)
         except Exception as exc:  # an unexpected failure of one candidate must not stop the search
+            if disk_full_cause(exc) is not None:
+                # ... unless the disk is full: that is not the candidate's fault, and recording it as failed
+                # would lose it for good. Its row stays unfinished and is evaluated again on resume.
+                raise DiskFullError(f"candidate {getattr(genome, 'id', '?')}: {disk_full_cause(exc)}") from exc
             status, metrics = "failed", {}
             reason = f"{type(exc).__name__}: {exc}".strip()[:500]
             metrics["traceback"] = traceback.format_exc(limit=4)[-2000:]

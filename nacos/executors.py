@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nacos.errors import ConfigError, NacosError
+from nacos.errors import ConfigError, NacosError, disk_full_cause
 
 __all__ = ["DaskExecutor", "Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending",
            "evaluate_one", "make_executor", "parse_executor_url"]
@@ -65,6 +65,8 @@ def evaluate_one(evaluate: Callable[[Any], Any], genome: Any) -> Row:
     try:
         result = evaluate(genome)
     except Exception as exc:  # noqa: BLE001  (a failing candidate is data, not the end of the search)
+        if disk_full_cause(exc) is not None:
+            raise  # not the candidate's fault: its row stays unfinished, the search stops, a rerun resumes
         return "failed", {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0
     seconds = time.time() - t0
     if isinstance(result, Mapping):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nacos.errors import NacosError
+from nacos.errors import DiskFullError, NacosError, disk_full_cause
 from nacos.executors import Executor, Pending, make_executor
 from nacos.pareto import pareto_front
 from nacos.store import CandidateRecord, ResultsStore
@@ -207,6 +207,11 @@ def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: Result
             evaluated += 1
             _tell(strategy, slot.genome, record)
             _after(bar, record, on_record)
+    except Exception as exc:
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        raise _disk_full(store, cause) from exc
     finally:
         for slot in window:          # stopping early: their rows stay unfinished and are requeued on resume
             if slot.pending is not None:
@@ -223,6 +228,21 @@ def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: Result
                          replayed=replayed, requeued=requeued, stopped_by=stopped_by,
                          seconds=time.monotonic() - t0, front=tuple(r.seq for r in front),
                          executor=described, parallel=parallel)
+
+
+def _disk_full(store: ResultsStore, cause: BaseException) -> DiskFullError:
+    """The error of a search stopped by a full disk: what is kept, and how to go on."""
+    try:
+        kept = f"the {store.n_completed()} candidates committed before are kept in {store.path}"
+    except Exception:  # the store could not even be read: say only what is sure
+        kept = f"every candidate committed before is kept in {store.path} (an SQLite transaction is all or nothing)"
+    if isinstance(cause, DiskFullError):
+        cause_text = str(cause)
+    else:
+        cause_text = f"{type(cause).__name__}: {cause}"
+    return DiskFullError(f"disk full while the search was writing ({cause_text}); nothing committed is lost: {kept}. "
+                         f"Free some space and rerun the same command: it resumes, and the candidates that were in "
+                         f"flight are evaluated again")
 
 
 def _ask_again(strategy: Strategy, store: ResultsStore, record: CandidateRecord) -> Any:

@@ -22,12 +22,36 @@ from pathlib import Path
 from typing import Any
 
 from nacos.config import OBJECTIVES, RunConfig
-from nacos.errors import ConfigError, NacosError
+from nacos.errors import ConfigError, DiskFullError, NacosError, disk_full_cause
 
 __all__ = ["run_search", "build_search", "report_run"]
 
 
-_EXTENDABLE = ("trials", "time_limit_s", "executor")   # may change between reruns; `parallel` may not
+# may change between reruns (they do not change what is proposed; `parallel` does, so it may not):
+# top-level keys, and "section.key" for a key of a section
+_EXTENDABLE = ("trials", "time_limit_s", "executor", "tuning.timeout_s", "tuning.worker_memory_mb")
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (a resolved config's dict) without the keys that may change between reruns."""
+    out = json.loads(json.dumps(config))
+    for key in _EXTENDABLE:
+        section, _, name = key.rpartition(".")
+        node = out.get(section) if section else out
+        if isinstance(node, dict):
+            node.pop(name, None)
+    return out
+
+
+def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config.json with today's defaults filled in (keys added since the run started), so that
+    a run started before a key existed resumes; as saved when it no longer loads (then it differs)."""
+    from nacos.config import config_from_dict
+
+    try:
+        return config_from_dict({"parallel": 1, **saved}).to_dict()   # runs from before `parallel`: 1
+    except ConfigError:
+        return saved
 
 
 def _strategy_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -65,10 +89,10 @@ def build_search(cfg: RunConfig, run_dir: Path):
     saved = run.config_path
     current = cfg.to_dict()
     if saved.exists():
-        previous = {"parallel": 1, **_read_saved_config(saved)}   # runs from before `parallel`: 1
+        previous = _identity(_resolved(_read_saved_config(saved)))
+        now = _identity(current)
         # trials and the time limit may grow between reruns: they do not change what is proposed
-        diff = sorted(k for k in set(previous) | set(current)
-                      if k not in _EXTENDABLE and previous.get(k) != current.get(k))
+        diff = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
         if diff:
             raise ConfigError(f"{run.root}: was started with another configuration (differs in {diff}); "
                               "resume with the same settings or use a new --run-dir")
@@ -162,7 +186,15 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
                                   executor=cfg.executor, parallel=cfg.parallel)
     finally:
         store.close()
-    report = report_run(run.root)
+    try:
+        report = report_run(run.root)
+    except Exception as exc:
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        raise DiskFullError(f"disk full while writing the report in {run.report_dir} ({type(cause).__name__}: "
+                            f"{cause}); the search itself is complete and committed in {run.root}: free some space "
+                            f"and run `nacos report {run.root}`") from exc
     return {**summary.to_dict(), "evaluated": summary.completed, "report_dir": str(run.report_dir),
             "front": report["front"], "hypervolume": report["hypervolume"]}
 

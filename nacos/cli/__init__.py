@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nacos.errors import user_errors
+    from nacos.errors import DiskFullError, disk_full_cause, user_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,12 +55,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except DiskFullError as exc:
+        print(f"nacos {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except user_errors() as exc:
         print(f"nacos {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `nacos ... | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:
+        # A full disk met outside a search loop (setup, report, tune, export). The results store commits in
+        # SQLite transactions, configs, checkpoints and exported models are replaced atomically (temporary
+        # file, then rename) and reports are remade from the store: the failed write loses nothing before it.
+        if disk_full_cause(exc) is None:
+            raise
+        print(f"nacos {args.command}: error: disk full ({type(exc).__name__}: {exc}); the write that failed was "
+              f"not completed and nothing written before it is lost; free some space and rerun", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"nacos {args.command}: interrupted", file=sys.stderr)
         return 130
