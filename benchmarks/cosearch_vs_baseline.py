@@ -226,7 +226,25 @@ def summarize(args: argparse.Namespace, runs: dict[str, Any], tuned: dict[str, d
         aggregate[mode] = agg
     return {"reference_point": {"accuracy": reference[0], "latency_ms": reference[1]},
             "tuned_latency_range_ms": [min(all_ms), max(all_ms)] if all_ms else None,
-            "per_run": per_run, "aggregate": aggregate}
+            "per_run": per_run, "aggregate": aggregate, **hypervolume_ratios(per_run)}
+
+
+def hypervolume_ratios(per_run: dict[str, Any]) -> dict[str, Any]:
+    """Hypervolume (on tuned latency) of each co-search mode over the baseline's, seed by seed (same seed,
+    same wall clock), and the mean over the seeds where both ran: ``hypervolume_ratio_<mode>_over_baseline``
+    (None while no seed has both) and ``..._per_seed``."""
+    out: dict[str, Any] = {}
+    for mode in MODES[1:]:
+        name = f"hypervolume_ratio_{mode.replace('-', '_')}_over_baseline"
+        ratios = {}
+        for key, entry in per_run.items():
+            m, seed = key.rsplit("-seed", 1)
+            base = per_run.get(f"baseline-seed{seed}")
+            if m == mode and base is not None and base["hypervolume_tuned"] > 0:
+                ratios[seed] = entry["hypervolume_tuned"] / base["hypervolume_tuned"]
+        out[name] = float(np.mean(list(ratios.values()))) if ratios else None
+        out[name + "_per_seed"] = ratios
+    return out
 
 
 def plot(summary: dict[str, Any], runs: dict[str, Any], budgets: Sequence[float], path: Path) -> None:
@@ -267,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "work_dir": str(args.work_dir), "complete": False}
 
     def save() -> None:
-        write_json(out, {**payload, "tuned_remeasure": tuned, "summary": summarize(args, runs, tuned) if runs else None})
+        summary = summarize(args, runs, tuned) if runs else None
+        # the checked interface: the mean ratios at the top level too
+        ratios = {k: v for k, v in (summary or hypervolume_ratios({})).items() if k.startswith("hypervolume_ratio_")
+                  and not k.endswith("_per_seed")}
+        write_json(out, {**payload, **ratios, "tuned_remeasure": tuned, "summary": summary})
 
     for seed in range(args.seeds):
         for mode in MODES:
@@ -297,6 +319,9 @@ def _table(summary: dict[str, Any], budgets: Sequence[float]) -> str:
     for b in budgets:
         n = summary["aggregate"].get("baseline", {}).get(f"overlooked_under_{b:g}ms")
         lines.append(f"overlooked by the baseline under {b:g} ms: {n}")
+    for mode in MODES[1:]:
+        r = summary.get(f"hypervolume_ratio_{mode.replace('-', '_')}_over_baseline")
+        lines.append(f"hypervolume {mode} / baseline (mean over seeds): {'n/a' if r is None else f'{r:.3f}'}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,15 @@ def test_cosearch_vs_baseline_quick(tmp_path):
     base = summary["per_run"]["baseline-seed0"]["budgets"]["1"]
     assert "overlooked" in base and "pick_tuned_ms" in base or base["pick"] is None
     assert (tmp_path / "cvb.png").stat().st_size > 0
+    # the checked interface: mean hypervolume ratios over seeds at the top level, equal to the per-seed ratio
+    for mode in ("two_stage", "one_stage"):
+        ratio = data[f"hypervolume_ratio_{mode}_over_baseline"]
+        per_seed = summary[f"hypervolume_ratio_{mode}_over_baseline_per_seed"]
+        hv = {m: summary["per_run"][f"{m}-seed0"]["hypervolume_tuned"] for m in ("baseline", mode.replace("_", "-"))}
+        if hv["baseline"] > 0:
+            assert ratio == per_seed["0"] == hv[mode.replace("_", "-")] / hv["baseline"]
+        else:
+            assert ratio is None and per_seed == {}
     # the rerun finds each run's wall clock spent and every re-measurement done: same rows
     assert main(argv) == 0
     again = json.loads(out.read_text())
