@@ -287,10 +287,16 @@ class DaskExecutor(Executor):
             if self.spec.local_workers:
                 # One task per single-threaded worker at a time: a worker that dies takes only its own
                 # candidate with it (no innocent task counted as suspicious).
+                # Dask's nannies set OMP_NUM_THREADS=1 in each worker, which TVM's runtime also takes as
+                # its thread limit: a candidate would then be measured on one thread where the local
+                # executor measures on every core. TVM_NUM_THREADS takes precedence, so that a run gives
+                # the same latencies (and may be resumed) on either executor.
+                from schedules.targets import host_threads
+
                 with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
                     self._cluster = LocalCluster(n_workers=self.spec.local_workers, threads_per_worker=1,
                                                  processes=True, host="127.0.0.1", dashboard_address=None,
-                                                 silence_logs=50,
+                                                 silence_logs=50, env={"TVM_NUM_THREADS": str(host_threads())},
                                                  scheduler_kwargs={"allowed_failures": self.allowed_failures})
                 self.client = Client(self._cluster, set_as_default=False)
             else:

@@ -15,6 +15,7 @@ A run is timed in this process: a run that never returns cannot be interrupted h
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -206,9 +207,12 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
     threads = threads or int(compiled.target.attrs.get("num-cores", 0) or 0) or 1
     fail = lambda reason: Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)
     inputs = compiled.random_inputs(protocol.seed)
-    try:
-        if rpc is not None:
+    if rpc is not None:
+        try:
             return _measure_rpc(compiled, protocol, rpc, inputs, check, threads)
+        except Exception as exc:  # tracker unreachable, unknown key, no free server in time, session lost
+            return Measurement.failed(_reason("rpc error", exc), backend="tvm-rpc", target=target, batch=compiled.batch)
+    try:
         set_tvm_threads(threads)
         vm = compiled.vm()
         t0 = time.perf_counter()
@@ -232,8 +236,16 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
     return _summary(samples, protocol, backend="tvm", target=target, batch=compiled.batch, threads=threads)
 
 
+#: `export_library` of one executable from two threads at once corrupts memory (double free, seen
+#: with TVM 0.27): exports are taken one at a time in this process.
+_EXPORT_LOCK = threading.Lock()
+
+
 def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs, check: bool,
                  threads: int) -> Measurement:
+    """Export the module, upload it to a free server of `rpc`'s key, check it there against onnxruntime
+    and time it with the remote time evaluator. Errors of the RPC machinery propagate (`measure` makes
+    them failures with reason "rpc error: ...")."""
     import tempfile
 
     import tvm
@@ -242,10 +254,15 @@ def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs,
     target = str(compiled.target)
     with tempfile.TemporaryDirectory() as tmp:
         lib_path = Path(tmp) / "model.so"
-        compiled.executable.export_library(str(lib_path))
+        with _EXPORT_LOCK:
+            compiled.executable.export_library(str(lib_path))
         session = rpc.session()
         session.upload(str(lib_path))
         rlib = session.load_module("model.so")
+    try:  # the same thread count on the device as here (a device without the function keeps its default)
+        session.get_function("runtime.config_threadpool")(0, int(threads))
+    except Exception:
+        pass
     dev = session.cpu()
     vm = relax.VirtualMachine(rlib, dev)
     args = [tvm.runtime.tensor(inputs[k], dev) for k in compiled.input_shapes]
@@ -253,13 +270,15 @@ def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs,
     if check:
         ok, reason = check_against_onnxruntime(compiled, outputs, rtol=protocol.rtol, inputs=inputs)
         if not ok:
-            return Measurement.failed(reason, target=target, batch=compiled.batch)
+            return Measurement.failed(reason, backend="tvm-rpc", target=target, batch=compiled.batch)
     for _ in range(protocol.warmup):
         vm["main"](*args)
     timer = vm.time_evaluator("main", dev, number=protocol.number, repeat=protocol.repeats)
     samples = [s * 1e3 for s in timer(*args).results]
-    m = _summary(samples, protocol, backend="tvm-rpc", target=target, batch=compiled.batch, threads=threads)
-    return m
+    if max(samples) > protocol.timeout_s * 1e3:
+        return Measurement.failed(f"timeout: one run took more than {protocol.timeout_s} s", backend="tvm-rpc",
+                                  target=target, batch=compiled.batch)
+    return _summary(samples, protocol, backend="tvm-rpc", target=target, batch=compiled.batch, threads=threads)
 
 
 def measure_onnx(onnx_path: str | Path, db: Any = None, target: Any = None, protocol: Protocol = Protocol(), *,

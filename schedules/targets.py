@@ -70,6 +70,11 @@ class RpcTarget:
     """A remote device reached through TVM's RPC tracker: the tracker's host and port and the device
     key the server registered with. The target is what code is compiled for (the device's CPU).
 
+    Every wait is bounded: reaching the tracker (`connect_timeout_s`), waiting for a free server of
+    the key (`request_timeout_s`: all of them may be busy with other measurements), and the session
+    itself (`session_timeout_s`: the server ends a session that runs longer). A key no server has
+    registered under fails at once, naming the keys the tracker does have.
+
     TVM RPC runs any code sent to it, in plaintext, without authentication: keep tracker and servers on
     loopback or a private network."""
 
@@ -77,17 +82,112 @@ class RpcTarget:
     tracker_port: int
     key: str
     session_timeout_s: int = 60
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.tracker_host or not 0 < int(self.tracker_port) < 65536:
+            raise ScheduleError(f"RPC tracker address {self.tracker_host}:{self.tracker_port} is not HOST:PORT")
+        if not self.key:
+            raise ScheduleError("RPC target: a device key is required (the --key the servers registered with)")
+        if self.session_timeout_s <= 0 or self.connect_timeout_s <= 0 or self.request_timeout_s <= 0:
+            raise ScheduleError("RPC target: timeouts must be positive")
+
+    @property
+    def url(self) -> str:
+        return f"rpc://{self.tracker_host}:{self.tracker_port}/{self.key}"
+
+    def _tracker(self) -> Any:
+        """A `tvm.rpc` tracker session whose every wait is bounded.
+
+        TVM's `connect_tracker` retries a refused connection for 60 s, waits on an unroutable address as
+        long as the OS does and on a peer that never answers its handshake for ever; and a request for a
+        key whose servers are all busy waits for ever too. So the connection and handshake are made here
+        with `connect_timeout_s`, and the socket then waits at most `request_timeout_s` for any reply."""
+        import socket
+        import struct
+
+        from tvm.rpc import base
+        from tvm.rpc.client import TrackerSession
+
+        addr = f"{self.tracker_host}:{self.tracker_port}"
+        try:
+            sock = socket.create_connection((self.tracker_host, self.tracker_port), timeout=self.connect_timeout_s)
+        except OSError as exc:
+            raise ScheduleError(f"RPC tracker {addr} cannot be reached ({type(exc).__name__}: {exc}); "
+                                f"is `python -m tvm.exec.rpc_tracker` running there?") from exc
+        try:
+            sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+            magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+        except OSError as exc:
+            sock.close()
+            raise ScheduleError(f"{addr} did not answer as a TVM RPC tracker within {self.connect_timeout_s:g} s "
+                                f"({type(exc).__name__}: {exc})") from exc
+        if magic != base.RPC_TRACKER_MAGIC:
+            sock.close()
+            raise ScheduleError(f"{addr} is not a TVM RPC tracker (wrong handshake)")
+        sock.settimeout(self.request_timeout_s)
+        tracker = TrackerSession.__new__(TrackerSession)  # its __init__ would connect again, unbounded
+        tracker._addr = (self.tracker_host, self.tracker_port)
+        tracker._sock = sock
+        return tracker
+
+    def summary(self) -> dict[str, Any]:
+        """The tracker's summary: ``queue_info`` (key -> free and pending counts) and ``server_info``."""
+        tracker = self._tracker()
+        try:
+            return tracker.summary()
+        except OSError as exc:
+            raise ScheduleError(f"RPC tracker {self.tracker_host}:{self.tracker_port} did not answer: {exc}") from exc
+        finally:
+            tracker.close()
+
+    def servers(self, summary: dict[str, Any] | None = None) -> list[tuple[str, int]]:
+        """(host, port) of the servers registered under this key (busy ones included)."""
+        summary = self.summary() if summary is None else summary
+        return sorted((str(s["addr"][0]), int(s["addr"][1])) for s in summary.get("server_info", [])
+                      if s.get("key") == f"server:{self.key}")
+
+    def check(self) -> dict[str, Any]:
+        """The tracker's summary, or a `ScheduleError` when it cannot be reached or no server has this key."""
+        summary = self.summary()
+        self._require_key(summary)
+        return summary
+
+    def _require_key(self, summary: dict[str, Any]) -> None:
+        if not self.servers(summary):
+            keys = sorted({str(s.get("key", "")).partition(":")[2] for s in summary.get("server_info", [])} - {""})
+            raise ScheduleError(f"no RPC server is registered under key {self.key!r} at tracker "
+                                f"{self.tracker_host}:{self.tracker_port} (keys there: {keys or 'none'})")
 
     def session(self) -> Any:
-        from tvm import rpc
-
-        tracker = rpc.connect_tracker(self.tracker_host, self.tracker_port)
-        return tracker.request(self.key, priority=1, session_timeout=self.session_timeout_s)
+        """An RPC session on a free server of this key; a `ScheduleError` when the tracker cannot be
+        reached, no server has the key, or none is free within `request_timeout_s`."""
+        tracker = self._tracker()
+        try:
+            try:
+                summary = tracker.summary()
+            except OSError as exc:
+                raise ScheduleError(f"RPC tracker {self.tracker_host}:{self.tracker_port} did not answer: {exc}") \
+                    from exc
+            self._require_key(summary)
+            try:
+                return tracker.request(self.key, priority=1, session_timeout=self.session_timeout_s, max_retry=1)
+            except Exception as exc:  # RuntimeError after its retries, OSError, or the server's connect error
+                queue = summary.get("queue_info", {}).get(self.key, {})
+                raise ScheduleError(
+                    f"no session on an RPC server of key {self.key!r} at tracker {self.tracker_host}:"
+                    f"{self.tracker_port} within {self.request_timeout_s:g} s ({len(self.servers(summary))} "
+                    f"registered, {queue.get('free', 0)} free and {queue.get('pending', 0)} requests waiting "
+                    f"when asked): {exc}") from exc
+        finally:
+            tracker.close()
 
     def ms_runner(self, timeout_s: float = 10.0) -> Any:
-        """A MetaSchedule `RPCRunner` measuring on this device."""
+        """A MetaSchedule `RPCRunner` measuring on this device (the tracker and the key checked first)."""
         from tvm.s_tir import meta_schedule as ms
 
+        self.check()
         config = ms.runner.RPCConfig(tracker_host=self.tracker_host, tracker_port=self.tracker_port,
                                      tracker_key=self.key, session_timeout_sec=int(self.session_timeout_s))
         return ms.runner.RPCRunner(rpc_config=config, evaluator_config=ms.runner.EvaluatorConfig(
