@@ -1,19 +1,38 @@
-"""The inner loop over sampled architectures: one tuning database shared by all of them.
+"""The inner loop against what users run instead: tuned TVM vs onnxruntime vs torch eager, through one
+tuning database shared by sampled architectures and the five published networks.
 
-For each architecture (sampled from `ArchSpace()` with seeds 0, 1, ...), in order:
-export ONNX (1x1xRxR), extract its workloads, look them up in the shared database (hit rate), tune
-the unseen ones (MetaSchedule on the `--tune-top` unseen tasks with the most MACs, `--trials-per-task`
-each; the explicit `ScheduleConfig` space, `--explicit-configs` configs each, on the remaining unseen
-conv / dense tasks; fused elementwise tasks without a record are left to TVM's default lowering),
+Rows, in order, all tuned into one database (so hit rate and tuning seconds per row show it filling):
+
+1. sampled architectures (`ArchSpace()` with seeds 0, 1, ...; ONNX 1x1xRxR at the space's resolution);
+2. then the published networks (`--networks`, default VGG-16, ResNet-18, ResNet-34, MobileNet-V2, MNASNet
+   from `archspace.zoo`: published definitions, random weights, 10 classes, ONNX 1x3xSxS at
+   `--network-resolution`, default 32; VGG-16 without its 7x7 pooling copy, as in
+   `benchmarks/schedule_transfer.py`).
+
+For each row: export ONNX, extract its workloads, look them up in the shared database (hit rate), tune the
+unseen ones (MetaSchedule on the unseen tasks with the most MACs, `--trials-per-task` trials each:
+`--tune-top` of them for a sampled architecture, `--network-tune-top` for a network; the explicit
+`ScheduleConfig` space, `--explicit-configs` / `--network-explicit-configs` configs each, on the remaining
+unseen conv / dense tasks; fused elementwise tasks without a record are left to TVM's default lowering),
 then measure untuned TVM, tuned TVM, onnxruntime and torch eager by one protocol and thread count.
 Achieved GFLOP/s (2 FLOPs per MAC) is set against this machine's measured peak (best of a few fp32
-matrix products through numpy's BLAS with the same threads).
+matrix products through numpy's BLAS with the same threads) and, for the roofline, its measured memory
+bandwidth (a 256 MiB numpy copy, `costmodels.roofline.calibrate`); a row's arithmetic intensity is its
+FLOPs over the bytes its layers read and write (sum over layers, no cache reuse assumed).
 
-    python -m benchmarks.inner_loop            # full size: 10 architectures
-    python -m benchmarks.inner_loop --quick    # 2 architectures, smaller budgets (minutes)
+    python -m benchmarks.inner_loop            # full size: 10 architectures, then the 5 networks at 32x32
+    python -m benchmarks.inner_loop --quick    # 2 architectures, ResNet-18 + ResNet-34 at 16x16 (minutes)
+    python -m benchmarks.inner_loop --networks # sampled architectures only (no network rows)
 
-Rows are written after every architecture (atomic rewrite of the JSON); a rerun of the same command
-resumes after the last finished architecture, reusing the database in --work-dir.
+Rows are written after every row (atomic rewrite of the JSON, and the PNG: latency per row, tuning
+seconds and hit rate per row, roofline); a rerun of the same command resumes after the last finished
+row, reusing the database in --work-dir. The sampled rows are kept when the sampled settings match
+(`settings`); the network rows when the network settings match too (`network_settings`; otherwise only
+the network rows are measured again). The database-filling figures are only meaningful when the work
+dir's database was filled by the rows before: `summary.database_continuity` says when it was not, and
+each row's `tasks_in_earlier_rows` counts its tasks that an earlier row also has (whatever the database holds);
+`summary.rows_with_hits_from_outside` lists rows that found more records than the rows before them can have
+left (an earlier run in the same work dir, or the row's own tuning before an interruption).
 """
 
 from __future__ import annotations
@@ -24,101 +43,335 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, save_figure, write_json
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
+NETWORKS = ("vgg16", "resnet18", "resnet34", "mobilenet_v2", "mnasnet")
+LABELS = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet34": "ResNet-34", "mobilenet_v2": "MobileNet-V2",
+          "mnasnet": "MNASNet"}
+QUICK_NETWORKS = ("resnet18", "resnet34")  # ResNet-34 has ResNet-18's conv shapes: it shows the reuse cheaply
 
 
-def measured_peak_gflops(threads: int, n: int = 1024, tries: int = 5) -> float:
-    """Best fp32 GFLOP/s of an n x n matrix product (numpy's BLAS) on `threads` threads."""
+def measured_peak_gflops(threads: int, sizes: tuple[int, ...] = (1024, 2048), tries: int = 5) -> float:
+    """Best fp32 GFLOP/s of n x n matrix products (numpy's BLAS, each n of `sizes`) on `threads` threads."""
     import numpy as np
 
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # numpy's BLAS then uses its own default thread count
         threadpool_limits = None
-    a = np.random.default_rng(0).standard_normal((n, n)).astype("float32")
-    b = a.T.copy()
-    best = math.inf
+    best_gflops = 0.0
     ctx = threadpool_limits(threads) if threadpool_limits else None
     try:
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
+        for n in sizes:
+            a = np.random.default_rng(0).standard_normal((n, n)).astype("float32")
+            b = a.T.copy()
+            best = math.inf
+            for _ in range(tries):
+                t0 = time.perf_counter()
+                a @ b
+                best = min(best, time.perf_counter() - t0)
+            best_gflops = max(best_gflops, 2.0 * n ** 3 / best / 1e9)
     finally:
         if ctx is not None:
             ctx.unregister() if hasattr(ctx, "unregister") else None
-    return 2.0 * n ** 3 / best / 1e9
+    return best_gflops
+
+
+def measured_bandwidth_gbs() -> tuple[float, str]:
+    """This machine's memory bandwidth (GB/s) and how it was measured (`costmodels.roofline.calibrate`)."""
+    from costmodels.roofline import calibrate
+
+    record = calibrate(matmul_n=64, matmul_repeats=1, copy_mib=256, copy_repeats=5)
+    return float(record["bandwidth_gbs"]), record["method"]["bandwidth"]
 
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="2 architectures, smaller budgets")
+    p.add_argument("--quick", action="store_true",
+                   help="2 architectures and ResNet-18 + ResNet-34 at 16x16, smaller budgets")
     p.add_argument("--archs", type=int, default=None, help="architectures (default 10, quick 2)")
     p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task")
     p.add_argument("--tune-top", type=int, default=None,
                    help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first (default 4, quick 1)")
     p.add_argument("--explicit-configs", type=int, default=None,
                    help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 2)")
+    p.add_argument("--networks", nargs="*", default=None, metavar="NAME",
+                   help=f"published networks after the architectures, from {', '.join(NETWORKS)} (default all "
+                        f"five, quick {' '.join(QUICK_NETWORKS)}; the option alone: none)")
+    p.add_argument("--network-resolution", type=int, default=None, help="networks' input size (default 32, quick 16)")
+    p.add_argument("--network-tune-top", type=int, default=None,
+                   help="MetaSchedule-tune this many unseen tasks per network, most MACs first (default 8, quick 1)")
+    p.add_argument("--network-explicit-configs", type=int, default=None,
+                   help="explicit-space configs per remaining unseen conv/dense task of a network (default 4, quick 1)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 30, quick 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/inner_loop"),
                    help="tuning database and ONNX files (kept: a rerun resumes)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "inner_loop.json")
+    p.add_argument("--png", type=Path, default=None, help="figure (default: --out with .png)")
     p.add_argument("--remeasure", action="store_true",
                    help="measure the finished rows again (references, untuned, tuned with the database as it is "
                         "now), keeping their tuning figures; for a fix in compile or measure")
+    p.add_argument("--refresh-only", action="store_true",
+                   help="tune and measure nothing: recompute the finished rows' derived figures (roofline, "
+                        "summary) and redraw the figure")
     args = p.parse_args(argv)
     quick = args.quick
     args.archs = args.archs if args.archs is not None else (2 if quick else 10)
     args.tune_top = args.tune_top if args.tune_top is not None else (1 if quick else 4)
     args.explicit_configs = args.explicit_configs if args.explicit_configs is not None else (2 if quick else 4)
     args.repeats = args.repeats if args.repeats is not None else (10 if quick else 30)
+    args.networks = list(args.networks if args.networks is not None else (QUICK_NETWORKS if quick else NETWORKS))
+    unknown = [n for n in args.networks if n not in NETWORKS]
+    if unknown:
+        p.error(f"--networks: unknown {unknown}; choose from {', '.join(NETWORKS)}")
+    if len(set(args.networks)) != len(args.networks):
+        p.error("--networks: a network is named twice")
+    args.network_resolution = args.network_resolution or (16 if quick else 32)
+    args.network_tune_top = args.network_tune_top if args.network_tune_top is not None else (1 if quick else 8)
+    args.network_explicit_configs = (args.network_explicit_configs if args.network_explicit_configs is not None
+                                     else (1 if quick else 4))
+    args.png = args.png or args.out.with_suffix(".png")
+    if args.archs < 0 or args.tune_top < 0 or args.network_tune_top < 0:
+        p.error("--archs, --tune-top and --network-tune-top must be >= 0")
     return args
 
 
 def _settings(args) -> dict[str, Any]:
+    """The sampled part's settings (unchanged since the first full run: its rows resume under them)."""
     return {"archs": args.archs, "trials_per_task": args.trials_per_task, "tune_top": args.tune_top,
             "explicit_configs": args.explicit_configs, "warmup": args.warmup, "repeats": args.repeats,
             "seed": args.seed}
 
 
+def _network_settings(args) -> dict[str, Any]:
+    return {"networks": list(args.networks), "resolution": args.network_resolution, "batch": 1, "in_channels": 3,
+            "num_classes": 10, "trials_per_task": args.trials_per_task, "tune_top": args.network_tune_top,
+            "explicit_configs": args.network_explicit_configs, "warmup": args.warmup, "repeats": args.repeats,
+            "seed": args.seed}
+
+
+# -- summary --------------------------------------------------------------------------------------
 def _geomean(xs) -> float | None:
     xs = [x for x in xs if x is not None and x > 0 and math.isfinite(x)]
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
 
 
+def _ratio(a, b) -> float | None:
+    return a / b if a is not None and b is not None and b > 0 else None
+
+
+def _span(xs) -> list[float] | None:
+    xs = [x for x in xs if x is not None]
+    return [min(xs), max(xs)] if xs else None
+
+
+def _row_derived(row: dict[str, Any], peak: float, bandwidth: float | None) -> None:
+    """Figures computed from a row's measured ones (also for rows written by an earlier version)."""
+    row.setdefault("kind", "sampled")
+    row.setdefault("name", f"arch{row['index']}")
+    row["tvm_over_ort"] = _ratio(row.get("tvm_tuned_ms"), row.get("ort_ms"))
+    row["tvm_over_torch"] = _ratio(row.get("tvm_tuned_ms"), row.get("torch_ms"))
+    row["tuned_over_untuned"] = _ratio(row.get("tvm_tuned_ms"), row.get("tvm_untuned_ms"))
+    flops = 2.0 * row["macs"]
+    row["flops"] = flops
+    gf = lambda ms: flops / (ms * 1e-3) / 1e9 if ms else None
+    row["tuned_gflops"] = gf(row.get("tvm_tuned_ms"))
+    row["ort_gflops"] = gf(row.get("ort_ms"))
+    row["fraction_of_peak"] = row["tuned_gflops"] / peak if row["tuned_gflops"] else None
+    nbytes = row.get("bytes")
+    row["intensity"] = flops / nbytes if nbytes else None
+    if row["intensity"] and bandwidth:
+        row["attainable_gflops"] = min(peak, row["intensity"] * bandwidth)
+        row["fraction_of_roofline"] = (row["tuned_gflops"] / row["attainable_gflops"]
+                                       if row["tuned_gflops"] else None)
+
+
+def _part_summary(rows: list[dict[str, Any]], peak: float) -> dict[str, Any]:
+    return {
+        "rows": len(rows),
+        "geomean_tuned_tvm_over_ort": _geomean(r["tvm_over_ort"] for r in rows),
+        "geomean_tuned_tvm_over_torch": _geomean(r["tvm_over_torch"] for r in rows),
+        "geomean_untuned_tvm_over_ort": _geomean(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in rows),
+        "geomean_tuned_over_untuned_tvm": _geomean(r["tuned_over_untuned"] for r in rows),
+        "tuned_faster_than_untuned": sum(1 for r in rows if r["tuned_over_untuned"] is not None
+                                         and r["tuned_over_untuned"] < 1.0),
+        "tuned_faster_than_ort": sum(1 for r in rows if r["tvm_over_ort"] is not None and r["tvm_over_ort"] < 1.0),
+        "tuned_faster_than_torch": sum(1 for r in rows if r["tvm_over_torch"] is not None and r["tvm_over_torch"] < 1.0),
+        "tuning_seconds_total": sum(r["tune_seconds"] for r in rows),
+        "tuned_gflops": _span(r["tuned_gflops"] for r in rows),
+        "fraction_of_peak": _span(r["fraction_of_peak"] for r in rows),
+        "fraction_of_roofline": _span(r.get("fraction_of_roofline") for r in rows),
+        "ort_gflops": _span(r["ort_gflops"] for r in rows),
+        "ort_rows_above_measured_peak": sum(1 for r in rows if r["ort_gflops"] and r["ort_gflops"] > peak),
+    }
+
+
 def _summarize(payload: dict[str, Any]) -> None:
     rows = payload["rows"]
-    payload["geomean_tvm_over_ort"] = _geomean(r["tvm_over_ort"] for r in rows)
-    payload["geomean_untuned_over_ort"] = _geomean(
-        (r["tvm_untuned_ms"] / r["ort_ms"]) if r["tvm_untuned_ms"] and r["ort_ms"] else None for r in rows)
-    payload["hit_rate_last"] = rows[-1]["hit_rate"] if rows else None
+    peak, bw = payload["peak_gflops"], payload.get("bandwidth_gbs")
+    for r in rows:
+        _row_derived(r, peak, bw)
+    rows.sort(key=lambda r: r["index"])
+    sampled = [r for r in rows if r["kind"] == "sampled"]
+    nets = [r for r in rows if r["kind"] == "network"]
+    # the sampled part's figures under their original names (docs and older readers use them)
+    payload["geomean_tvm_over_ort"] = _geomean(r["tvm_over_ort"] for r in sampled)
+    payload["geomean_untuned_over_ort"] = _geomean(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in sampled)
+    payload["hit_rate_last"] = sampled[-1]["hit_rate"] if sampled else None
     trials = sum(r["ms_trials"] for r in rows)
     secs = sum(r["ms_seconds"] for r in rows)
     payload["seconds_per_trial"] = secs / trials if trials else None
     payload["tuning_seconds_total"] = sum(r["tune_seconds"] for r in rows)
-    payload["complete"] = len(rows) >= payload["settings"]["archs"]
+    continuity = "ok"
+    first_net = nets[0] if nets else None
+    if first_net is not None and sampled and first_net.get("db_tuned_before") == 0:
+        continuity = ("the network rows were tuned into a database without the sampled architectures' records "
+                      "(the work dir was recreated): their hit rates count only reuse among the networks; "
+                      "tasks_in_earlier_rows counts the tasks a continuous database could have offered")
+    # a hit on a task no earlier row has: the database held records from elsewhere (an earlier run in the same
+    # work dir, or this row's own tuning before an interruption and a resume)
+    outside = [{"name": r["name"], "hits": r["tasks"] - r["new_tasks"], "tasks_in_earlier_rows": r["tasks_in_earlier_rows"]}
+               for r in rows if r.get("tasks_in_earlier_rows") is not None
+               and r["tasks"] - r["new_tasks"] > r["tasks_in_earlier_rows"]]
+    payload["summary"] = {
+        "sampled": _part_summary(sampled, peak),
+        "networks": _part_summary(nets, peak),
+        "all": _part_summary(rows, peak),
+        "database_filling": [
+            {"index": r["index"], "name": r["name"], "kind": r["kind"], "tasks": r["tasks"], "new_tasks": r["new_tasks"],
+             "hit_rate": r["hit_rate"], "tasks_in_earlier_rows": r.get("tasks_in_earlier_rows"),
+             "tune_seconds": r["tune_seconds"], "ms_trials": r["ms_trials"],
+             "explicit_configs_tried": r["explicit_configs_tried"], "db_tuned_before": r.get("db_tuned_before")}
+            for r in rows],
+        "database_continuity": continuity,
+        "rows_with_hits_from_outside": outside,
+        "roofline": {"peak_gflops": peak, "bandwidth_gbs": bw, "ridge_intensity": (peak / bw) if bw else None,
+                     "rows": [{"name": r["name"], "tuned_gflops": r["tuned_gflops"], "ort_gflops": r["ort_gflops"],
+                               "fraction_of_peak": r["fraction_of_peak"], "intensity": r.get("intensity"),
+                               "attainable_gflops": r.get("attainable_gflops"),
+                               "fraction_of_roofline": r.get("fraction_of_roofline")} for r in rows]},
+    }
+    done_nets = {r["name"] for r in nets}
+    payload["complete"] = (len(sampled) >= payload["settings"]["archs"]
+                           and all(n in done_nets for n in payload["network_settings"]["networks"]))
 
 
 def _table(rows) -> str:
-    head = f"{'#':>2} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>8} {'tuned':>8} {'ort':>8} {'torch':>8} {'tvm/ort':>7} {'tune s':>7} {'GF/s':>6}"
+    head = (f"{'#':>2} {'name':<13} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>9} {'tuned':>9} {'ort':>9} "
+            f"{'torch':>9} {'tvm/ort':>7} {'tvm/pt':>7} {'tune s':>7} {'GF/s':>6} {'%peak':>5}")
     lines = [head]
+    f = lambda x: f"{x:9.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>9}"
+    g = lambda x, w, p: f"{x:{w}.{p}f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>{w}}"
     for r in rows:
-        f = lambda x: f"{x:8.3f}" if isinstance(x, (int, float)) and x is not None and math.isfinite(x) else f"{'-':>8}"
-        lines.append(f"{r['index']:>2} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} {f(r['tvm_untuned_ms'])} "
-                     f"{f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
-                     f"{(r['tvm_over_ort'] or float('nan')):7.2f} {r['tune_seconds']:7.1f} {(r['tuned_gflops'] or 0):6.2f}")
+        lines.append(f"{r['index']:>2} {r['name'][:13]:<13} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} "
+                     f"{f(r['tvm_untuned_ms'])} {f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
+                     f"{g(r['tvm_over_ort'], 7, 2)} {g(r['tvm_over_torch'], 7, 2)} {r['tune_seconds']:7.1f} "
+                     f"{g(r['tuned_gflops'], 6, 2)} {g(100 * r['fraction_of_peak'] if r['fraction_of_peak'] else None, 5, 1)}")
     return "\n".join(lines)
 
 
-def _measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads, peak) -> dict[str, Any]:
-    """The latency figures of one architecture: references, untuned TVM, tuned TVM."""
-    from archspace import build_network
+# -- figure ---------------------------------------------------------------------------------------
+def _plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    import numpy as np
+
+    rows = payload["rows"]
+    if not rows:
+        return
+    labels = [LABELS.get(r["name"], r["name"]) for r in rows]
+    x = np.arange(len(rows))
+    n_sampled = sum(r["kind"] == "sampled" for r in rows)
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(max(8.0, 0.62 * len(rows) + 3), 13))
+    # panel 1: latency per row
+    series = (("tvm_untuned_ms", "TVM untuned", "#bbbbbb"), ("tvm_tuned_ms", "TVM tuned", "#1f77b4"),
+              ("ort_ms", "onnxruntime", "#ff7f0e"), ("torch_ms", "torch eager", "#2ca02c"))
+    w = 0.2
+    for k, (key, name, color) in enumerate(series):
+        vals = [r[key] if r[key] else np.nan for r in rows]
+        ax1.bar(x + (k - 1.5) * w, vals, w, label=name, color=color)
+    ax1.set_yscale("log")
+    ax1.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax1.set_ylabel("latency, ms (median, log)")
+    ax1.set_xticks(x, labels, rotation=30, ha="right")
+    ax1.legend(ncol=4, fontsize=8, loc="upper left")
+    s = payload["summary"]
+    title = (f"batch 1, {payload['threads']} threads; tuned TVM / onnxruntime (geomean): sampled "
+             f"{_fmt(s['sampled']['geomean_tuned_tvm_over_ort'])}, networks {_fmt(s['networks']['geomean_tuned_tvm_over_ort'])}")
+    ax1.set_title(title + ("" if payload.get("complete") else " [partial]"), fontsize=10)
+    # panel 2: tuning seconds and hit rate, in database order
+    ax2.bar(x, [r["tune_seconds"] for r in rows], color=["#1f77b4" if r["kind"] == "sampled" else "#9467bd" for r in rows])
+    ax2.set_ylabel("tuning seconds")
+    ax2.set_xticks(x, [f"{r['index']}\n{lab}" for r, lab in zip(rows, labels)], fontsize=7)
+    ax2b = ax2.twinx()
+    ax2b.plot(x, [r["hit_rate"] for r in rows], "o-", color="#d62728", label="database hit rate")
+    if all(r.get("tasks_in_earlier_rows") is not None for r in rows):
+        ax2b.plot(x, [r["tasks_in_earlier_rows"] / r["tasks"] for r in rows], "x--", color="#d62728", alpha=0.6,
+                  label="share of tasks an earlier row has")
+    ax2b.legend(fontsize=8, loc="upper right")
+    ax2b.set_ylim(0, 1.05)
+    ax2b.set_ylabel("database hit rate", color="#d62728")
+    ax2.set_title("the shared database filling: tuning time (bars; purple: networks) and hit rate (lines) per row",
+                  fontsize=10)
+    for ax in (ax1, ax2):
+        if 0 < n_sampled < len(rows):
+            ax.axvline(n_sampled - 0.5, color="black", lw=1, ls="--")
+    # panel 3: roofline (achieved GFLOP/s against arithmetic intensity) or, without bandwidth, the peak line
+    peak, bw = payload["peak_gflops"], payload.get("bandwidth_gbs")
+    inten = [r.get("intensity") for r in rows]
+    if bw and all(inten):
+        xs = np.geomspace(min(min(inten), peak / bw) / 4, max(max(inten), peak / bw) * 4, 200)
+        ax3.plot(xs, np.minimum(peak, xs * bw), "k-", lw=1.5,
+                 label=f"roofline: peak {peak:.1f} GFLOP/s, {bw:.1f} GB/s")
+        for kind, marker in (("sampled", "o"), ("network", "s")):
+            sel = [r for r in rows if r["kind"] == kind]
+            if not sel:
+                continue
+            ax3.scatter([r["intensity"] for r in sel], [r["tuned_gflops"] or np.nan for r in sel], marker=marker,
+                        color="#1f77b4", label=f"tuned TVM ({'sampled' if kind == 'sampled' else 'networks'})")
+            ax3.scatter([r["intensity"] for r in sel], [r["ort_gflops"] or np.nan for r in sel], marker=marker,
+                        facecolors="none", edgecolors="#ff7f0e",
+                        label=f"onnxruntime ({'sampled' if kind == 'sampled' else 'networks'})")
+        for r in rows:
+            if r["kind"] == "network" and r["tuned_gflops"]:
+                ax3.annotate(LABELS.get(r["name"], r["name"]), (r["intensity"], r["tuned_gflops"]), fontsize=7,
+                             xytext=(3, 3), textcoords="offset points")
+        ax3.set_xscale("log")
+        ax3.set_yscale("log")
+        for axis in (ax3.xaxis, ax3.yaxis):
+            axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax3.set_xlabel("arithmetic intensity, FLOP / byte (layer inputs + weights + outputs)")
+    else:
+        ax3.axhline(peak, color="black", lw=1.5, label=f"measured peak {peak:.1f} GFLOP/s")
+        ax3.bar(x, [r["tuned_gflops"] or np.nan for r in rows], color="#1f77b4", label="tuned TVM")
+        ax3.set_xticks(x, labels, rotation=30, ha="right")
+    ax3.set_ylabel("GFLOP/s")
+    ax3.legend(fontsize=8, loc="best")
+    above = payload["summary"]["all"]["ort_rows_above_measured_peak"]
+    ax3.set_title("achieved GFLOP/s against the measured machine peak (numpy BLAS)"
+                  + (f"; onnxruntime passes it on {above} row(s)" if above else ""), fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _fmt(x) -> str:
+    return f"{x:.2f}" if x is not None else "n/a"
+
+
+# -- measurement ----------------------------------------------------------------------------------
+def _measure_row(onnx_path, torch_module: Callable[[], Any], shape, db, target, protocol, threads,
+                 workloads) -> dict[str, Any]:
+    """The latency figures of one row: references, untuned TVM, tuned TVM."""
     from schedules.measure import (
         compile,
         measure,
@@ -129,33 +382,76 @@ def _measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, w
     # the references first (TVM's runtime threads keep spinning for a while after a run and would
     # steal the cores torch's threads need)
     ort = reference_onnxruntime(onnx_path, protocol, threads=threads)
-    torch_m = reference_torch(build_network(arch, space, 1, 10), shape, protocol, threads=threads)
+    torch_m = reference_torch(torch_module(), shape, protocol, threads=threads)
     untuned = measure(compile(onnx_path, None, target), protocol)
     tuned = measure(compile(onnx_path, db, target), protocol)
-    macs = sum(w.macs * w.count for w in workloads)
     ok = lambda m: m.median_ms if m.ok else None
-    row = {
-        "macs": macs, "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort),
-        "torch_ms": ok(torch_m), "tvm_tuned": tuned.to_dict(),
+    return {
+        "macs": sum(w.macs * w.count for w in workloads), "bytes": sum(w.bytes * w.count for w in workloads),
+        "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort), "torch_ms": ok(torch_m),
+        "tvm_tuned": tuned.to_dict(),
         "errors": {k: m.error for k, m in (("untuned", untuned), ("tuned", tuned), ("ort", ort), ("torch", torch_m))
                    if not m.ok},
-        "tvm_over_ort": (tuned.median_ms / ort.median_ms) if tuned.ok and ort.ok else None,
-        "tuned_gflops": (2 * macs / (tuned.median_ms * 1e-3) / 1e9) if tuned.ok else None,
     }
-    row["fraction_of_peak"] = row["tuned_gflops"] / peak if row["tuned_gflops"] else None
-    return row
+
+
+def _tune_row(mod, workloads, db, target, trials_per_task, tune_top, explicit_configs, seed) -> dict[str, Any]:
+    """Tune the row's unseen workloads into `db`: MetaSchedule on the `tune_top` with the most MACs,
+    the explicit space on the remaining unseen conv / dense ones. Returns the tuning figures."""
+    from schedules.tuner import TuneReport, explicit_tune, tune
+
+    db_before = len(db.covered())
+    unseen = db.unseen(workloads)
+    t0 = time.perf_counter()
+    # tasks without MACs (pooling, reshapes) are not worth MetaSchedule's trials
+    top = sorted((w for w in unseen if w.macs > 0), key=lambda w: -w.macs * w.count)[:tune_top]
+    ms_report = None
+    if top:
+        ms_report = tune(mod, db, target, trials_per_task=trials_per_task, seed=seed, kinds=None,
+                         only={w.structural_hash for w in top})
+    ex_report = (explicit_tune(mod, db, target, configs_per_task=explicit_configs, seed=seed)
+                 if explicit_configs > 0 else TuneReport())
+    tune_s = time.perf_counter() - t0
+    cov = db.coverage(workloads)
+    return {
+        "tasks": len(workloads), "new_tasks": len(unseen), "hit_rate": 1 - len(unseen) / len(workloads),
+        "db_tuned_before": db_before,
+        "ms_tuned_tasks": sorted(w.name for w in top), "ms_trials": ms_report.trials if ms_report else 0,
+        "ms_seconds": ms_report.seconds if ms_report else 0.0,
+        "explicit_tuned_tasks": len(ex_report.tuned), "explicit_configs_tried": ex_report.trials,
+        "faults": len(ex_report.faults) + (len(ms_report.faults) if ms_report else 0),
+        "tune_seconds": tune_s, "coverage_tasks": cov.tasks, "coverage_macs": cov.macs,
+    }
+
+
+def _items(args, space):
+    """(index, name, kind, extra row fields, ONNX maker, torch module maker, input shape, budgets), in order."""
+    from archspace import build_network, export_onnx
+
+    from benchmarks.schedule_transfer import _export as export_zoo_network
+    from benchmarks.schedule_transfer import build_network as build_zoo_network
+
+    for i in range(args.archs):
+        arch = space.sample(random.Random(args.seed + i))
+        yield (i, f"arch{args.seed + i}", "sampled", {"arch": arch.to_json(), "resolution": arch.resolution},
+               lambda arch=arch, i=i: export_onnx(arch, args.work_dir / f"arch{args.seed + i}.onnx", batch=1),
+               lambda arch=arch: build_network(arch, space, 1, 10), (1, 1, arch.resolution, arch.resolution),
+               (args.tune_top, args.explicit_configs))
+    res = args.network_resolution
+    for j, name in enumerate(args.networks):
+        yield (args.archs + j, name, "network", {"label": LABELS[name], "resolution": res, "in_channels": 3},
+               lambda name=name: export_zoo_network(name, res, args.work_dir, args.seed),
+               lambda name=name: build_zoo_network(name, res), (1, 3, res, res),
+               (args.network_tune_top, args.network_explicit_configs))
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    from archspace import ArchSpace, export_onnx
+    from archspace import ArchSpace
     from schedules.database import TuningDatabase
     from schedules.frontend import extract_workloads, import_onnx
-    from schedules.measure import (
-        Protocol,
-    )
+    from schedules.measure import Protocol
     from schedules.targets import host_target, host_threads
-    from schedules.tuner import TuneReport, explicit_tune, tune
 
     threads = host_threads()
     target = host_target(threads)
@@ -163,68 +459,89 @@ def main(argv=None) -> int:
     db = TuningDatabase(args.work_dir / "db")
     protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
     previous = read_json(args.out)
-    settings = _settings(args)
+    settings, net_settings = _settings(args), _network_settings(args)
     if previous and previous.get("settings") == settings and previous.get("work_dir") == str(args.work_dir):
         payload = previous
-        payload["command"] = command_line()
+        if not args.refresh_only:
+            payload["command"] = command_line()
+        for r in payload["rows"]:
+            r.setdefault("kind", "sampled")
+            r.setdefault("name", f"arch{args.seed + r['index']}")
+        if payload.get("network_settings") != net_settings:  # the sampled rows stay, the network rows start over
+            payload["rows"] = [r for r in payload["rows"] if r["kind"] == "sampled"]
+            payload["network_settings"] = net_settings
     else:
         payload = {"benchmark": "inner_loop", "command": command_line(), "settings": settings,
-                   "work_dir": str(args.work_dir), "target": str(target), "threads": threads,
-                   "machine": machine(), "peak_gflops": measured_peak_gflops(threads), "rows": []}
-    done = {r["index"] for r in payload["rows"]}
-    space = ArchSpace()
-    for i in range(args.archs):
-        arch = space.sample(random.Random(args.seed + i))
-        onnx_path = export_onnx(arch, args.work_dir / f"arch{args.seed + i}.onnx", batch=1)
-        shape = (1, 1, arch.resolution, arch.resolution)
-        mod = import_onnx(onnx_path)
-        workloads = extract_workloads(mod, target)
-        if i in done:
-            if args.remeasure:
-                row = next(r for r in payload["rows"] if r["index"] == i)
-                row.update(_measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads,
-                                        payload["peak_gflops"]))
-                row["remeasured"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                _summarize(payload)
-                write_json(args.out, payload)
-                print(_table([row]), flush=True)
-            continue
-        unseen = db.unseen(workloads)
-        hit_rate = 1 - len(unseen) / len(workloads)
-        # Step 1. MetaSchedule on the largest unseen tasks.
-        t0 = time.perf_counter()
-        top = sorted(unseen, key=lambda w: -w.macs * w.count)[: args.tune_top]
-        names = {w.name for w in top}
-        ms_report = None
-        if top:
-            keep = {w.structural_hash for w in top}
-            ms_report = tune(mod, db, target, trials_per_task=args.trials_per_task, seed=args.seed,
-                             kinds=None, only=keep)
-        # Step 2. Explicit space on the remaining unseen conv / dense tasks.
-        ex_report = (explicit_tune(mod, db, target, configs_per_task=args.explicit_configs, seed=args.seed)
-                     if args.explicit_configs > 0 else TuneReport())
-        tune_s = time.perf_counter() - t0
-        cov = db.coverage(workloads)
-        row = {
-            "index": i, "arch": arch.to_json(), "resolution": arch.resolution, "tasks": len(workloads),
-            "new_tasks": len(unseen), "hit_rate": hit_rate,
-            "ms_tuned_tasks": sorted(names), "ms_trials": ms_report.trials if ms_report else 0,
-            "ms_seconds": ms_report.seconds if ms_report else 0.0,
-            "explicit_tuned_tasks": len(ex_report.tuned), "explicit_configs_tried": ex_report.trials,
-            "faults": len(ex_report.faults) + (len(ms_report.faults) if ms_report else 0),
-            "tune_seconds": tune_s, "coverage_tasks": cov.tasks, "coverage_macs": cov.macs,
-            **_measure_row(arch, space, onnx_path, shape, db, target, protocol, threads, workloads,
-                           payload["peak_gflops"]),
-        }
-        payload["rows"].append(row)
+                   "network_settings": net_settings, "work_dir": str(args.work_dir), "target": str(target),
+                   "threads": threads, "machine": machine(), "peak_gflops": measured_peak_gflops(threads),
+                   "rows": []}
+    payload.setdefault("runs", []).append({"command": command_line(),
+                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    # The roofline's roofs are measured again on every run and the best is kept: a measurement taken while
+    # other jobs load the machine only underestimates them.
+    peaks = payload.setdefault("peak_gflops_measurements", [payload["peak_gflops"]])
+    if payload is previous:  # resumed: a fresh payload has just measured it
+        peaks.append(measured_peak_gflops(threads))
+    payload["peak_gflops"] = max(peaks)
+    bw, payload["bandwidth_method"] = measured_bandwidth_gbs()
+    bws = payload.setdefault("bandwidth_gbs_measurements", [])
+    bws.append(bw)
+    payload["bandwidth_gbs"] = max(bws)
+    payload["peak_means"] = ("best fp32 GFLOP/s of n x n matrix products through numpy's BLAS on the same threads "
+                             "(n = 1024 and 2048; the first run of this file: 1024 only), best over this file's "
+                             "runs: an attainable reference, not the hardware's datasheet peak (a tuned library "
+                             "can pass it)")
+    payload["intensity_means"] = ("2 x MACs over the bytes each layer reads and writes (inputs, weights, outputs), "
+                                  "summed over layers: no reuse between layers or runs through the caches, so a "
+                                  "point above the memory roof (DRAM bandwidth) ran from cache")
+    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def save() -> None:
         _summarize(payload)
         write_json(args.out, payload)
-        print(_table(payload["rows"][-1:]) if len(payload["rows"]) > 1 else _table(payload["rows"]), flush=True)
-    _summarize(payload)
-    write_json(args.out, payload)
+        _plot(payload, args.png)
+
+    done = {r["name"]: r for r in payload["rows"]}
+    space = ArchSpace()
+    earlier: set[str] = set()  # structural hashes of the workloads of the rows before (whatever the database holds)
+    for index, name, kind, extra, export, torch_module, shape, (tune_top, explicit) in _items(args, space):
+        onnx_path = export()
+        mod = import_onnx(onnx_path)
+        workloads = extract_workloads(mod, target)
+        in_earlier = sum(w.structural_hash in earlier for w in workloads)
+        earlier.update(w.structural_hash for w in workloads)
+        row = done.get(name)
+        if row is not None:
+            if "bytes" not in row:  # rows of an earlier version: the roofline needs their traffic
+                row["bytes"] = sum(w.bytes * w.count for w in workloads)
+            row["tasks_in_earlier_rows"] = in_earlier
+            if args.remeasure:
+                row.update(_measure_row(onnx_path, torch_module, shape, db, target, protocol, threads, workloads))
+                row["remeasured"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                save()
+                print(_table([row]), flush=True)
+            continue
+        if args.refresh_only:
+            continue
+        log(f"{name}: {len(workloads)} tasks, tuning")
+        row = {"index": index, "name": name, "kind": kind, **extra, "tasks_in_earlier_rows": in_earlier,
+               **_tune_row(mod, workloads, db, target, args.trials_per_task, tune_top, explicit, args.seed)}
+        log(f"{name}: tuned in {row['tune_seconds']:.0f} s, measuring")
+        row.update(_measure_row(onnx_path, torch_module, shape, db, target, protocol, threads, workloads))
+        payload["rows"].append(row)
+        done[name] = row
+        save()
+        print(_table([row]), flush=True)
+    save()
     print(_table(payload["rows"]))
-    print(f"geomean tuned TVM / onnxruntime: {payload['geomean_tvm_over_ort']}, hit rate of the last "
-          f"architecture: {payload['hit_rate_last']}, seconds per MetaSchedule trial: {payload['seconds_per_trial']}")
+    s = payload["summary"]
+    for part in ("sampled", "networks"):
+        p = s[part]
+        if p["rows"]:
+            print(f"{part}: geomean tuned TVM / onnxruntime {_fmt(p['geomean_tuned_tvm_over_ort'])}, "
+                  f"/ torch {_fmt(p['geomean_tuned_tvm_over_torch'])}, tuning {p['tuning_seconds_total']:.0f} s")
+    print(f"hit rate of the last architecture: {payload['hit_rate_last']}, seconds per MetaSchedule trial: "
+          f"{payload['seconds_per_trial']}; {s['database_continuity']}")
     return 0
 
 
