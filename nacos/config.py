@@ -77,6 +77,13 @@ class TuningConfig:
     warmup: int = 5
     repeats: int = 30
     threads: int = 0                 # 0: every core of this machine
+    #: two-stage: each candidate's tuning runs in a worker process (`nacos.tuning_worker`); one that runs
+    #: longer than this is killed (its whole process group) and the candidate recorded as failed
+    timeout_s: float = 1800.0
+    #: address-space limit (RLIMIT_AS) of that worker in MiB, 0: none; over it, the worker's allocation
+    #: fails and the candidate is recorded as failed. It counts address space, not resident memory: a
+    #: worker tuning the tests' tiny model mapped about 1.3 GB here (600 fails already in TVM's import)
+    worker_memory_mb: int = 0
 
     def __post_init__(self) -> None:
         if self.trials_per_workload < 1 or self.trials_per_workload > 100_000:
@@ -88,6 +95,13 @@ class TuningConfig:
             raise ConfigError("tuning.warmup >= 0, tuning.repeats >= 1 and tuning.threads >= 0 are required")
         if not self.database:
             raise ConfigError("tuning.database: must name a directory")
+        if self.timeout_s is None:
+            raise ConfigError("tuning.timeout_s: must be a finite number of seconds > 0, got None")
+        _finite("tuning.timeout_s", self.timeout_s)
+        if isinstance(self.worker_memory_mb, bool) or not isinstance(self.worker_memory_mb, int) \
+                or not 0 <= self.worker_memory_mb <= 1 << 30:
+            raise ConfigError(f"tuning.worker_memory_mb: must be 0 (no limit) or a size in MiB up to 2^30, "
+                              f"got {self.worker_memory_mb!r}")
         if self.searcher not in ("metaschedule", "explicit"):
             raise ConfigError(f"tuning.searcher: must be metaschedule or explicit, got {self.searcher!r}")
 

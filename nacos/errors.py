@@ -46,6 +46,13 @@ def disk_full_cause(exc: BaseException | None) -> BaseException | None:
     return None
 
 
+def says_disk_full(text: str) -> bool:
+    """Whether an error message (from another process, which cannot hand over its exception) says the
+    disk is full."""
+    low = text.lower()
+    return any(w in low for w in _FULL_WORDS) or "errno 28" in low or "errno 27" in low
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every exception type that means "the input was wrong" rather than "nacos is broken"."""
     from archspace.errors import ArchSpaceError

@@ -16,7 +16,9 @@ from typing import Any
 from archspace.architecture import Architecture
 from archspace.layers import conv_layers
 from nacos.config import RunConfig
+from nacos.errors import DiskFullError, says_disk_full
 from nacos.evaluation import LatencyResult
+from nacos.tuning_worker import HOST_CPUS, TuningJob, run_tuning_worker  # HOST_CPUS: read before TVM pins a core
 
 __all__ = ["make_backend", "make_target", "DefaultScheduleLatency", "TunedLatency", "GenomeScheduleLatency", "slot_keys"]
 
@@ -49,7 +51,9 @@ class _TVMBackend:
 
         m = measure(compiled, self.protocol, threads=self.cfg.tuning.threads or None, rpc=self.rpc)
         details = {"median_ms": m.median_ms, "std_ms": m.std_ms, "p95_ms": m.p95_ms, "runs": m.runs,
-                   "build_seconds": compiled.seconds}
+                   "build_seconds": compiled.seconds, "measured_by": m.backend}   # tvm | tvm-rpc
+        if self.rpc is not None:
+            details["device"] = self.rpc.url
         if not m.ok:
             return LatencyResult(float("nan"), ok=False, reason=m.error, details=details)
         return LatencyResult(m.median_ms, details=details)
@@ -116,7 +120,11 @@ class GenomeScheduleLatency(_TVMBackend):
 
 
 class TunedLatency(_TVMBackend):
-    """Two-stage: tune the unseen workloads into the shared database, then measure with its best records."""
+    """Two-stage: tune the unseen workloads into the shared database, then measure with its best records.
+
+    The tuning runs in a worker process (`nacos.tuning_worker`): a segfault, an out-of-memory kill or a
+    hang of TVM there (killed after ``tuning.timeout_s``) fails this candidate with the reason, and the
+    search goes on. Measuring stays here: it is short, and `schedules.measure` checks each result."""
 
     name = "tvm-tuned"
 
@@ -126,26 +134,47 @@ class TunedLatency(_TVMBackend):
 
         self.db = TuningDatabase(Path(cfg.tuning.database))
 
+    def _job(self, onnx_path: Path):
+        t = self.cfg.tuning
+        return TuningJob(onnx=str(Path(onnx_path).resolve()), database=str(self.db.path.resolve()),
+                         target=str(self.target), searcher=t.searcher,
+                         trials_per_workload=t.trials_per_workload, seed=self.cfg.seed,
+                         rpc=self.cfg.target if self.rpc is not None else "", threads=t.threads,
+                         memory_mb=t.worker_memory_mb, cpus=HOST_CPUS)
+
     def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult:
+        import time
+
         from schedules.frontend import import_onnx
         from schedules.measure import compile
-        from schedules.tuner import explicit_tune, tune
+        from schedules.tuner import plan_tuning
 
         t = self.cfg.tuning
-        if t.searcher == "explicit":
-            report = explicit_tune(import_onnx(onnx_path), self.db, self.target, configs_per_task=t.trials_per_workload,
-                                   seed=self.cfg.seed)
+        start = time.perf_counter()
+        self.db.refresh()  # what other processes (earlier workers, other searches) committed meanwhile
+        todo, reused = plan_tuning(import_onnx(onnx_path), self.db, self.target, explicit=t.searcher == "explicit")
+        if not todo:  # nothing to tune: no worker (its start alone costs seconds: TVM's import)
+            report = {"tuned": 0, "reused": len(reused), "hit_rate": 1.0, "trials": 0,
+                      "seconds": time.perf_counter() - start, "faults": 0}
+            worker_seconds = 0.0
         else:
-            report = tune(import_onnx(onnx_path), self.db, self.target, trials_per_task=t.trials_per_workload,
-                          runner=self._runner(), seed=self.cfg.seed)
+            outcome = run_tuning_worker(self._job(onnx_path), t.timeout_s)
+            # what the worker committed (or, killed, left behind: a torn last line is moved aside here)
+            self.db.refresh()
+            if not outcome.ok:
+                if says_disk_full(outcome.reason):  # not the candidate's fault: stop, keep its row unfinished
+                    raise DiskFullError(f"tuning worker: {outcome.reason}")
+                return LatencyResult(float("nan"), ok=False, reason=outcome.reason,
+                                     details={"tuning_worker_seconds": outcome.seconds,
+                                              "tuning_worker_returncode": outcome.returncode,
+                                              "untuned_tasks": len(todo), "reused_tasks": len(reused)})
+            report, worker_seconds = outcome.report, outcome.seconds
         result = self._measure(compile(onnx_path, self.db, self.target))
         return LatencyResult(result.ms, result.ok, result.reason,
-                             {**result.details, "tuned_tasks": len(report.tuned), "reused_tasks": len(report.reused),
-                              "hit_rate": report.hit_rate, "trials": report.trials, "tuning_seconds": report.seconds,
-                              "tuning_faults": len(report.faults)})
-
-    def _runner(self):
-        return self.rpc.ms_runner() if self.rpc is not None else None
+                             {**result.details, "tuned_tasks": report["tuned"], "reused_tasks": report["reused"],
+                              "hit_rate": report["hit_rate"], "trials": report["trials"],
+                              "tuning_seconds": report["seconds"], "tuning_faults": report["faults"],
+                              "tuning_worker_seconds": worker_seconds})
 
 
 def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:

@@ -6,7 +6,8 @@ worker's first build imports ``tvm.s_tir.tensor_intrin``, which spends about 23 
 intrinsics of CUDA, ROCm, Hexagon, ARM and Metal (TVM-NOTES.md). Two builders avoid it:
 
 - ``"inprocess"`` (default): `InProcessBuilder` builds in the tuning process, where TVM is imported
-  once. A crash inside LLVM would take the tuning process with it (not seen here).
+  once. A crash inside LLVM would take the tuning process with it (not seen here); in a search that
+  process is a `nacos.tuning_worker`, so the search records the candidate as failed and goes on.
 - ``"local"``: the stock `LocalBuilder` (a build in a child process, killed on timeout), with the
   foreign intrinsic modules replaced by empty placeholders in each worker.
 
@@ -34,9 +35,13 @@ from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
 
-__all__ = ["Fault", "TuneReport", "TuneSettings", "explicit_tune", "make_builder", "skip_foreign_intrinsics", "tune"]
+__all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "explicit_tune", "make_builder", "plan_tuning",
+           "skip_foreign_intrinsics", "tune"]
 
 log = logging.getLogger(__name__)
+
+#: the op kinds the explicit `ScheduleConfig` space schedules (`explicit_tune` skips the others)
+EXPLICIT_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
 
 _FOREIGN_INTRINSICS = ("cuda", "rocm", "hexagon", "arm_cpu", "metal", "riscv_cpu")
 
@@ -249,6 +254,20 @@ def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_i
     report.trials = len(db.ms) - before
 
 
+def plan_tuning(mod: Any, db: TuningDatabase, target: Any, *, explicit: bool) -> tuple[list[LayerWorkload],
+                                                                                       list[LayerWorkload]]:
+    """(to tune, already tuned): how `explicit_tune` (``explicit=True``) or `tune` (every kind) would split
+    the tasks of `mod` against what `db` holds now. Reads only; a caller can skip tuning when the first
+    list is empty (another process may tune meanwhile: the tuners re-check under the lock)."""
+    todo, reused = [], []
+    for task in extract_tasks(mod, target):
+        w = workload_of_task(task)
+        if explicit and w.op_kind not in EXPLICIT_KINDS:
+            continue
+        (reused if db.is_tuned(w) else todo).append(w)
+    return todo, reused
+
+
 def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task: int = 16, seed: int = 0,
                   space: Any = None, only_unseen: bool = True) -> TuneReport:
     """Search the explicit `ScheduleConfig` space for each conv2d / dense task of `mod` and commit the
@@ -273,7 +292,7 @@ def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs
     start = time.perf_counter()
     for task in extract_tasks(mod, target):
         w = workload_of_task(task)
-        if w.op_kind not in ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense"):
+        if w.op_kind not in EXPLICIT_KINDS:
             continue
         if only_unseen and db.is_tuned(w):
             report.reused.append(w)

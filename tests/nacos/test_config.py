@@ -47,6 +47,15 @@ def test_yaml_and_toml_files_with_overrides(tmp_path):
     ({"tuning": {"screen_margin": -0.5}}, "tuning.screen_margin"),
     ({"tuning": {"screening": "yes"}}, "tuning.screening"),
     ({"tuning": {"trials_per_workload": True}}, "tuning.trials_per_workload: must be an integer"),
+    ({"tuning": {"timeout_s": 0}}, "tuning.timeout_s: must be > 0"),
+    ({"tuning": {"timeout_s": -5}}, "tuning.timeout_s: must be > 0"),
+    ({"tuning": {"timeout_s": math.nan}}, "tuning.timeout_s: must be a finite number"),
+    ({"tuning": {"timeout_s": math.inf}}, "tuning.timeout_s: must be a finite number"),
+    ({"tuning": {"timeout_s": None}}, "tuning.timeout_s: must be a number"),
+    ({"tuning": {"timeout_s": "1h"}}, "tuning.timeout_s: must be a number"),
+    ({"tuning": {"worker_memory_mb": -1}}, "tuning.worker_memory_mb: must be 0"),
+    ({"tuning": {"worker_memory_mb": 512.5}}, "tuning.worker_memory_mb: must be an integer"),
+    ({"tuning": {"worker_memory_mb": 2 ** 40}}, "tuning.worker_memory_mb: must be 0"),
 ])
 def test_bad_configs_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):

@@ -244,6 +244,7 @@ def test_nacos_search_measures_every_candidate_on_the_rpc_devices(cluster, check
     assert summary["ok"] == 2 and len(rows) == 2, rows
     for row in rows:
         assert row["status"] == "ok" and row["latency_backend"] == "tvm-default-schedule" and row["latency_ms"] > 0
+        assert row["latency_measured_by"] == "tvm-rpc" and row["latency_device"] == cluster.url
     assert json.loads((run_dir / "config.json").read_text())["target"] == cluster.url
     assert sum(cluster.sessions()) == before + 2   # each candidate was measured in one session on a server
 
