@@ -48,6 +48,8 @@ __all__ = ["HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main
 REPORT_TAG = "NACOS_TUNING_REPORT "
 ERROR_TAG = "NACOS_TUNING_ERROR "
 _MODULE = "nacos.tuning_worker"
+#: the search's pid, handed to the worker: the worker ends itself once its parent is not that process
+PARENT_ENV = "NACOS_TUNING_PARENT_PID"
 #: what a report holds at least
 REPORT_KEYS = frozenset({"tuned", "reused", "hit_rate", "trials", "seconds", "faults"})
 
@@ -164,6 +166,7 @@ def run_tuning_worker(job: TuningJob, timeout_s: float, *, python: str | None = 
     returns or raises (KeyboardInterrupt included)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+    env[PARENT_ENV] = str(os.getpid())
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([python or sys.executable, "-m", _MODULE, job.to_json()],
@@ -225,7 +228,8 @@ def _die_with_parent(poll_s: float = 0.5) -> None:
     unlike PR_SET_PDEATHSIG it does not depend on which of the parent's threads started the worker)."""
     import threading
 
-    parent = os.getppid()
+    # the pid the search gave (it may already be gone, and the worker re-parented, before this runs)
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:

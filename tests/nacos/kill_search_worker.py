@@ -26,7 +26,6 @@ def main() -> int:
     torch.set_num_threads(1)
     import archspace.export
     import schedules.measure
-    import schedules.tuner
     from nacos import loop
     from nacos.config import config_from_dict
     from nacos.evaluation import Evaluation
@@ -43,7 +42,9 @@ def main() -> int:
         return wrapper
 
     archspace.export.export_onnx = traced("export", archspace.export.export_onnx)
-    schedules.tuner.explicit_tune = traced("tune", schedules.tuner.explicit_tune)
+    import nacos.tvm_latency  # tuning runs in a worker process (nacos.tuning_worker) that this one starts
+
+    nacos.tvm_latency.run_tuning_worker = traced("tune", nacos.tvm_latency.run_tuning_worker)
     schedules.measure.measure = traced("measure", schedules.measure.measure)
     ResultsStore.finish = traced("commit", ResultsStore.finish)
 
