@@ -144,7 +144,7 @@ def test_not_a_run_directory_is_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("which", [WORKLOAD_FILE, RECORD_FILE])
-def test_tuning_db_cut_mid_line(setup, capsys, which):
+def test_corrupt_tuning_db_cut_mid_line(setup, capsys, which):
     run_dir, db_dir = setup
     f = db_dir / which
     data = f.read_bytes()
@@ -171,7 +171,7 @@ def test_tuning_db_cut_mid_line(setup, capsys, which):
     assert code == 0, _problems(report)
 
 
-def test_tuning_db_random_bytes_in_a_middle_line(setup, capsys):
+def test_corrupt_tuning_db_random_bytes_in_a_middle_line(setup, capsys):
     run_dir, db_dir = setup
     f = db_dir / RECORD_FILE
     lines = f.read_bytes().split(b"\n")
@@ -192,7 +192,7 @@ def test_tuning_db_random_bytes_in_a_middle_line(setup, capsys):
     assert len(TuningDatabase(db_dir)) == 4 and len(TuningDatabase(db_dir).ms.get_all_tuning_records()) == 4
 
 
-def test_store_row_damaged(setup, capsys):
+def test_corrupt_store_row_damaged(setup, capsys):
     run_dir, _ = setup
     store = run_dir / "results.sqlite"
     data = bytearray(store.read_bytes())
@@ -213,7 +213,7 @@ def test_store_row_damaged(setup, capsys):
         s.add("next", "{}")
 
 
-def test_store_cut_in_the_middle(setup, capsys):
+def test_corrupt_store_cut_in_the_middle(setup, capsys):
     run_dir, _ = setup
     store = run_dir / "results.sqlite"
     data = store.read_bytes()
@@ -233,7 +233,7 @@ def test_store_cut_in_the_middle(setup, capsys):
     assert code == 0, _problems(report)
 
 
-def test_store_random_bytes_in_the_header_is_not_repairable(setup, capsys):
+def test_corrupt_store_random_bytes_in_the_header_is_not_repairable(setup, capsys):
     run_dir, _ = setup
     store = run_dir / "results.sqlite"
     data = bytearray(store.read_bytes())
@@ -245,7 +245,7 @@ def test_store_random_bytes_in_the_header_is_not_repairable(setup, capsys):
     assert store.read_bytes() == bytes(data)     # left as it was
 
 
-def test_sqlite_integrity_failure_is_named(setup, capsys):
+def test_corrupt_sqlite_integrity_failure_is_named(setup, capsys):
     run_dir, _ = setup
     store = run_dir / "results.sqlite"
     conn = sqlite3.connect(store)
@@ -266,7 +266,7 @@ def test_sqlite_integrity_failure_is_named(setup, capsys):
         assert s.verify() == len(s.records()) > 0
 
 
-def test_config_damaged_is_named_and_not_repairable(setup, capsys):
+def test_corrupt_config_damaged_is_named_and_not_repairable(setup, capsys):
     run_dir, _ = setup
     cfg = run_dir / "config.json"
     text = cfg.read_text()
@@ -280,7 +280,7 @@ def test_config_damaged_is_named_and_not_repairable(setup, capsys):
     assert code == 1 and "no_such_key" in _problems(report)[0]["detail"]
 
 
-def test_costmodel_booster_cut_mid_line(setup, capsys):
+def test_corrupt_costmodel_booster_cut_mid_line(setup, capsys):
     run_dir, _ = setup
     model = run_dir / "costmodels" / "ranker"
     booster = model / "booster_0.json"
@@ -295,7 +295,7 @@ def test_costmodel_booster_cut_mid_line(setup, capsys):
     assert (aside / "meta.json").is_file() and aside.name.startswith("ranker.damaged-")
 
 
-def test_costmodel_feature_names_that_do_not_match(setup, capsys):
+def test_corrupt_costmodel_feature_names_that_do_not_match(setup, capsys):
     run_dir, _ = setup
     meta_path = run_dir / "costmodels" / "ranker" / "meta.json"
     meta = json.loads(meta_path.read_text())
@@ -305,7 +305,7 @@ def test_costmodel_feature_names_that_do_not_match(setup, capsys):
     assert code == 1 and "features do not match" in _problems(report)[0]["detail"]
 
 
-def test_missing_and_damaged_artifacts(setup, capsys):
+def test_corrupt_missing_and_damaged_artifacts(setup, capsys):
     run_dir, _ = setup
     shutil.rmtree(run_dir / "artifacts" / "arch001")
     onnx_file = run_dir / "artifacts" / "arch002" / "model.onnx"

@@ -86,7 +86,7 @@ def _copy(db, tmp_path):
     return dst
 
 
-def test_torn_last_line_is_moved_aside_and_earlier_records_load(tuned, tmp_path, models, target):
+def test_corrupt_torn_last_line_is_moved_aside_and_earlier_records_load(tuned, tmp_path, models, target):
     d = _copy(tuned["db"], tmp_path)
     rec = d / "database_tuning_record.json"
     whole = rec.read_bytes()
@@ -120,7 +120,7 @@ def test_corrupted_middle_line_names_file_and_line(tuned, tmp_path):
     assert aside and aside[0].read_text() == "".join(lines[3:])
 
 
-def test_record_pointing_past_the_workload_file_is_refused(tuned, tmp_path):
+def test_corrupt_record_pointing_past_the_workload_file_is_refused(tuned, tmp_path):
     d = _copy(tuned["db"], tmp_path)
     wl = d / "database_workload.json"
     wl.write_text("".join(wl.read_text().splitlines(keepends=True)[:1]))   # keep only workload 0
