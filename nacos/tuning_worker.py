@@ -32,6 +32,7 @@ instead of the machine's OOM killer choosing a victim.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -195,8 +196,11 @@ def run_tuning_worker(job: TuningJob, timeout_s: float, *, python: str | None = 
     if rc != 0:
         error = _tagged(stdout, ERROR_TAG)
         detail = error.get("error") if error else None
-        return WorkerOutcome(False, f"tuning worker failed (exit {rc}): {detail or _tail(stderr) or 'no output'}",
-                             returncode=rc, seconds=seconds)
+        reason = f"tuning worker failed (exit {rc}): {detail or _tail(stderr) or 'no output'}"
+        if job.memory_mb and "tuning.worker_memory_mb" not in reason and "memory" in reason.lower():
+            # a native library that exits on a failed allocation (OpenBLAS does) leaves no Python error
+            reason += f" (out of memory under tuning.worker_memory_mb = {job.memory_mb} MiB)"
+        return WorkerOutcome(False, reason, returncode=rc, seconds=seconds)
     report = _tagged(stdout, REPORT_TAG)
     if report is None or not REPORT_KEYS <= set(report):
         return WorkerOutcome(False, f"tuning worker exited 0 without a report: {_tail(stderr) or 'no output'}",
@@ -284,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         message = f"{type(exc).__name__}: {exc}".strip()[:1500]
-        if isinstance(exc, MemoryError) and "job" in locals() and job.memory_mb:
+        out_of_memory = isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        if out_of_memory and "job" in locals() and job.memory_mb:
             message += f" (out of memory under tuning.worker_memory_mb = {job.memory_mb} MiB)"
         print(ERROR_TAG + json.dumps({"error": message}), flush=True)
         return 1

@@ -42,7 +42,7 @@ def test_quick_run_writes_figures_in_range_and_resumes(tmp_path):
     assert r["command"].startswith("python -m benchmarks.tabular_benchmark") and "--quick" in r["command"]
     assert r["machine"]["cores"] >= 1
     assert out.with_suffix(".png").stat().st_size > 10_000
-    assert r["export"]["status"] == "not run" and r["export"]["why"]
+    assert r["export"]["status"] == "see nb201_export.json" and "nb201_export" in r["export"]["where"]
     t = table()
     # Search: every device, strategy and query budget; ratios in (0, 1]; nothing beats the truth.
     assert set(r["search"]) == set(s["devices"])
