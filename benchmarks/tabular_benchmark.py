@@ -20,8 +20,8 @@ exactly and a test bed for latency predictors.
    device's latencies, scored by Spearman and Kendall rank correlation on all the other cells, on
    every device (the train device itself, and the others: transfer). Beside it, the MACs of the real
    PyTorch networks (`archspace.nb201_net`), and the figures HELP published.
-3. **Export** (build, compile with TVM, measure here) is not run by this script (see the JSON's
-   ``export`` key).
+3. **Export** (build, compile with TVM, measure here) is not run by this script: see
+   `benchmarks/nb201_export.py` (and the JSON's ``export`` key).
 
     python -m benchmarks.tabular_benchmark            # full size
     python -m benchmarks.tabular_benchmark --quick    # a couple of minutes
@@ -66,10 +66,10 @@ PUBLISHED = {
     "mean_over_help_six_devices": {"help_10_samples": 0.932, "flops": 0.787},
 }
 EXPORT_PLACEHOLDER = {
-    "status": "not run",
-    "why": ("building, compiling (TVM) and measuring a stratified sample of NAS-Bench-201 networks on this "
-            "machine is left to the export benchmark of the TVM work; no figures are given here rather than "
-            "made-up ones"),
+    "status": "see nb201_export.json",
+    "where": ("benchmarks/results/nb201_export.json, written by `python -m benchmarks.nb201_export` (build, ONNX "
+              "export, TVM compile, untuned / tuned / onnxruntime latency of a stratified sample of cells here, "
+              "rank-correlated with each published device; benchmarks/README.md)"),
 }
 
 
