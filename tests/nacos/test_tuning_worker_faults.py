@@ -17,7 +17,6 @@ workloads tuned beforehand) it is the only candidate that starts a worker.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import threading
@@ -270,15 +269,31 @@ def test_kill_tuning_worker_when_the_parent_is_interrupted(tmp_path):
 
     from nacos.tuning_worker import run_tuning_worker
 
-    # the model is a FIFO nobody writes: the worker blocks opening it, so it is still running at the interrupt
-    os.mkfifo(tmp_path / "model.onnx")
-    timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_tuning_worker(_tiny_job(tmp_path), 120)
-    finally:
-        timer.cancel()
+    stopped: list[int] = []
+
+    def stop_worker_then_interrupt() -> None:
+        # SIGSTOP the worker as soon as it exists (it cannot then end on its own before the interrupt: its
+        # model does not exist, which it would find out after importing TVM), then Ctrl-C the waiting parent
+        deadline = time.monotonic() + 60
+        while not stopped and time.monotonic() < deadline:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    if WORKER in " ".join(child.cmdline()) and str(tmp_path) in " ".join(child.cmdline()):
+                        child.send_signal(signal.SIGSTOP)
+                        stopped.append(child.pid)
+                except psutil.Error:
+                    pass
+            time.sleep(0.005)
+        time.sleep(0.2)
+        _thread.interrupt_main()
+
+    watcher = threading.Thread(target=stop_worker_then_interrupt, daemon=True)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_tuning_worker(_tiny_job(tmp_path), 120)
+    watcher.join(5)
+    assert len(stopped) == 1
+    assert not psutil.pid_exists(stopped[0]) or psutil.Process(stopped[0]).status() == psutil.STATUS_ZOMBIE
     assert _left_behind(tmp_path) == []
     assert [c.pid for c in psutil.Process().children(recursive=True) if c.status() == psutil.STATUS_ZOMBIE] == []
 
