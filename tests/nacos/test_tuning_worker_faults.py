@@ -287,10 +287,16 @@ def test_kill_tuning_worker_when_the_parent_is_interrupted(tmp_path):
         time.sleep(0.2)
         _thread.interrupt_main()
 
+    # Python's own SIGINT handler for the test (an earlier test in the same process, e.g. Dask's, may have
+    # installed another one, and interrupt_main only raises KeyboardInterrupt through the default handler)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=stop_worker_then_interrupt, daemon=True)
     watcher.start()
-    with pytest.raises(KeyboardInterrupt):
-        run_tuning_worker(_tiny_job(tmp_path), 120)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_tuning_worker(_tiny_job(tmp_path), 120)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     watcher.join(5)
     assert len(stopped) == 1
     assert not psutil.pid_exists(stopped[0]) or psutil.Process(stopped[0]).status() == psutil.STATUS_ZOMBIE
