@@ -62,3 +62,21 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
     fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     tmp.replace(path)
+
+
+def add_nb201_csv_argument(parser: Any) -> None:
+    """The ``--csv`` option of the benchmarks that read the NAS-Bench-201 table."""
+    parser.add_argument("--csv", type=Path, default=None, help="NAS-Bench-201 table (default: $NACOS_NB201_CSV or "
+                                                               "../shared/data/nasbench201/)")
+
+
+def nb201_table_or_skip(name: str, csv: Path | None) -> Path | None:
+    """The NAS-Bench-201 table's path (``--csv`` or the default); None, after saying why on stderr, when absent."""
+    from archspace.nb201 import default_table_path
+
+    path = Path(csv or default_table_path())
+    if not path.is_file():
+        print(f"{name}: skipped: NAS-Bench-201 table absent at {path} (see ../shared/DATA.md; "
+              f"set $NACOS_NB201_CSV or pass --csv)", file=sys.stderr)
+        return None
+    return path

@@ -51,8 +51,10 @@ import numpy as np
 
 from benchmarks.common import (
     RESULTS_DIR,
+    add_nb201_csv_argument,
     command_line,
     machine,
+    nb201_table_or_skip,
     read_json,
     save_figure,
     write_json,
@@ -300,20 +302,17 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json", help="result JSON (PNG beside it)")
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache") / NAME,
                    help="ONNX files and the shared tuning database")
-    p.add_argument("--csv", type=Path, default=None, help="NAS-Bench-201 table (default: $NACOS_NB201_CSV or "
-                                                          "../shared/data/nasbench201/)")
+    add_nb201_csv_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from archspace.nb201 import NB201Table, default_table_path
+    from archspace.nb201 import NB201Table
 
     args = _parse(argv)
     s = Settings.quick() if args.quick else Settings()
-    csv = args.csv or default_table_path()
-    if not Path(csv).is_file():
-        print(f"{NAME}: skipped: NAS-Bench-201 table absent at {csv} (see ../shared/DATA.md; "
-              f"set $NACOS_NB201_CSV or pass --csv)", file=sys.stderr)
+    csv = nb201_table_or_skip(NAME, args.csv)
+    if csv is None:
         return 2
     from schedules.database import TuningDatabase
     from schedules.measure import Protocol

@@ -48,8 +48,10 @@ import numpy as np
 
 from benchmarks.common import (
     RESULTS_DIR,
+    add_nb201_csv_argument,
     command_line,
     machine,
+    nb201_table_or_skip,
     read_json,
     save_figure,
     write_json,
@@ -527,20 +529,17 @@ def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 devices, 3 seeds, budgets 30/60, fewer predictions")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json", help="result JSON (PNG beside it)")
-    p.add_argument("--csv", type=Path, default=None, help="NAS-Bench-201 table (default: $NACOS_NB201_CSV or "
-                                                          "../shared/data/nasbench201/)")
+    add_nb201_csv_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from archspace.nb201 import NB201Table, default_table_path
+    from archspace.nb201 import NB201Table
 
     args = _parse(argv)
     s = Settings.quick() if args.quick else Settings()
-    path = args.csv or default_table_path()
-    if not Path(path).is_file():
-        print(f"tabular_benchmark: skipped: NAS-Bench-201 table absent at {path} (see ../shared/DATA.md; "
-              f"set $NACOS_NB201_CSV or pass --csv)", file=sys.stderr)
+    path = nb201_table_or_skip("tabular_benchmark", args.csv)
+    if path is None:
         return 2
     table = NB201Table(path)
     for d in set(s.devices) | set(s.train_devices):
