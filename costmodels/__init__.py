@@ -2,6 +2,8 @@
 
 * `ScheduleRanker`: XGBoost ranking of the schedules of one workload (explicit `ScheduleConfig`s or
   MetaSchedule traces).
+* `DatabaseXGBCostModel`: MetaSchedule's cost model for the project, XGBoost pretrained on every record
+  of the shared tuning database and saved as XGBoost JSON (loaded lazily: it imports TVM).
 * `ArchLatencyModel`: tuned end-to-end latency of an untuned architecture, with an uncertainty
   interval (quantile objective or ensemble) and `select(candidates, k)`.
 * `latency_metrics` and friends: Kendall tau, Spearman, pairwise accuracy, top-k recall, MAPE,
@@ -71,4 +73,16 @@ __all__ = [
     "conv2d_workload", "dense_workload", "elementwise_workload", "layer_params", "pool2d_workload",
     "group_kfold", "group_train_test_split",
     "kendall_tau", "latency_metrics", "mape", "pairwise_accuracy", "spearman", "top_k_recall", "within_pct",
+    "DatabaseXGBCostModel", "MSCostModelConfig",
 ]
+
+#: Names served by modules that import TVM: loaded on first use, so `import costmodels` stays cheap.
+_LAZY = {"DatabaseXGBCostModel": "costmodels.ms_cost_model", "MSCostModelConfig": "costmodels.ms_cost_model"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'costmodels' has no attribute {name!r}")
