@@ -70,21 +70,24 @@ def _per_store_length() -> int:
     return int(ms.feature_extractor.PerStoreFeature().feature_vector_length)
 
 
-def feature_names(per_store_length: int | None = None) -> list[str]:
-    """Names of the aggregated row: ``sum[i]``, ``mean[i]``, ``max[i]`` of per-store feature i, then
-    ``n_stores`` and ``log2_flops``."""
+def feature_names(per_store_length: int | None = None, relative: bool = True) -> list[str]:
+    """Names of the aggregated row: ``sum[i]``, ``mean[i]``, ``max[i]`` of per-store feature i,
+    ``n_stores`` and ``log2_flops``, then (`relative`) the same 3 L + 1 minus those of the workload's
+    unscheduled loop nest (``d_sum[i]``, ..., ``d_n_stores``)."""
     n = _per_store_length() if per_store_length is None else per_store_length
-    return [f"{agg}[{i}]" for agg in AGGREGATES for i in range(n)] + ["n_stores", "log2_flops"]
+    base = [f"{agg}[{i}]" for agg in AGGREGATES for i in range(n)] + ["n_stores"]
+    return base + ["log2_flops"] + ([f"d_{name}" for name in base] if relative else [])
 
 
-def aggregate_store_features(per_store: np.ndarray, log2_flops: float, per_store_length: int) -> np.ndarray:
-    """One candidate's (n_stores, L) per-store matrix -> its fixed-length row (3 L + 2)."""
+def aggregate_store_features(per_store: np.ndarray, per_store_length: int) -> np.ndarray:
+    """One candidate's (n_stores, L) per-store matrix -> sum, mean and max over the stores and the
+    store count (3 L + 1)."""
     f = np.asarray(per_store, dtype=np.float64).reshape(-1, per_store_length)  # (S, L)
-    if f.shape[0] == 0:  # no store (nothing scheduled): an all-zero row with the scale hint
+    if f.shape[0] == 0:  # no store (nothing scheduled): an all-zero row
         agg = np.zeros(3 * per_store_length)
     else:
         agg = np.concatenate([f.sum(axis=0), f.mean(axis=0), f.max(axis=0)])
-    return np.concatenate([agg, [float(f.shape[0]), float(log2_flops)]])
+    return np.concatenate([agg, [float(f.shape[0])]])
 
 
 def _median_secs(run_secs: Any) -> float:
@@ -118,6 +121,9 @@ class MSCostModelConfig:
     #: "reg:squarederror" (regress normalized throughput) or "rank:pairwise" (order the samples of
     #: each workload; scores are the sigmoid of the margin)
     objective: str = "reg:squarederror"
+    #: add, per aggregate, the difference to the same aggregate of the workload's unscheduled loop
+    #: nest (a scale-free "how this schedule departs from the naive one")
+    relative_features: bool = True
     num_boost_round: int = 80
     max_depth: int = 6
     eta: float = 0.15
@@ -171,29 +177,50 @@ class WorkloadRecords:
 
 
 class _Featurizer:
-    """Per-store features of candidates, aggregated; the FLOPs of each workload cached by hash."""
+    """Per-store features of candidates, aggregated; per workload (by hash) its log2 FLOPs and the
+    aggregated features of its unscheduled loop nest, cached."""
 
-    def __init__(self) -> None:
+    def __init__(self, relative: bool = True) -> None:
         self.extractor = ms.feature_extractor.PerStoreFeature()
         self.per_store_length = int(self.extractor.feature_vector_length)
-        self._log2_flops: dict[str, float] = {}
+        self.relative = relative
+        self._workload: dict[str, tuple[float, np.ndarray]] = {}
 
-    def log2_flops(self, key: str, mod: Any) -> float:
-        if key not in self._log2_flops:
+    @property
+    def width(self) -> int:
+        base = 3 * self.per_store_length + 1
+        return 2 * base + 1 if self.relative else base + 1
+
+    def _aggregate(self, context: Any, candidates: Sequence[Any]) -> np.ndarray:
+        per_store = self.extractor.extract_from(context, list(candidates))
+        return np.stack([aggregate_store_features(t.numpy(), self.per_store_length) for t in per_store])
+
+    def workload_terms(self, key: str, context: Any) -> tuple[float, np.ndarray]:
+        if key not in self._workload:
             try:
-                flops = float(tvm.s_tir.analysis.estimate_tir_flops(mod))
+                flops = float(tvm.s_tir.analysis.estimate_tir_flops(context.mod))
             except Exception:  # a PrimFunc the estimator cannot walk: no scale hint
                 flops = 0.0
-            self._log2_flops[key] = math.log2(1.0 + max(flops, 0.0))
-        return self._log2_flops[key]
+            naive = np.zeros(3 * self.per_store_length + 1)
+            if self.relative:
+                from tvm.s_tir import Schedule
+
+                sch = Schedule(context.mod)
+                cand = ms.MeasureCandidate(sch, ms.arg_info.ArgInfo.from_entry_func(context.mod))
+                naive = self._aggregate(context, [cand])[0]
+            self._workload[key] = (math.log2(1.0 + max(flops, 0.0)), naive)
+        return self._workload[key]
 
     def rows(self, context: Any, candidates: Sequence[Any], key: str | None = None) -> np.ndarray:
-        key = key or shash2hex(context.mod)
-        lf = self.log2_flops(key, context.mod)
         if not candidates:
-            return np.zeros((0, 3 * self.per_store_length + 2))
-        per_store = self.extractor.extract_from(context, list(candidates))
-        return np.stack([aggregate_store_features(t.numpy(), lf, self.per_store_length) for t in per_store])
+            return np.zeros((0, self.width))
+        key = key or shash2hex(context.mod)
+        log2_flops, naive = self.workload_terms(key, context)
+        agg = self._aggregate(context, candidates)  # (n, 3 L + 1)
+        parts = [agg, np.full((agg.shape[0], 1), log2_flops)]
+        if self.relative:
+            parts.append(agg - naive)
+        return np.concatenate(parts, axis=1)
 
 
 def _open_database(database: Any) -> Any:
@@ -278,8 +305,8 @@ class DatabaseXGBCostModel(PyCostModel):
     def __init__(self, config: MSCostModelConfig = MSCostModelConfig()) -> None:
         super().__init__()
         self.config = config
-        self._fz = _Featurizer()
-        self.names = feature_names(self._fz.per_store_length)
+        self._fz = _Featurizer(config.relative_features)
+        self.names = feature_names(self._fz.per_store_length, config.relative_features)
         self.X = np.zeros((0, len(self.names)))
         self.secs = np.zeros(0)
         self.groups = np.zeros(0, dtype=str)
@@ -390,11 +417,18 @@ class DatabaseXGBCostModel(PyCostModel):
         if extra.get("per_store_length") != self._fz.per_store_length:
             raise CostModelError(f"{path}: saved with per-store features of length {extra.get('per_store_length')}, "
                                  f"this TVM ({tvm.__version__}) extracts {self._fz.per_store_length}; retrain the model")
-        check_feature_names(meta, self.names, str(path))
+        try:
+            config = MSCostModelConfig.from_dict(dict(meta.get("config") or {}))
+        except (TypeError, CostModelError) as exc:
+            raise CostModelError(f"{path}: unusable config in meta.json ({exc})") from exc
+        names = feature_names(self._fz.per_store_length, config.relative_features)
+        check_feature_names(meta, names, str(path))
         if extra.get("tvm") != tvm.__version__:
             log.warning("%s: saved under tvm %s, running tvm %s; features may differ", path, extra.get("tvm"),
                         tvm.__version__)
-        self.config = MSCostModelConfig.from_dict(meta["config"])
+        if config.relative_features != self._fz.relative:
+            self._fz = _Featurizer(config.relative_features)
+        self.config, self.names = config, names
         self.X, self.secs, self.groups = meta["X"], meta["y"], meta["groups"].astype(str)
         self.booster = meta["boosters_loaded"][0]
         self.saved_fingerprint = extra.get("database_fingerprint")
@@ -494,22 +528,38 @@ class QualityReport:
         return asdict(self)
 
 
+def _subset(r: WorkloadRecords, idx: np.ndarray) -> WorkloadRecords:
+    return WorkloadRecords(r.key, r.context, [r.candidates[i] for i in idx], r.secs[idx],
+                           [r.results[i] for i in idx], r.features[idx])
+
+
 def held_out_quality(records: Sequence[WorkloadRecords], *, k: int = 5, config: MSCostModelConfig = MSCostModelConfig(),
-                     compare_metaschedule: bool = True, min_records: int = 6) -> QualityReport:
+                     compare_metaschedule: bool = True, min_records: int = 6, warm: int = 0,
+                     seed: int = 0) -> QualityReport:
     """Leave-one-workload-out: for each workload with at least `min_records` successful records,
     train on every record of the other workloads and rank its successful records; top-k recall (of
     its k truly fastest, how many are in the model's k best) and pairwise ordering accuracy are
     averaged over the held-out workloads, for this model and, beside it, MetaSchedule's `XGBModel`
-    trained on the same records."""
+    trained on the same records.
+
+    `warm` > 0 also trains both models on that many (random, fixed `seed`) records of the held-out
+    workload and ranks only its other records: the situation inside a tuning run, where the model
+    has measured the first batches of the task it ranks. `warm=0` is the cold, cross-workload figure."""
     records = list(records)
     if len(records) < 2:
         raise CostModelError(f"need records of at least 2 workloads to hold one out, got {len(records)}")
+    rng = np.random.default_rng(seed)
     per_wl: dict[str, dict[str, Any]] = {}
-    for i, test in enumerate(records):
+    for i, held in enumerate(records):
+        train = [r for j, r in enumerate(records) if j != i]
+        test = held
+        if warm > 0:
+            order = rng.permutation(held.secs.size)
+            train = train + [_subset(held, np.sort(order[:warm]))]
+            test = _subset(held, np.sort(order[warm:]))
         ok = test.ok
         if ok.sum() < max(min_records, 2):
             continue
-        train = [r for j, r in enumerate(records) if j != i]
         model = DatabaseXGBCostModel(config)
         model.add_records(train)
         secs = test.secs[ok]
@@ -517,7 +567,7 @@ def held_out_quality(records: Sequence[WorkloadRecords], *, k: int = 5, config: 
         if compare_metaschedule:
             ms_scores = metaschedule_xgb_scores(train, test)
             row["metaschedule_xgb"] = _ranking_metrics(secs, ms_scores[ok], k)
-        per_wl[test.key] = row
+        per_wl[held.key] = row
     if not per_wl:
         raise CostModelError(f"no workload has {min_records} successful records to evaluate on")
 

@@ -201,3 +201,20 @@ def test_held_out_quality_reports_both_models(records):
         assert 0.0 <= who["pairwise_accuracy"] <= 1.0 or math.isnan(who["pairwise_accuracy"])
     with pytest.raises(CostModelError, match="at least 2 workloads"):
         held_out_quality(records[:1])
+
+
+def test_ranking_objective_orders_within_a_workload_and_scores_stay_in_0_1(records, tmp_path):
+    from costmodels.ms_cost_model import MSCostModelConfig
+
+    model = DatabaseXGBCostModel(MSCostModelConfig(objective="rank:pairwise"))
+    model.add_records(records)
+    for r in records:
+        scores = model.predict(r.context, r.candidates)
+        assert ((scores > 0) & (scores < 1)).all()
+        assert spearman(-r.secs[r.ok], scores[r.ok]) > 0.5
+    model.save(tmp_path / "rank")
+    loaded = DatabaseXGBCostModel.from_saved(tmp_path / "rank")
+    assert loaded.config.objective == "rank:pairwise"
+    assert loaded.scores(records[0].features).tolist() == model.scores(records[0].features).tolist()
+    with pytest.raises(CostModelError, match="Unknown objective"):
+        MSCostModelConfig(objective="rank:ndcg_typo")
