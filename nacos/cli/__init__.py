@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
     ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine)"),
     ("doctor", "check a run directory's files (config, store, tuning database, models); --repair moves damage aside"),
+    ("pretune", "tune every distinct task of the architecture space into the shared database (resumable)"),
     ("tune", "tune a model's unseen workloads into the tuning database; time it beside onnxruntime"),
     ("eval", "score one architecture: inherited-weight accuracy, MACs, params, peak memory, latency"),
     ("export", "export a run's candidate: ONNX, compiled TVM library, schedule records, card.json"),

@@ -1,0 +1,132 @@
+"""Every distinct task the elastic MBConv space can produce, with its expected calls per architecture.
+
+Exact and cheap, because a block's tasks depend only on its own choices: block ``b`` of stage ``s`` at
+resolution ``r`` and width ``w`` has input channels fixed by the stage plan (the previous stage's output
+for ``b = 0``, its own stage's for ``b >= 1``), so its kernel size and expand ratio alone decide its
+fused functions, and every block ``b >= 1`` of a stage has the same shapes. Hence for every
+(resolution, width, kernel, expand) two real networks are built, exported and imported by TVM, each
+with that kernel and expand ratio in every block: one with every stage at the smallest depth, one at
+the largest. Their tasks are every task the space has (the stem, the head, the classifier and the
+pooling included), with the fused epilogues TVM really produces (a residual add only where the block
+has one), under the same structural hashes the tuning database keys records by.
+
+The expected calls of a task under uniform sampling (`ArchSpace.sample`) follow by linearity:
+``count_min + (count_max - count_min) / (Dmax - Dmin) * S``, with ``S`` the expected number of blocks
+beyond the minimum depth in a stage, averaged over every (resolution, width, kernel, expand).
+
+The enumeration is saved as a task file (`schedules.space_tasks`) beside the database and reused;
+networks already imported are appended to a partial file, so a killed enumeration resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archspace.space import ArchSpace
+from schedules.space_tasks import SpaceTask, merge_tasks, read_task_file, write_task_file
+
+__all__ = ["enumerate_space_tasks", "space_task_file", "enumeration_architectures"]
+
+
+def enumeration_architectures(space: ArchSpace) -> list[tuple[float, Any]]:
+    """(weight factor, architecture) pairs whose weighted task counts are the space's expected counts."""
+    c = space.config
+    dmin, dmax = c.depths[0], c.depths[-1]
+    p = 1.0 / (len(c.resolutions) * len(c.width_mults) * len(c.kernel_sizes) * len(c.expand_ratios))
+    # expected blocks per stage beyond the minimum depth: sum over b >= dmin of P(depth > b)
+    extra = sum(sum(1 for d in c.depths if d > b) / len(c.depths) for b in range(dmin, dmax))
+    out = []
+    for r in c.resolutions:
+        for w in c.width_mults:
+            for k in c.kernel_sizes:
+                for e in c.expand_ratios:
+                    if dmax == dmin:
+                        out.append((p, space._uniform(r, w, dmin, k, e)))  # noqa: SLF001
+                        continue
+                    share = extra / (dmax - dmin)
+                    out.append((p * (1.0 - share), space._uniform(r, w, dmin, k, e)))  # noqa: SLF001
+                    out.append((p * share, space._uniform(r, w, dmax, k, e)))  # noqa: SLF001
+    return out
+
+
+def _digest(space: ArchSpace, in_channels: int, num_classes: int, batch: int, target: Any) -> str:
+    key = json.dumps({"space": space.config.to_dict(), "in": in_channels, "classes": num_classes,
+                      "batch": batch, "target": str(target)}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def space_task_file(database: str | Path, space: ArchSpace, target: Any, *, in_channels: int = 1,
+                    num_classes: int = 10, batch: int = 1) -> Path:
+    """Where the task file of this space (channels, classes, batch, target) lives beside the database."""
+    return Path(database) / "space-tasks" / f"{_digest(space, in_channels, num_classes, batch, target)}.json"
+
+
+def _read_partial(path: Path) -> tuple[dict[int, list[dict]], dict[str, str]]:
+    done: dict[int, list[dict]] = {}
+    mods: dict[str, str] = {}
+    if not path.exists():
+        return done, mods
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            done[int(row["index"])] = row["workloads"]
+            mods.update(row["mods"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            break  # a torn last line: that network is imported again
+    return done, mods
+
+
+def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *, in_channels: int = 1,
+                          num_classes: int = 10, batch: int = 1,
+                          progress: Callable[[int, int], None] | None = None) -> list[SpaceTask]:
+    """The space's distinct tasks, heaviest first (cached in the database directory; see the module doc).
+
+    `progress(done, total)` is called after each network is imported."""
+    import tvm
+
+    from archspace.export import export_onnx
+    from schedules.frontend import extract_tasks, import_onnx, workload_of_task
+    from schedules.records import LayerWorkload
+
+    final = space_task_file(database, space, target, in_channels=in_channels, num_classes=num_classes, batch=batch)
+    if final.exists():
+        return read_task_file(final)[0]
+    plan = enumeration_architectures(space)
+    partial = final.with_suffix(".partial.jsonl")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    done, mods = _read_partial(partial)
+    with tempfile.TemporaryDirectory(prefix="nacos-enum-") as tmp, open(partial, "a", encoding="utf-8") as log:
+        for i, (_, arch) in enumerate(plan):
+            if i in done:
+                continue
+            onnx_path = export_onnx(arch, Path(tmp) / f"{i}.onnx", batch=batch, space=space,
+                                    in_channels=in_channels, num_classes=num_classes, check=False)
+            workloads, new_mods = [], {}
+            for task in extract_tasks(import_onnx(onnx_path), target):
+                w = workload_of_task(task)
+                workloads.append(w.to_dict())
+                if w.structural_hash not in mods:
+                    new_mods[w.structural_hash] = tvm.ir.save_json(task.dispatched[0])
+            mods.update(new_mods)
+            done[i] = workloads
+            log.write(json.dumps({"index": i, "arch": arch.to_json(), "workloads": workloads, "mods": new_mods}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            if progress is not None:
+                progress(len(done), len(plan))
+    groups = []
+    for i, (factor, _) in enumerate(plan):
+        pairs = [(LayerWorkload.from_dict(w), None) for w in done[i]]
+        groups.append((factor, pairs))
+    tasks = [SpaceTask(t.workload, t.weight, mods[t.key]) for t in merge_tasks(groups)]
+    meta = {"space": space.config.to_dict(), "in_channels": in_channels, "num_classes": num_classes,
+            "batch": batch, "target": str(target), "networks": len(plan)}
+    write_task_file(final, tasks, meta)
+    partial.unlink(missing_ok=True)
+    return tasks
