@@ -125,6 +125,12 @@ class MSCostModelConfig:
     #: nest (a scale-free "how this schedule departs from the naive one")
     relative_features: bool = True
     num_boost_round: int = 80
+    #: rounds added on top of the current booster by an `update` that does not refit from scratch
+    update_rounds: int = 8
+    #: refit from scratch once the samples grew by this fraction since the last full fit (or the
+    #: booster holds twice `num_boost_round` trees); in between, `update_rounds` more rounds
+    refit_growth: float = 0.2
+    max_bin: int = 64
     max_depth: int = 6
     eta: float = 0.15
     min_child_weight: float = 1.0
@@ -146,7 +152,7 @@ class MSCostModelConfig:
     def xgb_params(self) -> dict[str, Any]:
         return {"objective": self.objective, "tree_method": "hist", "max_depth": self.max_depth,
                 "eta": self.eta, "min_child_weight": self.min_child_weight, "subsample": self.subsample,
-                "colsample_bytree": self.colsample_bytree, "nthread": self.nthread, "seed": self.seed,
+                "colsample_bytree": self.colsample_bytree, "max_bin": self.max_bin, "nthread": self.nthread, "seed": self.seed,
                 "verbosity": 0}
 
     @classmethod
@@ -297,8 +303,9 @@ class DatabaseXGBCostModel(PyCostModel):
     >>> ms.tune_tasks(..., cost_model=model)                             # or schedules.tuner.tune(..., cost_model=model)
     >>> model.save()                                                     # back to runs/tuning/ms_cost_model
 
-    `update` adds the measured candidates of one task and refits from scratch on every sample held
-    (`MSCostModelConfig.num_boost_round` rounds, one thread); `predict` returns normalized throughput
+    `update` adds the measured candidates of one task and boosts a few more rounds on every sample
+    held, or refits from scratch once the samples grew by a fifth (`MSCostModelConfig`, one
+    thread); `predict` returns normalized throughput
     in [0, 1], higher = faster. Not thread safe: MetaSchedule calls it from one thread.
     """
 
@@ -311,6 +318,7 @@ class DatabaseXGBCostModel(PyCostModel):
         self.secs = np.zeros(0)
         self.groups = np.zeros(0, dtype=str)
         self.booster: Any = None
+        self._full_fit_size = 0
         self.db_dir: Path | None = None
         self.model_dir: Path | None = None
         #: where the samples came from: "empty", "database" (pretrained) or "saved" (loaded)
@@ -326,7 +334,8 @@ class DatabaseXGBCostModel(PyCostModel):
     def workloads(self) -> list[str]:
         return sorted(set(self.groups.tolist()))
 
-    def add_samples(self, X: np.ndarray, secs: np.ndarray, groups: Sequence[str], *, refit: bool = True) -> None:
+    def add_samples(self, X: np.ndarray, secs: np.ndarray, groups: Sequence[str], *, refit: bool = True,
+                    full: bool = True) -> None:
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.names))
         secs = np.asarray(secs, dtype=np.float64).ravel()
         groups = np.asarray(list(groups)).astype(str)
@@ -337,7 +346,7 @@ class DatabaseXGBCostModel(PyCostModel):
         self.secs = np.concatenate([self.secs, secs])
         self.groups = np.concatenate([self.groups.astype(str), groups])
         if refit:
-            self.fit()
+            self.fit(full=full)
 
     def add_records(self, records: Iterable[WorkloadRecords], *, refit: bool = True) -> None:
         for r in records:
@@ -345,22 +354,35 @@ class DatabaseXGBCostModel(PyCostModel):
         if refit:
             self.fit()
 
-    def fit(self) -> None:
-        """Train a fresh booster on every sample held (the targets of a workload move whenever a
-        faster schedule of it arrives, so trees fit to the old targets are not kept)."""
+    def fit(self, *, full: bool = True) -> None:
+        """Train on every sample held. `full`: a fresh booster of `num_boost_round` rounds (the
+        targets of a workload move whenever a faster schedule of it arrives, so old trees fit old
+        targets). Otherwise (what `update` asks for) `update_rounds` more rounds on top of the
+        current booster, unless the samples grew by `refit_growth` since the last full fit: a
+        measured batch costs a fraction of a refit on a large pretrained set."""
         import xgboost as xgb
 
         if self.n_samples == 0:
             self.booster = None
             return
+        cfg = self.config
+        grown = self.n_samples - self._full_fit_size >= cfg.refit_growth * self._full_fit_size
+        too_many_trees = self.booster is not None and \
+            self.booster.num_boosted_rounds() >= 2 * cfg.num_boost_round
+        full = full or self.booster is None or grown or too_many_trees
         y = normalized_throughput(self.secs, self.groups)
-        if self.config.ranking:  # XGBoost wants the rows of a query contiguous
+        if cfg.ranking:  # XGBoost wants the rows of a query contiguous
             _, qid = np.unique(self.groups, return_inverse=True)
             order = np.argsort(qid, kind="stable")
             dtrain = xgb.DMatrix(self.X[order], label=y[order], qid=qid[order])
         else:
             dtrain = xgb.DMatrix(self.X, label=y)
-        self.booster = xgb.train(self.config.xgb_params(), dtrain, num_boost_round=self.config.num_boost_round)
+        if full:
+            self.booster = xgb.train(cfg.xgb_params(), dtrain, num_boost_round=cfg.num_boost_round)
+            self._full_fit_size = self.n_samples
+        else:
+            self.booster = xgb.train(cfg.xgb_params(), dtrain, num_boost_round=cfg.update_rounds,
+                                     xgb_model=self.booster)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Predicted normalized throughput of feature rows, in [0, 1]; 1.0 everywhere without data."""
@@ -382,7 +404,7 @@ class DatabaseXGBCostModel(PyCostModel):
             return
         key = shash2hex(context.mod)
         secs = [_median_secs(r.run_secs) if not r.error_msg else _FAILED_STORED for r in results]
-        self.add_samples(self._fz.rows(context, candidates, key), secs, [key] * len(secs))
+        self.add_samples(self._fz.rows(context, candidates, key), secs, [key] * len(secs), full=False)
 
     def predict(self, context: Any, candidates: list[Any]) -> np.ndarray:
         if self.booster is None or not candidates:
@@ -431,6 +453,7 @@ class DatabaseXGBCostModel(PyCostModel):
         self.config, self.names = config, names
         self.X, self.secs, self.groups = meta["X"], meta["y"], meta["groups"].astype(str)
         self.booster = meta["boosters_loaded"][0]
+        self._full_fit_size = self.n_samples
         self.saved_fingerprint = extra.get("database_fingerprint")
         self.origin = "saved"
 

@@ -218,3 +218,17 @@ def test_ranking_objective_orders_within_a_workload_and_scores_stay_in_0_1(recor
     assert loaded.scores(records[0].features).tolist() == model.scores(records[0].features).tolist()
     with pytest.raises(CostModelError, match="Unknown objective"):
         MSCostModelConfig(objective="rank:ndcg_typo")
+
+
+def test_update_boosts_a_few_rounds_and_refits_once_the_data_grew(records):
+    model = DatabaseXGBCostModel()
+    first, second = records
+    model.add_records([first])
+    cfg = model.config
+    assert model.booster.num_boosted_rounds() == cfg.num_boost_round
+    small = max(1, int(0.1 * first.secs.size))  # below refit_growth
+    model.update(second.context, second.candidates[:small], second.results[:small])
+    assert model.booster.num_boosted_rounds() == cfg.num_boost_round + cfg.update_rounds
+    model.update(second.context, second.candidates[small:], second.results[small:])
+    assert model.booster.num_boosted_rounds() == cfg.num_boost_round  # a fresh booster
+    assert model.n_samples == first.secs.size + second.secs.size
