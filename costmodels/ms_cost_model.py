@@ -12,9 +12,11 @@ Features. For each candidate MetaSchedule's `PerStoreFeature` gives one 164-long
 store of the scheduled PrimFunc (loop annotations, arithmetic counts, buffer access patterns and
 reuse, arithmetic-intensity curve, allocations; already log-scaled). A candidate has 1 to ~10 stores,
 so the matrix is reduced to one fixed-length row: the sum (what `XGBModel`'s pack-sum model adds up),
-the mean and the max over the stores, plus the store count and log2 of the workload's FLOPs (the
-only cross-workload scale hint). A fixed-length row lets XGBoost see interactions between stores and
-use standard objectives; the pack-sum scheme cannot.
+the mean and the max over the stores, the store count, log2 of the workload's FLOPs (the only
+absolute scale hint), and the same aggregates minus those of the workload's unscheduled loop nest (a
+scale-free "how this schedule departs from the naive one", which helps across workloads). A
+fixed-length row lets XGBoost see interactions between stores and use standard objectives; the
+pack-sum scheme cannot.
 
 Target. Per workload, normalized throughput: the best run time of that workload over this run time
 (1 for its best record, near 0 for slow ones, 0 for failed runs, ``run_secs >= 1e9``), so different
@@ -249,15 +251,22 @@ def read_workload_records(databases: Any, target: Any = None, *,
                           featurizer: _Featurizer | None = None) -> list[WorkloadRecords]:
     """Every tuning record of one or more MetaSchedule databases (directories or open `Database`s),
     grouped by workload (structural hash; the same workload in two databases is one group). Each
-    record's own target is used for its features, `target` when it has none. A record whose trace no
-    longer applies to its workload is skipped (and logged)."""
+    record's own target is used for its features, `target` when it has none. Given `target`, records
+    measured on another target (kind or mcpu) are skipped: their run times say nothing about this
+    machine. A record whose trace no longer applies to its workload is skipped. Skips are logged."""
     if isinstance(databases, (str, os.PathLike)) or isinstance(databases, ms.database.Database):
         databases = [databases]
     fz = featurizer or _Featurizer()
+    if isinstance(target, (str, dict)):
+        target = tvm.target.Target(target)
     grouped: dict[str, tuple[Any, Any, list]] = {}
+    other_target = 0
     for database in databases:
         for rec in _open_database(database).get_all_tuning_records():
             key = shash2hex(rec.workload.mod)
+            if target is not None and rec.target is not None and _machine(rec.target) != _machine(target):
+                other_target += 1
+                continue
             tgt = rec.target if rec.target is not None else target
             if tgt is None:
                 raise CostModelError(f"record of workload {key} names no target; pass target=")
@@ -265,7 +274,7 @@ def read_workload_records(databases: Any, target: Any = None, *,
     out = []
     skipped = 0
     for key, (mod, tgt, recs) in grouped.items():
-        context = ms.TuneContext(mod=mod, target=tvm.target.Target(tgt) if isinstance(tgt, (str, dict)) else tgt)
+        context = ms.TuneContext(mod=mod, target=tgt)
         cands, secs, results = [], [], []
         for rec in recs:
             try:
@@ -280,7 +289,14 @@ def read_workload_records(databases: Any, target: Any = None, *,
             out.append(WorkloadRecords(key, context, cands, np.asarray(secs), results, fz.rows(context, cands, key)))
     if skipped:
         log.warning("%d tuning records did not replay on this TVM and were skipped", skipped)
+    if other_target:
+        log.warning("%d tuning records measured on another target than %s were skipped", other_target,
+                    _machine(target))
     return out
+
+
+def _machine(target: Any) -> tuple[str, str]:
+    return str(target.kind.name), str(target.attrs.get("mcpu", ""))
 
 
 def _fingerprint(db_dir: str | os.PathLike | None) -> dict[str, int] | None:

@@ -232,3 +232,12 @@ def test_update_boosts_a_few_rounds_and_refits_once_the_data_grew(records):
     model.update(second.context, second.candidates[small:], second.results[small:])
     assert model.booster.num_boosted_rounds() == cfg.num_boost_round  # a fresh booster
     assert model.n_samples == first.secs.size + second.secs.size
+
+
+def test_records_of_another_target_are_not_learnt_from(tuned_db, caplog):
+    from tvm.target import Target
+
+    other = Target({"kind": "llvm", "mcpu": "cortex-a72", "mtriple": "aarch64-linux-gnu"})
+    with caplog.at_level(logging.WARNING, logger="costmodels.ms_cost_model"):
+        assert read_workload_records(tuned_db.path, other) == []
+    assert f"{len(tuned_db)} tuning records measured on another target" in caplog.text
