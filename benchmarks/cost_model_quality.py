@@ -164,18 +164,24 @@ def schedule_level(dirs, *, objective: str = "rank:pairwise", seed: int = 0) -> 
             "kendall_tau": mean("kendall_tau"), "skipped": skipped, "per_workload": per_wl}
 
 
-def schedule_level_ms(dirs, *, objective: str = "reg:squarederror", seed: int = 0) -> dict[str, Any]:
-    """Leave-one-workload-out evaluation of `DatabaseXGBCostModel` beside MetaSchedule's `XGBModel`,
-    both trained on the same records (every record of the other workloads, failed ones included)."""
+def ms_records(dirs) -> list:
+    """Every record of the databases as `costmodels.ms_cost_model.WorkloadRecords` (features extracted)."""
     skip_foreign_intrinsics()
-    from costmodels.ms_cost_model import MSCostModelConfig, held_out_quality, read_workload_records
+    from costmodels.ms_cost_model import read_workload_records
+
+    return read_workload_records(list(dirs))
+
+
+def schedule_level_ms(records, *, objective: str = "reg:squarederror", warm: int = 0, seed: int = 0) -> dict[str, Any]:
+    """Leave-one-workload-out evaluation of `DatabaseXGBCostModel` beside MetaSchedule's `XGBModel`,
+    both trained on the same records (every record of the other workloads, failed ones included;
+    with `warm`, also that many random records of the held-out workload, as inside a tuning run)."""
+    from costmodels.ms_cost_model import MSCostModelConfig, held_out_quality
 
     t0 = time.time()
-    records = read_workload_records(list(dirs))
-    features_s = time.time() - t0
-    report = held_out_quality(records, config=MSCostModelConfig(objective=objective, seed=seed)).to_dict()
-    report["seconds"] = {"features": round(features_s, 1), "evaluation": round(time.time() - t0 - features_s, 1)}
-    report["objective"] = objective
+    report = held_out_quality(records, config=MSCostModelConfig(objective=objective, seed=seed), warm=warm,
+                              seed=seed).to_dict()
+    report.update(seconds=round(time.time() - t0, 1), objective=objective, warm=warm)
     return report
 
 
@@ -314,6 +320,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--extra-db", type=Path, action="append", default=[],
                    help="a further MetaSchedule / schedules TuningDatabase directory whose records join the "
                         "schedule-level evaluation (repeatable)")
+    p.add_argument("--warm", type=int, default=16,
+                   help="also evaluate with this many records of each held-out workload trained on (as inside a "
+                        "tuning run; 0: skipped)")
     p.add_argument("--n-train", type=int, default=None, help="training architectures (default 1000; quick 300)")
     p.add_argument("--n-test", type=int, default=None, help="held-out architectures (default 5000; quick 300)")
     p.add_argument("--device", default="gold_6226", help="NAS-Bench-201 latency column (lat_ms_<device>)")
@@ -342,8 +351,12 @@ def main(argv=None) -> int:
     dirs = tune_workloads(args.work_dir, workloads, trials, seed=args.seed, combined=args.quick)
     tune_s = time.time() - t0
     dirs = list(dirs) + list(args.extra_db)
-    ms_model = schedule_level_ms(dirs, seed=args.seed)
-    ms_model_rank = schedule_level_ms(dirs, objective="rank:pairwise", seed=args.seed)
+    t_features = time.time()
+    records = ms_records(dirs)
+    features_s = time.time() - t_features
+    ms_model = schedule_level_ms(records, seed=args.seed)
+    ms_model_rank = schedule_level_ms(records, objective="rank:pairwise", seed=args.seed)
+    ms_model_warm = schedule_level_ms(records, warm=args.warm, seed=args.seed) if args.warm else {"skipped": "--warm 0"}
     sched = schedule_level(dirs, seed=args.seed)
     sched_reg = schedule_level(dirs, objective="reg:squarederror", seed=args.seed)
     n_explicit = args.explicit_configs if args.explicit_configs is not None else (0 if args.quick else 40)
@@ -374,6 +387,7 @@ def main(argv=None) -> int:
         arch, arch_extra, arch_note = None, {}, f"skipped: {exc}"
         print(f"architecture level {arch_note}", file=sys.stderr)
     result["schedule"] = {"ms_cost_model": ms_model, "ms_cost_model_rank_pairwise": ms_model_rank,
+                          "ms_cost_model_warm": ms_model_warm, "ms_features_seconds": round(features_s, 1),
                           "ranker": sched, "regression_objective": sched_reg, "explicit_space": explicit,
                           "tuning_seconds_this_run": tune_s, "tunings": tuning_stamps(dirs),
                           "data": (f"real MetaSchedule records measured on this machine: {len(workloads)} workloads "

@@ -7,7 +7,7 @@ from .conftest import TRIALS
 
 def test_quick_benchmark_writes_its_figures(ms_work_dir, tmp_path):
     out = tmp_path / "cost_model_quality.json"
-    args = ["--quick", "--trials", str(TRIALS), "--work-dir", str(ms_work_dir.parent), "--out", str(out)]
+    args = ["--quick", "--trials", str(TRIALS), "--work-dir", str(ms_work_dir.parent), "--out", str(out), "--warm", "4"]
     assert main(args) == 0
     data = json.loads(out.read_text())
     for key in ("schedule_top5_recall", "schedule_pairwise_accuracy", "schedule_top5_recall_metaschedule_xgb",
@@ -20,6 +20,8 @@ def test_quick_benchmark_writes_its_figures(ms_work_dir, tmp_path):
     assert data["schedule_pairwise_accuracy_metaschedule_xgb"] == ours["metaschedule_xgb"]["pairwise_accuracy"]
     assert ours["n_workloads"] == 2 and ours["n_records"] >= 2 * TRIALS - 4
     assert data["schedule"]["ms_cost_model_rank_pairwise"]["objective"] == "rank:pairwise"
+    warm = data["schedule"]["ms_cost_model_warm"]
+    assert warm["warm"] == 4 and 0.0 <= warm["ours"]["top5_recall"] <= 1.0
     if data["arch"]["primary"] is not None:
         assert -1.0 <= data["arch_kendall_tau"] <= 1.0 and 0.0 <= data["arch_within_10pct"] <= 1.0
     else:
