@@ -14,7 +14,9 @@ unseen ones (MetaSchedule on the unseen tasks with the most MACs, `--trials-per-
 `--tune-top` of them for a sampled architecture, `--network-tune-top` for a network; the explicit
 `ScheduleConfig` space, `--explicit-configs` / `--network-explicit-configs` configs each, on the remaining
 unseen conv / dense tasks; fused elementwise tasks without a record are left to TVM's default lowering),
-then measure untuned TVM, tuned TVM, onnxruntime and torch eager by one protocol and thread count.
+then measure untuned TVM, tuned TVM, onnxruntime and torch eager by one protocol and thread count, each
+runtime in a fresh process of its own (`schedules.isolated`: TVM's thread pool pins the threads of the
+process that configures it to one core, and spinning pools slow whatever runs beside them).
 Achieved GFLOP/s (2 FLOPs per MAC) is set against this machine's measured peak (best of a few fp32
 matrix products through numpy's BLAS with the same threads) and, for the roofline, its measured memory
 bandwidth (a 256 MiB numpy copy, `costmodels.roofline.calibrate`); a row's arithmetic intensity is its
@@ -369,27 +371,33 @@ def _fmt(x) -> str:
 
 
 # -- measurement ----------------------------------------------------------------------------------
-def _measure_row(onnx_path, torch_module: Callable[[], Any], shape, db, target, protocol, threads,
-                 workloads) -> dict[str, Any]:
-    """The latency figures of one row: references, untuned TVM, tuned TVM."""
-    from schedules.measure import (
-        compile,
-        measure,
-        reference_onnxruntime,
-        reference_torch,
-    )
+def torch_sampled_architecture(arch_json: str) -> Any:
+    """The torch module of a sampled architecture of the default space (10 classes, random weights):
+    the builder a timing child calls (`schedules.isolated.time_torch_isolated`)."""
+    from archspace import Architecture, ArchSpace, build_network
 
-    # the references first (TVM's runtime threads keep spinning for a while after a run and would
-    # steal the cores torch's threads need)
-    ort = reference_onnxruntime(onnx_path, protocol, threads=threads)
-    torch_m = reference_torch(torch_module(), shape, protocol, threads=threads)
-    untuned = measure(compile(onnx_path, None, target), protocol)
-    tuned = measure(compile(onnx_path, db, target), protocol)
+    return build_network(Architecture.from_json(arch_json), ArchSpace(), 1, 10)
+
+
+def _measure_row(onnx_path, torch_builder: tuple[str, list[Any]], shape, db, target, protocol, threads,
+                 workloads) -> dict[str, Any]:
+    """The latency figures of one row: onnxruntime, torch eager, untuned and tuned TVM, each runtime in a
+    fresh process of its own (`schedules.isolated`), one after the other and with the same threads, so
+    none shares its cores or affinity with another's pool (this process has configured TVM's pool while
+    tuning: it pins this process's threads to one core). Both TVM figures come from one TVM process."""
+    from schedules.isolated import TimingWorker, target_spec, time_onnxruntime_isolated, time_torch_isolated
+
+    ort = time_onnxruntime_isolated(onnx_path, protocol, threads)
+    torch_m = time_torch_isolated(*torch_builder, shape, protocol, threads)
+    spec = target_spec(target)
+    with TimingWorker() as tvm_process:
+        untuned = tvm_process.tvm(onnx_path, None, spec, protocol, threads)
+        tuned = tvm_process.tvm(onnx_path, db.path, spec, protocol, threads)
     ok = lambda m: m.median_ms if m.ok else None
     return {
         "macs": sum(w.macs * w.count for w in workloads), "bytes": sum(w.bytes * w.count for w in workloads),
         "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort), "torch_ms": ok(torch_m),
-        "tvm_tuned": tuned.to_dict(),
+        "tvm_tuned": tuned.to_dict(), "timed_in": "each runtime in a process of its own",
         "errors": {k: m.error for k, m in (("untuned", untuned), ("tuned", tuned), ("ort", ort), ("torch", torch_m))
                    if not m.ok},
     }
@@ -425,23 +433,24 @@ def _tune_row(mod, workloads, db, target, trials_per_task, tune_top, explicit_co
 
 
 def _items(args, space):
-    """(index, name, kind, extra row fields, ONNX maker, torch module maker, input shape, budgets), in order."""
-    from archspace import build_network, export_onnx
+    """(index, name, kind, extra row fields, ONNX maker, torch builder (import path, JSON arguments),
+    input shape, budgets), in order."""
+    from archspace import export_onnx
 
     from benchmarks.schedule_transfer import _export as export_zoo_network
-    from benchmarks.schedule_transfer import build_network as build_zoo_network
 
     for i in range(args.archs):
         arch = space.sample(random.Random(args.seed + i))
         yield (i, f"arch{args.seed + i}", "sampled", {"arch": arch.to_json(), "resolution": arch.resolution},
                lambda arch=arch, i=i: export_onnx(arch, args.work_dir / f"arch{args.seed + i}.onnx", batch=1),
-               lambda arch=arch: build_network(arch, space, 1, 10), (1, 1, arch.resolution, arch.resolution),
+               ("benchmarks.inner_loop:torch_sampled_architecture", [arch.to_json()]),
+               (1, 1, arch.resolution, arch.resolution),
                (args.tune_top, args.explicit_configs))
     res = args.network_resolution
     for j, name in enumerate(args.networks):
         yield (args.archs + j, name, "network", {"label": LABELS[name], "resolution": res, "in_channels": 3},
                lambda name=name: export_zoo_network(name, res, args.work_dir, args.seed),
-               lambda name=name: build_zoo_network(name, res), (1, 3, res, res),
+               ("benchmarks.schedule_transfer:build_network", [name, res]), (1, 3, res, res),
                (args.network_tune_top, args.network_explicit_configs))
 
 
@@ -504,7 +513,7 @@ def main(argv=None) -> int:
     done = {r["name"]: r for r in payload["rows"]}
     space = ArchSpace()
     earlier: set[str] = set()  # structural hashes of the workloads of the rows before (whatever the database holds)
-    for index, name, kind, extra, export, torch_module, shape, (tune_top, explicit) in _items(args, space):
+    for index, name, kind, extra, export, torch_builder, shape, (tune_top, explicit) in _items(args, space):
         onnx_path = export()
         mod = import_onnx(onnx_path)
         workloads = extract_workloads(mod, target)
@@ -516,7 +525,7 @@ def main(argv=None) -> int:
                 row["bytes"] = sum(w.bytes * w.count for w in workloads)
             row["tasks_in_earlier_rows"] = in_earlier
             if args.remeasure:
-                row.update(_measure_row(onnx_path, torch_module, shape, db, target, protocol, threads, workloads))
+                row.update(_measure_row(onnx_path, torch_builder, shape, db, target, protocol, threads, workloads))
                 row["remeasured"] = time.strftime("%Y-%m-%dT%H:%M:%S")
                 save()
                 print(_table([row]), flush=True)
@@ -527,7 +536,7 @@ def main(argv=None) -> int:
         row = {"index": index, "name": name, "kind": kind, **extra, "tasks_in_earlier_rows": in_earlier,
                **_tune_row(mod, workloads, db, target, args.trials_per_task, tune_top, explicit, args.seed)}
         log(f"{name}: tuned in {row['tune_seconds']:.0f} s, measuring")
-        row.update(_measure_row(onnx_path, torch_module, shape, db, target, protocol, threads, workloads))
+        row.update(_measure_row(onnx_path, torch_builder, shape, db, target, protocol, threads, workloads))
         payload["rows"].append(row)
         done[name] = row
         save()

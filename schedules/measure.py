@@ -11,6 +11,11 @@ compared with onnxruntime's; a max abs difference above ``rtol * max(1, max |ref
 measurement a failure ("wrong result") that is never used. Build errors, runtime errors and runs
 slower than `Protocol.timeout_s` are failures with their reason too (`Measurement.failed`).
 A run is timed in this process: a run that never returns cannot be interrupted here.
+
+Never time onnxruntime or torch in a process where TVM's thread pool is set up (it pins the thread
+that configures it, and so every thread started afterwards, to one core): `schedules.isolated` times
+each runtime in a fresh process of its own, and `reference_onnxruntime` goes there by itself wherever
+TVM or torch is loaded.
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ __all__ = [
     "compile",
     "measure",
     "measure_onnx",
+    "ONNXRUNTIME_SETTINGS",
+    "onnxruntime_session",
     "reference_onnxruntime",
     "reference_torch",
+    "runtimes_loaded_here",
     "set_tvm_threads",
 ]
 
@@ -297,33 +305,86 @@ def measure_onnx(onnx_path: str | Path, db: Any = None, target: Any = None, prot
     return measure(compiled, protocol, threads=threads, rpc=rpc)
 
 
-def reference_onnxruntime(onnx_path: str | Path, protocol: Protocol = Protocol(), *, threads: int | None = None,
-                          input_shapes: Mapping[str, Sequence[int]] | None = None) -> Measurement:
-    """onnxruntime (CPU provider, all graph optimisations, `threads` intra-op threads) by `protocol`."""
+#: The onnxruntime settings every timing uses (the same each time, in this process or in a child):
+#: `threads` intra-op threads, one inter-op thread (sequential execution), all graph optimisations,
+#: the CPU provider, and intra-op spinning left at onnxruntime's default ("1", what a user runs). The
+#: session is released right after its timed loop, so its spinning threads are gone before anything
+#: else runs.
+ONNXRUNTIME_SETTINGS = {"inter_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_ALL",
+                        "execution_mode": "ORT_SEQUENTIAL", "session.intra_op.allow_spinning": "1",
+                        "provider": "CPUExecutionProvider"}
+
+
+def onnxruntime_session(onnx_path: str | Path, threads: int, *, profile_prefix: str | None = None) -> Any:
+    """An onnxruntime session with `ONNXRUNTIME_SETTINGS` and `threads` intra-op threads (with
+    onnxruntime's own profiler on when `profile_prefix` is given)."""
     import onnxruntime as ort
 
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = ONNXRUNTIME_SETTINGS["inter_op_num_threads"]
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  ONNXRUNTIME_SETTINGS["session.intra_op.allow_spinning"])
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(onnx_path), opts, providers=[ONNXRUNTIME_SETTINGS["provider"]])
+
+
+def runtimes_loaded_here() -> list[str]:
+    """The runtimes loaded in this process whose thread pools distort an onnxruntime or torch timing
+    here: TVM's pool pins the thread that configures it to one core (every thread started afterwards
+    inherits that), torch's and TVM's workers spin after a run."""
+    import sys
+
+    return [name for name in ("tvm", "torch") if name in sys.modules]
+
+
+def reference_onnxruntime(onnx_path: str | Path, protocol: Protocol = Protocol(), *, threads: int | None = None,
+                          input_shapes: Mapping[str, Sequence[int]] | None = None,
+                          isolate: bool | None = None) -> Measurement:
+    """onnxruntime (`ONNXRUNTIME_SETTINGS`, `threads` intra-op threads) by `protocol`: THE onnxruntime
+    timer of the project, the same protocol as TVM's `measure`.
+
+    `isolate`: True times it in a fresh process of its own (`schedules.isolated`); False here;
+    None (default) in a fresh process when TVM or torch is loaded in this process
+    (`runtimes_loaded_here`), here otherwise. A search that times onnxruntime per candidate keeps
+    one `schedules.isolated.TimingWorker` instead, to pay the process start once."""
     from schedules.frontend import onnx_input_shapes
     from schedules.targets import host_threads
 
     threads = threads or host_threads()
+    if isolate or (isolate is None and runtimes_loaded_here()):
+        from schedules.isolated import time_onnxruntime_isolated
+
+        return time_onnxruntime_isolated(onnx_path, protocol, threads, input_shapes=input_shapes)
     shapes = dict(input_shapes or onnx_input_shapes(onnx_path))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    batch = int(next(iter(shapes.values()))[0])
+    try:
+        sess = onnxruntime_session(onnx_path, threads)
+    except Exception as exc:
+        return Measurement.failed(_reason("onnxruntime error", exc), backend="onnxruntime", target="cpu",
+                                  batch=batch)
     rng = np.random.default_rng(protocol.seed)
     feed = {k: rng.standard_normal(v).astype("float32") for k, v in shapes.items()}
-    batch = int(next(iter(shapes.values()))[0])
     try:
         samples = time_callable(lambda: sess.run(None, feed), protocol)
     except TimeoutError as exc:
         return Measurement.failed(f"timeout: {exc}", backend="onnxruntime", target="cpu", batch=batch)
+    except Exception as exc:
+        return Measurement.failed(_reason("onnxruntime error", exc), backend="onnxruntime", target="cpu",
+                                  batch=batch)
+    finally:
+        del sess  # its intra-op threads stop here, not when the garbage collector gets to them
     return _summary(samples, protocol, backend="onnxruntime", target="cpu", batch=batch, threads=threads)
 
 
 def reference_torch(module: Any, input_shape: Sequence[int], protocol: Protocol = Protocol(), *,
                     threads: int | None = None) -> Measurement:
-    """torch eager (inference mode, `threads` intra-op threads) by `protocol`."""
+    """torch eager (inference mode, `threads` intra-op threads) by `protocol`, in this process: time
+    it in a process of its own (`schedules.isolated.time_torch_isolated`) where TVM has run."""
     import torch
 
     from schedules.targets import host_threads

@@ -1,7 +1,7 @@
 """Sample N architectures of the space, export each to ONNX (checked with onnx.checker and against
 onnxruntime), and print a table: id, resolution, width, depths, MACs, parameters, peak activation
-memory, onnxruntime latency (median of the runs, batch 1) and, with a supernet checkpoint, the
-validation accuracy with inherited weights."""
+memory, onnxruntime latency (median of the runs, batch 1, timed in a process of its own) and, with a
+supernet checkpoint, the validation accuracy with inherited weights."""
 
 from __future__ import annotations
 
@@ -28,26 +28,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def ort_latency_ms(path: Path, runs: int, threads: int, warmup: int = 10) -> float:
-    """Median onnxruntime latency of one inference on random input."""
-    import time
+def ort_latency_ms(worker, path: Path, runs: int, threads: int, warmup: int = 10) -> float:
+    """Median onnxruntime latency of one inference on random input: `schedules.measure`'s one
+    onnxruntime timer, in `worker` (a `schedules.isolated.TimingWorker`: a process of its own, away
+    from the thread pools this process's torch export and accuracy evaluation start)."""
+    from archspace import ArchSpaceError
+    from schedules.measure import Protocol
+    from schedules.targets import host_threads
 
-    import numpy as np
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    x = np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)
-    for _ in range(warmup):
-        session.run(None, {inp.name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.run(None, {inp.name: x})
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+    m = worker.onnxruntime(path, Protocol(warmup=warmup, repeats=runs), threads or host_threads())
+    if not m.ok:
+        raise ArchSpaceError(f"{path.name}: onnxruntime could not time it: {m.error}")
+    return m.median_ms
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
         supernet = load_supernet(None if args.checkpoint == "default" else args.checkpoint, space)
         data = load_dataset(args.data)
+    from schedules.isolated import TimingWorker
+
     rng = random.Random(args.seed)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="nacos-space-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nacos-space-") as tmp, TimingWorker() as worker:
         out_dir = args.out_dir or Path(tmp)
         for _ in range(args.n):
             arch = space.sample(rng)
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             row = {"id": arch.id, "arch": arch.to_dict(), "short": arch.short(), "resolution": arch.resolution,
                    "width_mult": arch.width_mult, "depths": list(arch.depths), "macs": summary["macs"],
                    "params": summary["params"], "peak_memory_bytes": summary["peak_memory_bytes"],
-                   "ort_latency_ms": ort_latency_ms(path, args.runs, args.threads), "accuracy": None}
+                   "ort_latency_ms": ort_latency_ms(worker, path, args.runs, args.threads), "accuracy": None}
             if supernet is not None:
                 from archspace.accuracy import evaluate
 

@@ -173,10 +173,17 @@ def test_tune_tunes_only_unseen_workloads_then_reuses_them(world, capsys, tmp_pa
     arch = _other_arch(world["two"])
     (tmp_path / "arch.json").write_text(arch.to_json())
     code, r, err = _run_json(capsys, "tune", str(tmp_path / "arch.json"), "--space", str(world["tmp"] / "space.json"),
-                             "--database", str(db), "--trials-per-workload", "1", "--json", *FAST)
+                             "--database", str(db), "--trials-per-workload", "1", "--json", "--per-layer", *FAST)
     assert code == 0, err
     assert r["arch_id"] == arch.id and r["tuned"] > 0 and r["reused"] > 0 and r["tasks"] == r["tuned"] + r["reused"]
     assert 0 < r["hit_rate"] < 1 and r["trials"] >= r["tuned"] and r["tuned_ms"] > 0 and r["onnxruntime_ms"] > 0
+    # per layer: every convolution and the classifier on both sides, paired in order, then "other" and "total"
+    layers = r["per_layer"]
+    assert [row["layer"].split()[0] for row in layers[-2:]] == ["other", "total"]
+    paired = layers[:-2]
+    assert paired and all(row["onnxruntime_us"] > 0 and row["tvm_us"] > 0 and row["ratio"] > 0 for row in paired)
+    assert all(row["shape_match"] for row in paired) and "dense" in paired[-1]["layer"]
+    assert layers[-1]["tvm_us"] >= sum(row["tvm_us"] for row in paired)
     # the exported ONNX of the same architecture now finds every workload in the database
     from archspace.export import export_onnx
 
@@ -220,6 +227,9 @@ def test_tune_bad_inputs_exit_2_and_write_nothing(world, capsys, tmp_path):
     assert main(["tune", str(world["tmp"] / "small.json"), "--space", str(world["tmp"] / "space.json"),
                  "--database", str(db), "--target", "rpc://nohost"]) == 2
     assert "is not rpc://HOST:PORT/KEY" in capsys.readouterr().err
+    assert main(["tune", str(world["tmp"] / "small.json"), "--space", str(world["tmp"] / "space.json"),
+                 "--database", str(db), "--target", "rpc://h:9190/k", "--per-layer"]) == 2
+    assert "--per-layer: profiles on this CPU only" in capsys.readouterr().err
     assert not db.exists()
 
 
