@@ -19,9 +19,12 @@ from typing import Any, Mapping
 from nacos.errors import ConfigError
 
 __all__ = ["RunConfig", "Budgets", "TuningConfig", "StrategyConfig", "load_config", "config_from_dict",
-           "MODES", "STRATEGIES", "OBJECTIVES"]
+           "MODES", "SEARCHERS", "STRATEGIES", "OBJECTIVES"]
 
 MODES = ("baseline", "two-stage", "one-stage")
+#: schedule searchers of the inner loop: auto (MetaSchedule for the heavy unseen conv / dense tasks, the
+#: explicit space for the rest), explicit (the ScheduleConfig space only), metaschedule (every task)
+SEARCHERS = ("auto", "explicit", "metaschedule")
 STRATEGIES = ("aging", "nsga2", "random")
 #: objective name -> sense ("max" or "min")
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "peak_memory_mb": "min", "params": "min",
@@ -63,11 +66,15 @@ class TuningConfig:
     """The inner loop: how much schedule search each unseen workload gets, and how latency is measured."""
 
     trials_per_workload: int = 8
-    #: explicit (the ScheduleConfig space: `trials_per_workload` sampled configs per workload, each built,
-    #: checked and timed: about a minute per new architecture here) or metaschedule (evolutionary
-    #: search + XGBoost cost model: better schedules, but its search costs tens of seconds per task
-    #: and iteration on this 2-core machine; use it with a larger time budget)
-    searcher: str = "explicit"
+    #: auto (default: of a candidate's conv / dense tasks the database has no record of, the heaviest,
+    #: holding 80 % of their MACs and at most 4, get `metaschedule_trials` MetaSchedule trials each, tuned
+    #: together so that its cost model sees over 100 samples; the rest `trials_per_workload` explicit
+    #: configs), explicit (the ScheduleConfig space only: `trials_per_workload` sampled configs per
+    #: workload, about a minute per new architecture here, far weaker schedules on pointwise and
+    #: matrix-vector shapes) or metaschedule (every unseen task, `trials_per_workload` trials each).
+    #: After `nacos pretune` of the space into `database`, a candidate has little or nothing left to tune.
+    searcher: str = "auto"
+    metaschedule_trials: int = 32
     database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
     #: two-stage: let the cost model (`nacos.screening`) skip the tuning of candidates that, even at the
     #: optimistic end of their predicted latency interval, are over the latency budget or dominated
@@ -84,6 +91,9 @@ class TuningConfig:
     #: fails and the candidate is recorded as failed. It counts address space, not resident memory: a
     #: worker tuning the tests' tiny model mapped about 1.3 GB here (600 fails already in TVM's import)
     worker_memory_mb: int = 0
+    #: TVM modes: time onnxruntime beside each candidate's TVM latency (in a process of its own), so the
+    #: row and the report say which runtime to deploy with (a fraction of a second per candidate)
+    time_onnxruntime: bool = True
 
     def __post_init__(self) -> None:
         if self.trials_per_workload < 1 or self.trials_per_workload > 100_000:
@@ -102,8 +112,11 @@ class TuningConfig:
                 or not 0 <= self.worker_memory_mb <= 1 << 30:
             raise ConfigError(f"tuning.worker_memory_mb: must be 0 (no limit) or a size in MiB up to 2^30, "
                               f"got {self.worker_memory_mb!r}")
-        if self.searcher not in ("metaschedule", "explicit"):
-            raise ConfigError(f"tuning.searcher: must be metaschedule or explicit, got {self.searcher!r}")
+        if isinstance(self.metaschedule_trials, bool) or not 16 <= self.metaschedule_trials <= 100_000:
+            raise ConfigError(f"tuning.metaschedule_trials: must be in 16..100000 (MetaSchedule needs at least 16 a "
+                              f"task), got {self.metaschedule_trials!r}")
+        if self.searcher not in SEARCHERS:
+            raise ConfigError(f"tuning.searcher: must be one of {', '.join(SEARCHERS)}, got {self.searcher!r}")
 
 
 @dataclass(frozen=True)

@@ -120,12 +120,27 @@ def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
                "objectives": [o.to_json() for o in objectives], "reference_point": ref, "hypervolume": hv,
                "front": [_flat(r) for r in front], "best_under_latency_budget": best,
                "report_dir": str(out_dir)}
+    summary["deployment"] = deployment_summary(rows)
     if baseline_rows is not None:
         bvalues = [[r["metrics"][o.name] for o in objectives] for r in _ok(baseline_rows, objectives)]
         summary["baseline_hypervolume"] = hypervolume(bvalues, objectives, ref) if bvalues else 0.0
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _plots(rows, front, objectives, out_dir, baseline_rows, layer_rows, title)
     return summary
+
+
+def deployment_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Compiled TVM against onnxruntime over the candidates timed both ways (TVM modes time onnxruntime
+    beside each candidate, in a process of its own): which runtime a user should deploy each with."""
+    pairs = [(r["metrics"]["latency_ms"], r["metrics"]["latency_onnxruntime_ms"]) for r in rows
+             if r.get("status") in ("ok", "rejected") and isinstance(r["metrics"].get("latency_onnxruntime_ms"), float)
+             and isinstance(r["metrics"].get("latency_ms"), (int, float)) and r["metrics"]["latency_ms"] > 0]
+    if not pairs:
+        return {"timed_both": 0}
+    ratios = [t / o for t, o in pairs if o > 0]
+    return {"timed_both": len(pairs), "tvm_faster": sum(t <= o for t, o in pairs),
+            "geomean_tvm_over_onnxruntime": math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None,
+            "best_tvm_over_onnxruntime": min(ratios) if ratios else None}
 
 
 def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, title: str) -> None:

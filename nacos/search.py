@@ -179,6 +179,11 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
     from nacos import loop
 
     run, strategy, evaluator, genome_space = build_search(cfg, Path(run_dir))
+    pretune = _pretune_status(cfg, evaluator)
+    if progress and pretune is not None:
+        import sys
+
+        print(f"nacos search: {pretune['note']}", file=sys.stderr)
     store = run.open_store()
     try:
         summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress,
@@ -196,7 +201,22 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
                             f"{cause}); the search itself is complete and committed in {run.root}: free some space "
                             f"and run `nacos report {run.root}`") from exc
     return {**summary.to_dict(), "evaluated": summary.completed, "report_dir": str(run.report_dir),
-            "front": report["front"], "hypervolume": report["hypervolume"]}
+            "front": report["front"], "hypervolume": report["hypervolume"],
+            **({"pretune": {k: v for k, v in pretune.items() if k != "coverage"}} if pretune else {})}
+
+
+def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
+    """Two-stage: whether the tuning database was pretuned for this space (`nacos pretune`), and its coverage."""
+    backend = getattr(evaluator, "latency_backend", None) or getattr(evaluator, "backend", None)
+    if cfg.mode != "two-stage" or getattr(backend, "db", None) is None:
+        return None
+    from archspace.space import ArchSpace, SpaceConfig
+    from nacos.space_tasks import pretune_status
+
+    supernet = getattr(evaluator, "supernet", None)
+    return pretune_status(backend.db, ArchSpace(SpaceConfig.from_dict(dict(cfg.space))), backend.target,
+                          in_channels=getattr(supernet, "in_channels", 1), num_classes=getattr(supernet, "num_classes", 10),
+                          batch=cfg.batch)
 
 
 def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict[str, Any]:

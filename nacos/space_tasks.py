@@ -55,9 +55,17 @@ def enumeration_architectures(space: ArchSpace) -> list[tuple[float, Any]]:
     return out
 
 
+def _target_key(target: Any) -> str:
+    """What of a target can change its tasks: the kind, triple and CPU, not the thread count (a process whose
+    affinity TVM has pinned sees one core, and the tasks are the same)."""
+    attrs = getattr(target, "attrs", {}) or {}
+    kind = getattr(getattr(target, "kind", None), "name", str(target))
+    return "/".join(str(x) for x in (kind, attrs.get("mtriple", ""), attrs.get("mcpu", "")))
+
+
 def _digest(space: ArchSpace, in_channels: int, num_classes: int, batch: int, target: Any) -> str:
     key = json.dumps({"space": space.config.to_dict(), "in": in_channels, "classes": num_classes,
-                      "batch": batch, "target": str(target)}, sort_keys=True)
+                      "batch": batch, "target": _target_key(target)}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -130,3 +138,24 @@ def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *
     write_task_file(final, tasks, meta)
     partial.unlink(missing_ok=True)
     return tasks
+
+
+def pretune_status(db: Any, space: ArchSpace, target: Any, *, in_channels: int = 1, num_classes: int = 10,
+                   batch: int = 1) -> dict[str, Any]:
+    """What a search should say about its tuning database: pretuned for this space or not, and the coverage
+    (`schedules.pretune.space_coverage`) when it was. `db` is an open `TuningDatabase`."""
+    from schedules.pretune import space_coverage, state_of
+
+    path = space_task_file(db.path, space, target, in_channels=in_channels, num_classes=num_classes, batch=batch)
+    command = f"nacos pretune --database {db.path}"
+    if not path.exists():
+        return {"pretuned": False, "note": f"no pretuned database for this space in {db.path}: each new candidate tunes "
+                                           f"its own unseen workloads (minutes each); `{command}` tunes the whole "
+                                           f"space once, resumably"}
+    cov = space_coverage(read_task_file(path)[0], db)
+    state = state_of(db)
+    return {"pretuned": True, "coverage": cov, "pretune_seconds": state.get("seconds", 0.0),
+            "note": f"pretuned database {db.path}: {cov['tasks_covered']}/{cov['tasks_total']} of the space's tasks, "
+                    f"{cov['space_mac_coverage']:.0%} of its MACs have a tuned schedule"
+                    + ("" if cov["tasks_covered"] == cov["tasks_total"] else f"; the rest is tuned as candidates "
+                       f"need it (`{command}` goes on with it)")}

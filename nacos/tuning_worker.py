@@ -72,7 +72,8 @@ class TuningJob:
     onnx: str                          # the candidate's checked ONNX file
     database: str                      # TuningDatabase directory (shared, file-locked)
     target: str                        # the parent's `tvm.target.Target`, as `str(target)` gives it (JSON)
-    searcher: str = "explicit"         # explicit | metaschedule
+    searcher: str = "explicit"         # auto | explicit | metaschedule
+    metaschedule_trials: int = 32      # auto: MetaSchedule trials of each heavy task
     trials_per_workload: int = 8
     seed: int = 0
     rpc: str = ""                      # the config's rpc://HOST:PORT/KEY target (metaschedule's runner), or ""
@@ -255,14 +256,20 @@ def _tune(job: TuningJob) -> dict[str, Any]:
     if job.searcher == "explicit":
         report = explicit_tune(import_onnx(job.onnx), db, target, configs_per_task=job.trials_per_workload,
                                seed=job.seed)
-    elif job.searcher == "metaschedule":
+    elif job.searcher in ("metaschedule", "auto"):
         runner = None
         if job.rpc:
             from nacos.tvm_latency import make_target
 
             runner = make_target(job.rpc, job.threads)[1].ms_runner()
-        report = tune(import_onnx(job.onnx), db, target, trials_per_task=job.trials_per_workload, runner=runner,
-                      seed=job.seed)
+        if job.searcher == "auto":
+            from schedules.tuner import auto_tune
+
+            report = auto_tune(import_onnx(job.onnx), db, target, trials_per_task=job.trials_per_workload,
+                               metaschedule_trials=job.metaschedule_trials, seed=job.seed, runner=runner)
+        else:
+            report = tune(import_onnx(job.onnx), db, target, trials_per_task=job.trials_per_workload,
+                          runner=runner, seed=job.seed)
     else:
         raise ValueError(f"unknown searcher {job.searcher!r}")
     return {"tuned": len(report.tuned), "reused": len(report.reused), "hit_rate": report.hit_rate,

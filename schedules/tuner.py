@@ -35,8 +35,8 @@ from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
 
-__all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "explicit_tune", "make_builder", "plan_tuning",
-           "skip_foreign_intrinsics", "tune"]
+__all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "auto_tune", "explicit_tune", "heavy_tasks",
+           "make_builder", "plan_tuning", "skip_foreign_intrinsics", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -195,25 +195,27 @@ def named_handlers_only() -> Iterator[None]:
 def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16, trials_per_iter: int = 16,
          builder: str | Any = "inprocess", runner: Any = None, run_timeout_s: float = 10.0, seed: int = 0,
          kinds: Sequence[str] | None = None, only: Sequence[str] | None = None,
-         settings: TuneSettings = TuneSettings()) -> TuneReport:
+         settings: TuneSettings = TuneSettings(), cost_model: Any = None) -> TuneReport:
     """Tune with MetaSchedule the tasks of `mod` that `db` has no working record of.
 
     Evolutionary search with MetaSchedule's XGBoost cost model, `trials_per_task` measured candidates
     per unseen task (at least 16: with fewer, some tasks get none). `kinds` restricts tuning to those
     op kinds (default: every task, the fused elementwise ones included) and `only` to the workloads
-    with those structural hashes (the others count neither as tuned nor as reused). Returns what was tuned, what
-    was reused, the trials, the wall time and the faults."""
+    with those structural hashes (the others count neither as tuned nor as reused). `cost_model`: a
+    MetaSchedule cost model object to rank candidates with (default: a fresh `settings.cost_model()`), e.g.
+    the project's `costmodels.DatabaseXGBCostModel`, which starts from every record of the database.
+    Returns what was tuned, what was reused, the trials, the wall time and the faults."""
     from tvm.s_tir import meta_schedule as ms
 
     if trials_per_task < 1:
         raise ScheduleError(f"trials_per_task must be >= 1, got {trials_per_task}")
     with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
         return _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s,
-                            seed, settings, kinds, only)
+                            seed, settings, kinds, only, cost_model)
 
 
 def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s, seed,
-                 settings, kinds, only) -> TuneReport:
+                 settings, kinds, only, cost_model=None) -> TuneReport:
     report = TuneReport()
     start = time.perf_counter()
     todo = []
@@ -232,14 +234,16 @@ def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder,
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
     with named_handlers_only():
-        _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report)
+        _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report,
+                    cost_model)
     db.refresh()
     report.tuned = [w for _, w in todo]
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report) -> None:
+def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_iter, seed, settings, report,
+                cost_model=None) -> None:
     work_dir = db.path / "ms_logs"
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         [t for t, _ in todo], str(work_dir), strategy=settings.strategy(),
@@ -250,7 +254,8 @@ def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_i
     ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work_dir),
                   max_trials_global=trials_per_task * len(todo), max_trials_per_task=trials_per_task,
                   num_trials_per_iter=min(trials_per_iter, trials_per_task), builder=bld, runner=runner,
-                  database=db.ms, cost_model=settings.cost_model(), measure_callbacks=callbacks)
+                  database=db.ms, cost_model=cost_model if cost_model is not None else settings.cost_model(),
+                  measure_callbacks=callbacks)
     report.trials = len(db.ms) - before
 
 
@@ -311,5 +316,47 @@ def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs
         with open(db.path / "faults.jsonl", "a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(f.to_dict()) + "\n" for f in report.faults)
     db.refresh()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def heavy_tasks(workloads: Sequence[LayerWorkload], *, share: float = 0.8, at_most: int = 4) -> list[LayerWorkload]:
+    """The workloads that dominate: heaviest first (MACs x calls), until they hold `share` of the MACs of
+    `workloads`, at most `at_most` of them."""
+    ranked = sorted(workloads, key=lambda w: (-w.macs * w.count, w.name))
+    total = sum(w.macs * w.count for w in ranked)
+    out: list[LayerWorkload] = []
+    held = 0
+    for w in ranked:
+        if len(out) >= at_most or (total and held >= share * total):
+            break
+        out.append(w)
+        held += w.macs * w.count
+    return out
+
+
+def auto_tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 8, metaschedule_trials: int = 32,
+              seed: int = 0, runner: Any = None, share: float = 0.8, at_most: int = 4,
+              cost_model: Any = None) -> TuneReport:
+    """MetaSchedule where it matters, the explicit space for the rest: of the conv / dense tasks of `mod`
+    that `db` has no record of, the heaviest (holding `share` of their MACs, at most `at_most`) get
+    `metaschedule_trials` MetaSchedule trials each, tuned together (so its cost model sees their pooled
+    samples), and the others `trials_per_task` explicit configs each. After `nacos pretune` most
+    candidates have nothing left to tune, and this costs nothing."""
+    start = time.perf_counter()
+    todo, reused = plan_tuning(mod, db, target, explicit=True)
+    report = TuneReport(reused=list(reused))
+    heavy = heavy_tasks(todo, share=share, at_most=at_most)
+    if heavy:
+        ms_report = tune(mod, db, target, trials_per_task=max(16, metaschedule_trials), runner=runner, seed=seed,
+                         only=[w.structural_hash for w in heavy], cost_model=cost_model)
+        report.tuned += ms_report.tuned
+        report.trials += ms_report.trials
+        report.faults += ms_report.faults
+    if len(heavy) < len(todo):
+        ex_report = explicit_tune(mod, db, target, configs_per_task=trials_per_task, seed=seed)
+        report.tuned += ex_report.tuned
+        report.trials += ex_report.trials
+        report.faults += ex_report.faults
     report.seconds = time.perf_counter() - start
     return report

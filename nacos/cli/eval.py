@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nacos.config import TuningConfig
+from nacos.config import SEARCHERS, TuningConfig
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", choices=("onnxruntime", "tvm-default", "tvm-tuned"), default="onnxruntime",
                         help="latency backend")
     parser.add_argument("--database", default=TuningConfig.database, help="tuning database (tvm-tuned)")
-    parser.add_argument("--searcher", choices=("explicit", "metaschedule"), default="explicit",
+    parser.add_argument("--searcher", choices=SEARCHERS, default=TuningConfig.searcher,
                         help="schedule search for unseen workloads (tvm-tuned)")
     parser.add_argument("--trials-per-workload", type=int, default=TuningConfig.trials_per_workload,
                         help="schedule-search trials for each unseen workload (tvm-tuned)")

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nacos.config import SEARCHERS
+
 QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2, "searcher": "explicit"},
          "strategy": {"population": 2, "sample_size": 2}}
 
@@ -36,8 +38,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="hard (active) peak activation memory budget in MB")
     parser.add_argument("--trials-per-workload", type=int, default=None,
                         help="schedule-search trials for each unseen workload (config default: 8)")
-    parser.add_argument("--searcher", choices=("explicit", "metaschedule"), default=None,
-                        help="two-stage schedule search (config default: explicit)")
+    parser.add_argument("--searcher", choices=SEARCHERS, default=None,
+                        help="two-stage schedule search of unseen workloads: auto (MetaSchedule for the heavy ones, "
+                             "the explicit space for the rest), explicit or metaschedule (config default: auto)")
     parser.add_argument("--database", default=None, help="shared tuning database directory")
     parser.add_argument("--executor", default=None, metavar="URL",
                         help="where candidates are evaluated: local (this process), dask://HOST:PORT (workers of "
