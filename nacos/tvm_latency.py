@@ -46,7 +46,8 @@ class _TVMBackend:
         self.protocol = Protocol(warmup=cfg.tuning.warmup, repeats=cfg.tuning.repeats)
 
     def _measure(self, compiled) -> LatencyResult:
-        """Time a `schedules.measure.Compiled` (its output checked against onnxruntime first)."""
+        """Time a `schedules.measure.Compiled` (its output checked against onnxruntime first), and
+        onnxruntime beside it (in a process of its own: see `_onnxruntime_beside`)."""
         from schedules.measure import measure
 
         m = measure(compiled, self.protocol, threads=self.cfg.tuning.threads or None, rpc=self.rpc)
@@ -56,7 +57,32 @@ class _TVMBackend:
             details["device"] = self.rpc.url
         if not m.ok:
             return LatencyResult(float("nan"), ok=False, reason=m.error, details=details)
+        details.update(self._onnxruntime_beside(compiled.onnx_path, m.median_ms))
         return LatencyResult(m.median_ms, details=details)
+
+    def _onnxruntime_beside(self, onnx_path: Path, tvm_ms: float) -> dict[str, Any]:
+        """onnxruntime's latency of the same model on this CPU, same protocol and thread count, timed in a
+        long-lived child process (`schedules.isolated.TimingWorker`): TVM's thread pool pins this process's
+        threads to one core, so onnxruntime timed here would run on one core. What a user would deploy is
+        the faster of the two; the row says which. A failure here costs the figure, never the candidate."""
+        if not self.cfg.tuning.time_onnxruntime or self.rpc is not None:  # an RPC device has no onnxruntime here
+            return {}
+        from schedules.isolated import TimingWorker
+        from schedules.targets import host_threads
+
+        try:
+            if getattr(self, "_ort_worker", None) is None:
+                self._ort_worker = TimingWorker()
+            m = self._ort_worker.onnxruntime(onnx_path, self.protocol, self.cfg.tuning.threads or host_threads())
+        except Exception as exc:  # noqa: BLE001 - the worker died or timed out: the next call starts another
+            self._ort_worker = None
+            return {"onnxruntime_error": f"{type(exc).__name__}: {exc}"[:300]}
+        if not m.ok:
+            return {"onnxruntime_error": str(m.error)[:300]}
+        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms,
+                "tvm_over_onnxruntime": tvm_ms / m.median_ms if m.median_ms > 0 else float("nan"),
+                "deploy_with": "tvm" if tvm_ms <= m.median_ms else "onnxruntime",
+                "deploy_ms": min(tvm_ms, m.median_ms)}
 
     def _compile_scheduled(self, onnx_path: Path, choose) -> tuple[Any, dict[str, str]]:
         """Import, schedule conv / dense functions by `choose`, build: a `Compiled` and the notes."""
@@ -137,7 +163,7 @@ class TunedLatency(_TVMBackend):
     def _job(self, onnx_path: Path):
         t = self.cfg.tuning
         return TuningJob(onnx=str(Path(onnx_path).resolve()), database=str(self.db.path.resolve()),
-                         target=str(self.target), searcher=t.searcher,
+                         target=str(self.target), searcher=t.searcher, metaschedule_trials=t.metaschedule_trials,
                          trials_per_workload=t.trials_per_workload, seed=self.cfg.seed,
                          rpc=self.cfg.target if self.rpc is not None else "", threads=t.threads,
                          memory_mb=t.worker_memory_mb, cpus=HOST_CPUS)
@@ -152,7 +178,7 @@ class TunedLatency(_TVMBackend):
         t = self.cfg.tuning
         start = time.perf_counter()
         self.db.refresh()  # what other processes (earlier workers, other searches) committed meanwhile
-        todo, reused = plan_tuning(import_onnx(onnx_path), self.db, self.target, explicit=t.searcher == "explicit")
+        todo, reused = plan_tuning(import_onnx(onnx_path), self.db, self.target, explicit=t.searcher != "metaschedule")
         if not todo:  # nothing to tune: no worker (its start alone costs seconds: TVM's import)
             report = {"tuned": 0, "reused": len(reused), "hit_rate": 1.0, "trials": 0,
                       "seconds": time.perf_counter() - start, "faults": 0}

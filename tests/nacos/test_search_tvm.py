@@ -67,3 +67,29 @@ def test_two_stage_mode_tunes_only_unseen_workloads(checkpoint, tmp_path):
     # the second architecture shares the stem, head and classifier: those are reused, not tuned again
     assert second["latency_reused_tasks"] > 0
     assert second["latency_tuned_tasks"] < first["latency_tuned_tasks"] + first["latency_reused_tasks"]
+    # onnxruntime timed beside each candidate (in a child process): the row and the report say which to deploy
+    for row in rows:
+        assert row["latency_onnxruntime_ms"] > 0 and row["latency_deploy_with"] in ("tvm", "onnxruntime")
+        assert row["latency_deploy_ms"] == min(row["latency_ms"], row["latency_onnxruntime_ms"])
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert report["deployment"]["timed_both"] == 2
+    # the database was never pretuned for this space: the summary says so and names the command
+    assert summary["pretune"]["pretuned"] is False and "nacos pretune" in summary["pretune"]["note"]
+
+
+def test_two_stage_search_on_a_pretuned_database_tunes_nothing(checkpoint, tmp_path):
+    """After `nacos pretune` of the space (tiny budget), a two-stage candidate only compiles and measures."""
+    import subprocess
+    import sys
+
+    space_file = tmp_path / "space.json"
+    space_file.write_text(json.dumps(SPACE))
+    out = subprocess.run([sys.executable, "-m", "nacos", "pretune", "--space", str(space_file), "--database",
+                          str(tmp_path / "db"), "--tasks-per-round", "64", "--trials-per-round", "2",
+                          "--max-trials-per-task", "2", "--json"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["coverage"]["space_task_coverage"] == 1.0
+    summary = run_search(_cfg(checkpoint, tmp_path, mode="two-stage"), tmp_path / "run", progress=False)
+    assert summary["pretune"]["pretuned"] is True and "the rest is tuned" not in summary["pretune"]["note"]
+    for row in _rows(tmp_path / "run"):
+        assert row["status"] == "ok" and row["latency_tuned_tasks"] == 0 and row["latency_hit_rate"] == 1.0
