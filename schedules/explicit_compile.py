@@ -2,12 +2,19 @@
 
 - `schedule_module(mod, choose)`: the Relax module with each conv / dense PrimFunc scheduled by the
   config `choose(name, key)` returns (None leaves it to the default lowering); used by the baseline
-  (one fixed policy for every layer) and the one-stage search (the genome's config per layer).
+  (one fixed policy for every layer) and the one-stage search (the genome's config per layer). The
+  fused elementwise / pooling functions get `schedule_elementwise` (dlight's CPU rules would leave
+  them serial and scalar) unless ``elementwise=False``.
+- `schedule_elementwise(func)`: a parallel, vectorised schedule of an injective or reduction
+  function: producers inlined, the spatial loops of what is left fused, parallel when the output is
+  large enough to pay for waking the thread pool, the contiguous lanes vectorised.
 - `layer_key(func)`: what a config is chosen by: kind, output channels, rows, columns, reduction and
   kernel, the same key `archspace.layers.ConvLayer` gives without TVM.
-- `explicit_search(func, space, target, n)`: the explicit space's own search for one function: sample
-  configs that fit, build and time each, keep the fastest whose output matches the unscheduled
-  function; its trace can be committed to the shared tuning database like a MetaSchedule record.
+- `explicit_search(func, space, target, n)`: the explicit space's own search for one function: the
+  default rule for the layer (`GlobalPolicy(ScheduleConfig())`) first, then sampled configs read for
+  the layer by `GlobalPolicy` (``adapt``), build and time each, keep the fastest whose output matches
+  the unscheduled function; its trace can be committed to the shared tuning database like a
+  MetaSchedule record.
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from schedules.explicit_apply import apply_config, layer_shape_of, main_block_kind
-from schedules.explicit_space import ConfigDoesNotFit, ScheduleSpace
+from schedules.explicit_space import ConfigDoesNotFit, GlobalPolicy, ScheduleSpace
 from schedules.records import ScheduleConfig
 
-__all__ = ["LayerKey", "layer_key", "schedule_module", "explicit_search", "ExplicitResult", "time_prim_func"]
+__all__ = ["LayerKey", "layer_key", "schedule_module", "schedule_elementwise", "explicit_search", "ExplicitResult",
+           "time_prim_func", "PARALLEL_ELEMENTS"]
+
+#: output elements from which an elementwise function is run in parallel: below, waking TVM's thread
+#: pool (about a microsecond) costs more than the loop (a few thousand floats a microsecond)
+PARALLEL_ELEMENTS = 16384
 
 #: (kind, out_channels, out_h, out_w, reduction, kernel)
 LayerKey = tuple[str, int, int, int, int, int]
@@ -39,14 +51,22 @@ def layer_key(func) -> LayerKey:
     return (shape.kind, shape.out_channels, shape.out_h, shape.out_w, shape.reduction, kernel)
 
 
-def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConfig]]) -> tuple[Any, dict[str, str]]:
-    """(scheduled module, {function: "ok" | reason it was left to the default lowering})."""
+def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConfig]], *,
+                    elementwise: bool = True) -> tuple[Any, dict[str, str]]:
+    """(scheduled module, {function: "ok" | "elementwise" | reason it was left to the default lowering})."""
     import tvm
 
     functions = dict(mod.functions)
     notes: dict[str, str] = {}
     for gv, func in mod.functions.items():
-        if not isinstance(func, tvm.tirx.PrimFunc) or main_block_kind(func) is None:
+        if not isinstance(func, tvm.tirx.PrimFunc):
+            continue
+        if main_block_kind(func) is None:
+            if elementwise and not func.attrs.get("tir.is_scheduled", False):
+                sch = schedule_elementwise(func)
+                if sch is not None:
+                    functions[gv] = sch.mod["main"].with_attr("tir.is_scheduled", True)
+                    notes[gv.name_hint] = "elementwise"
             continue
         config = choose(gv.name_hint, layer_key(func))
         if config is None:
@@ -60,6 +80,67 @@ def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConf
         functions[gv] = sch.mod["main"].with_attr("tir.is_scheduled", True)
         notes[gv.name_hint] = "ok"
     return tvm.IRModule(functions, attrs=mod.attrs), notes
+
+
+def _spatial_prefix(sch, block) -> list:
+    """The block's leading loops that bind only its spatial (data-parallel) iterators."""
+    import tvm
+
+    iters = sch.get(block).iter_vars
+    loops = sch.get_loops(block)
+    if len(loops) != len(iters):
+        return []
+    prefix = []
+    for loop, iv in zip(loops, iters):
+        if iv.iter_type != tvm.tirx.IterVar.DataPar:
+            break
+        prefix.append(loop)
+    return prefix
+
+
+def schedule_elementwise(func, parallel_elements: int = PARALLEL_ELEMENTS, lanes: int = 16) -> Any:
+    """A parallel, vectorised `tvm.s_tir.Schedule` of an elementwise / pooling function, or None when
+    it has nothing worth scheduling (a few outputs) or a shape this rule does not handle.
+
+    Every block but the last is inlined where TVM allows it (a reduction such as a pooling sum is not
+    and keeps its own loop nest); each remaining block's spatial loops are fused, split into a
+    parallel outer loop (when the block writes at least `parallel_elements` values) and, for a block
+    without reduction whose innermost axis is split evenly, a vector of `lanes`."""
+    import tvm
+
+    try:
+        sch = tvm.s_tir.Schedule(func)
+        blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
+        for block in blocks[:-1]:
+            try:
+                sch.compute_inline(block)
+            except Exception:  # a reduction or a block with several consumers stays a stage
+                pass
+        kept = list(sch.get_child_blocks(sch.get_sblock("root")))
+        scheduled = False
+        for block in kept:
+            spatial = _spatial_prefix(sch, block)
+            if not spatial:
+                continue
+            extents = [int(sch.get(loop).extent) for loop in spatial]
+            total = 1
+            for e in extents:
+                total *= e
+            if total < 2 * lanes:
+                continue
+            is_reduction = len(spatial) < len(sch.get_loops(block))
+            fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+            inner = None
+            if not is_reduction and extents[-1] % lanes == 0:
+                fused, inner = sch.split(fused, [None, lanes])
+            if total >= parallel_elements:
+                sch.parallel(fused)
+            if inner is not None:
+                sch.vectorize(inner)
+            scheduled = scheduled or inner is not None or total >= parallel_elements
+        return sch if scheduled else None
+    except Exception:  # anything unexpected: leave the function to the default lowering
+        return None
 
 
 def _random_args(func, seed: int = 0) -> list[Any]:
@@ -92,9 +173,13 @@ class ExplicitResult:
     failures: tuple[str, ...]
 
 
-def explicit_search(func, space: ScheduleSpace, target, n: int, seed: int = 0) -> ExplicitResult:
-    """Sample `n` fitting configs of `space` for `func`; build, check and time each; keep the fastest.
+def explicit_search(func, space: ScheduleSpace, target, n: int, seed: int = 0, *, adapt: bool = True) -> ExplicitResult:
+    """Try `n` configs of `space` for `func`; build, check and time each; keep the fastest.
 
+    With ``adapt`` (default) the first is the default rule for this layer and every sample is read
+    for the layer by `GlobalPolicy` (vector axis and width; see `schedules.explicit_space`), so the
+    search never does worse than the default and spends its samples on tiles, order, unroll and
+    parallel choices; without, the samples are the space's fitting configs taken literally.
     A config whose build fails or whose output differs from the unscheduled function's (> 1e-4 of
     the output scale) is recorded as a failure with its reason and never chosen."""
     rng = random.Random(seed)
@@ -105,8 +190,10 @@ def explicit_search(func, space: ScheduleSpace, target, n: int, seed: int = 0) -
     best: tuple[float, ScheduleConfig, Any] | None = None
     failures: list[str] = []
     seen: set[ScheduleConfig] = set()
-    for _ in range(n):
+    for i in range(n):
         config = space.sample(rng, shape)
+        if adapt:
+            config = GlobalPolicy(ScheduleConfig() if i == 0 else config).for_layer(shape)
         if config in seen:
             continue
         seen.add(config)

@@ -20,7 +20,8 @@ from typing import Iterator
 
 from schedules.records import LOOP_ORDERS, PARALLEL_CHOICES, VECTORIZE_CHOICES, ScheduleConfig
 
-__all__ = ["ScheduleSpace", "LayerShape", "check_fits", "GlobalPolicy", "ConfigDoesNotFit"]
+__all__ = ["ScheduleSpace", "LayerShape", "check_fits", "fits", "GlobalPolicy", "ConfigDoesNotFit", "contiguous_axis",
+           "largest_divisor_at_most", "VECTOR_LANES", "MIN_LANES"]
 
 
 class ConfigDoesNotFit(ValueError):
@@ -37,6 +38,11 @@ class LayerShape:
     out_h: int = 1
     out_w: int = 1
     reduction: int = 1
+
+    @property
+    def is_matvec(self) -> bool:
+        """One output position per channel (a 1x1 map, or dense at batch 1): a matrix-vector product."""
+        return self.out_h * self.out_w == 1
 
     @classmethod
     def of_workload(cls, w) -> "LayerShape":
@@ -66,30 +72,66 @@ def check_fits(config: ScheduleConfig, shape: LayerShape) -> None:
         raise ConfigDoesNotFit("vectorize='ow': a dense layer has no output columns to vectorise")
 
 
-def _largest_divisor_at_most(extent: int, limit: int) -> int:
-    for t in range(min(extent, limit), 0, -1):
-        if extent % t == 0 and (t & (t - 1)) == 0:   # powers of two only, as in the space
+def largest_divisor_at_most(extent: int, limit: int) -> int:
+    """The largest tile <= `limit` that divides `extent` (any divisor: 96 channels take 8, 16 or 32,
+    a 14-wide map takes 14 and a 7-wide one 7, where powers of two alone would leave 2 and 1)."""
+    for t in range(max(1, min(extent, limit)), 0, -1):
+        if extent % t == 0:
             return t
     return 1
 
 
+#: fp32 lanes a vector loop is widened to (one AVX-512 register; two AVX2 ones)
+VECTOR_LANES = 16
+#: fewest lanes worth a vector loop: narrower vectorised tiles are widened by `GlobalPolicy`
+MIN_LANES = 8
+
+
+def contiguous_axis(shape: LayerShape) -> str:
+    """The `vectorize` choice whose lanes read contiguous memory on this layer.
+
+    NCHW data and OIHW weights: on a conv with an output map the columns (``"ow"``) are contiguous,
+    while output channels are a whole map (data) or ``C_in * k * k`` (weights) apart. On a pointwise
+    conv over a 1x1 map ``"ow"`` is the rfactor template over input channels (contiguous weight rows,
+    see `schedules.explicit_apply`). A dense layer's weights are (K, N): output channels (``"oc"``)
+    are contiguous. A depthwise conv on a map of fewer than `MIN_LANES` positions has too few columns
+    for a vector, so it vectorises over channels."""
+    if shape.kind == "dense":
+        return "oc"
+    if shape.is_matvec:
+        return "ow" if shape.kind == "pointwise_conv2d" else "oc"
+    if shape.kind == "depthwise_conv2d" and shape.out_h * shape.out_w < MIN_LANES:
+        return "oc"
+    return "ow"
+
+
 @dataclass(frozen=True)
 class GlobalPolicy:
-    """One rule for every layer of a network: the config's choices, with each tile clamped to the
-    largest power of two that divides the layer's axis (so the rule fits every layer)."""
+    """One rule for every layer of a network: the config's choices, each tile clamped to the largest
+    divisor of the layer's axis (so the rule fits every layer).
+
+    With ``adapt`` (the default), the rule is also read per shape kind where the literal choice is
+    known to be pathological: the vectorised axis becomes the layer's contiguous one
+    (`contiguous_axis`; a strided vector on OIHW weights or NCHW maps ran 5 to 40 times slower here)
+    and a vector loop narrower than `MIN_LANES` lanes is widened to up to `VECTOR_LANES` where the
+    axis allows it (whole rows of a small map fused into one vector). ``vectorize="none"``, the loop
+    order, the non-vector tiles, padding, epilogue, parallel and unroll choices stay the config's."""
 
     config: ScheduleConfig
+    adapt: bool = True
 
     def for_layer(self, shape: LayerShape) -> ScheduleConfig:
         c = self.config
         out = dataclasses.replace(
             c,
-            tile_oc=_largest_divisor_at_most(shape.out_channels, c.tile_oc),
-            tile_oh=_largest_divisor_at_most(shape.out_h, c.tile_oh),
-            tile_ow=_largest_divisor_at_most(shape.out_w, c.tile_ow),
-            tile_ic=_largest_divisor_at_most(shape.reduction, c.tile_ic),
+            tile_oc=largest_divisor_at_most(shape.out_channels, c.tile_oc),
+            tile_oh=largest_divisor_at_most(shape.out_h, c.tile_oh),
+            tile_ow=largest_divisor_at_most(shape.out_w, c.tile_ow),
+            tile_ic=largest_divisor_at_most(shape.reduction, c.tile_ic),
             vectorize="oc" if shape.kind == "dense" and c.vectorize == "ow" else c.vectorize,
         )
+        if self.adapt and out.vectorize != "none":
+            out = _widen_vector(dataclasses.replace(out, vectorize=contiguous_axis(shape)), shape)
         check_fits(out, shape)
         return out
 
@@ -97,14 +139,33 @@ class GlobalPolicy:
         return self.config.to_json()
 
 
+def _widen_vector(c: ScheduleConfig, shape: LayerShape) -> ScheduleConfig:
+    """`c` with its vectorised tile at least `MIN_LANES` wide where the layer's axis allows."""
+    def wide(extent: int, tile: int, lanes: int = VECTOR_LANES) -> int:
+        return tile if tile >= MIN_LANES else max(tile, largest_divisor_at_most(extent, lanes))
+
+    if c.vectorize == "oc":
+        return dataclasses.replace(c, tile_oc=wide(shape.out_channels, c.tile_oc))
+    if shape.is_matvec:   # rfactor over input channels: the lanes are tile_ic
+        return dataclasses.replace(c, tile_ic=wide(shape.reduction, c.tile_ic, MIN_LANES))
+    tile_ow = wide(shape.out_w, c.tile_ow)
+    tile_oh = c.tile_oh
+    if tile_ow == shape.out_w and tile_oh * tile_ow < MIN_LANES:   # whole rows: fuse more of them
+        tile_oh = largest_divisor_at_most(shape.out_h, max(tile_oh, VECTOR_LANES // tile_ow))
+    return dataclasses.replace(c, tile_ow=tile_ow, tile_oh=tile_oh)
+
+
 @dataclass(frozen=True)
 class ScheduleSpace:
     """Choice lists of the explicit space (defaults sized for small CPU layers)."""
 
-    tile_oc: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    tile_oh: tuple[int, ...] = (1, 2, 4)
-    tile_ow: tuple[int, ...] = (1, 2, 4, 8)
-    tile_ic: tuple[int, ...] = (1, 2, 4, 8, 16)
+    # Divisors of the channel counts (multiples of 8: 24, 40, 96, 120, 144, 240, 960) and map sizes
+    # (32, 28, 16, 14, 8, 7, 4, 2, 1) of the networks here; a tile must divide its axis, so without
+    # 7 and 14 a 7x7 or 14x14 map could only be tiled by 1 (or 2) when sampled for its shape.
+    tile_oc: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32)
+    tile_oh: tuple[int, ...] = (1, 2, 4, 7, 8, 14, 16)
+    tile_ow: tuple[int, ...] = (1, 2, 4, 7, 8, 14, 16)
+    tile_ic: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32)
     loop_order: tuple[str, ...] = LOOP_ORDERS
     inline_pad: tuple[bool, ...] = (True, False)
     fuse_epilogue: tuple[bool, ...] = (True, False)
