@@ -79,7 +79,7 @@ class _TVMBackend:
             return {"onnxruntime_error": f"{type(exc).__name__}: {exc}"[:300]}
         if not m.ok:
             return {"onnxruntime_error": str(m.error)[:300]}
-        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms,
+        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms, "onnxruntime_p95_ms": m.p95_ms,
                 "tvm_over_onnxruntime": tvm_ms / m.median_ms if m.median_ms > 0 else float("nan"),
                 "deploy_with": "tvm" if tvm_ms <= m.median_ms else "onnxruntime",
                 "deploy_ms": min(tvm_ms, m.median_ms)}

@@ -16,18 +16,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nacos.config import TuningConfig
+from nacos.config import SEARCHERS, TuningConfig
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL.onnx|ARCH.json", help="the model to tune")
     parser.add_argument("--database", default=TuningConfig.database,
                         help="tuning database directory, shared with searches (relative: to the current directory)")
-    parser.add_argument("--searcher", choices=("explicit", "metaschedule"), default="explicit",
-                        help="explicit: the ScheduleConfig space; metaschedule: evolutionary search + XGBoost "
-                             "(give it >= 16 trials per workload)")
+    parser.add_argument("--searcher", choices=SEARCHERS, default=TuningConfig.searcher,
+                        help="auto: MetaSchedule (--metaschedule-trials each) for the heaviest unseen conv / dense "
+                             "workloads, the explicit space for the rest; explicit: the ScheduleConfig space only; "
+                             "metaschedule: every unseen workload (give it >= 16 trials per workload)")
     parser.add_argument("--trials-per-workload", type=int, default=TuningConfig.trials_per_workload,
                         help="schedule-search trials for each unseen workload")
+    parser.add_argument("--metaschedule-trials", type=int, default=TuningConfig.metaschedule_trials,
+                        help="auto: MetaSchedule trials of each heavy unseen workload (>= 16)")
     parser.add_argument("--target", default="llvm", help="llvm (this CPU) or rpc://HOST:PORT/KEY (a device "
                         "behind a TVM RPC tracker; onnxruntime is still timed on this CPU)")
     parser.add_argument("--threads", type=int, default=0, help="threads for TVM and onnxruntime (0: every core)")
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_layer and args.target != "llvm":
         raise NacosError(f"--per-layer: profiles on this CPU only (--target llvm), not {args.target}")
     result = tune_model(args.model, database=args.database, searcher=args.searcher,
+                        metaschedule_trials=args.metaschedule_trials,
                         trials_per_workload=args.trials_per_workload, target=args.target, threads=args.threads,
                         batch=args.batch, space=args.space, warmup=args.warmup, repeats=args.repeats,
                         seed=args.seed, progress=not (args.quiet or args.json))

@@ -173,7 +173,8 @@ def test_tune_tunes_only_unseen_workloads_then_reuses_them(world, capsys, tmp_pa
     arch = _other_arch(world["two"])
     (tmp_path / "arch.json").write_text(arch.to_json())
     code, r, err = _run_json(capsys, "tune", str(tmp_path / "arch.json"), "--space", str(world["tmp"] / "space.json"),
-                             "--database", str(db), "--trials-per-workload", "1", "--json", "--per-layer", *FAST)
+                             "--database", str(db), "--trials-per-workload", "1", "--searcher", "explicit", "--json",
+                             "--per-layer", *FAST)
     assert code == 0, err
     assert r["arch_id"] == arch.id and r["tuned"] > 0 and r["reused"] > 0 and r["tasks"] == r["tuned"] + r["reused"]
     assert 0 < r["hit_rate"] < 1 and r["trials"] >= r["tuned"] and r["tuned_ms"] > 0 and r["onnxruntime_ms"] > 0
