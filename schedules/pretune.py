@@ -187,6 +187,8 @@ def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int],
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+    self_done: set[int] = set()   # tasks this callback has ended (ending one twice is an error in TVM)
+
     @derived_object
     class DeadlineAndProgress(PyMeasureCallback):
         """Counts measured trials for the progress bar; past the deadline, ends every task of the round
@@ -200,7 +202,13 @@ def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int],
                 on_trials(len(measure_candidates))
             if time.time() >= deadline:
                 for i in range(len(names)):
-                    task_scheduler.terminate_task(i)
+                    if i in self_done:
+                        continue
+                    self_done.add(i)
+                    try:
+                        task_scheduler.terminate_task(i)
+                    except Exception:  # noqa: BLE001 - it had already ended (its trials were all measured)
+                        pass
 
     return DeadlineAndProgress()
 
