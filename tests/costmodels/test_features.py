@@ -109,6 +109,9 @@ def test_layering_costmodels_imports_only_records_from_other_wings():
                 mods = [node.module]
             for m in mods:
                 top = m.split(".")[0]
-                assert top not in ("archspace", "nacos", "benchmarks", "pickle", "cloudpickle", "tvm"), (path, m)
+                # TVM only in the MetaSchedule cost-model adapter (its PyCostModel subclass and features)
+                banned = ("archspace", "nacos", "benchmarks", "pickle", "cloudpickle") + (
+                    () if path.name == "ms_cost_model.py" else ("tvm",))
+                assert top not in banned, (path, m)
                 if top == "schedules":
                     assert m == "schedules.records", (path, m)
