@@ -190,7 +190,7 @@ def measure_policy(onnx_path: Path, config, target, protocol) -> dict[str, Any]:
         return {"ok": False, "median_ms": None, "error": f"build error: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"}
     build_s = time.perf_counter() - t0
     compiled = Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path), seconds=build_s)
-    unscheduled = sorted(k for k, v in notes.items() if v != "ok")
+    unscheduled = sorted(k for k, v in notes.items() if v not in ("ok", "elementwise"))  # elementwise: its own schedule
     return _measurement(measure(compiled, protocol), {"build_s": build_s, "layers": len(notes),
                                                       "unscheduled_layers": unscheduled})
 
