@@ -207,16 +207,15 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
 
 def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
     """Two-stage: whether the tuning database was pretuned for this space (`nacos pretune`), and its coverage."""
-    backend = getattr(evaluator, "latency_backend", None) or getattr(evaluator, "backend", None)
+    backend = evaluator.latency_backend
     if cfg.mode != "two-stage" or getattr(backend, "db", None) is None:
         return None
     from archspace.space import ArchSpace, SpaceConfig
     from nacos.space_tasks import pretune_status
 
-    supernet = getattr(evaluator, "supernet", None)
+    supernet = evaluator.supernet
     return pretune_status(backend.db, ArchSpace(SpaceConfig.from_dict(dict(cfg.space))), backend.target,
-                          in_channels=getattr(supernet, "in_channels", 1), num_classes=getattr(supernet, "num_classes", 10),
-                          batch=cfg.batch)
+                          in_channels=supernet.in_channels, num_classes=supernet.num_classes, batch=cfg.batch)
 
 
 def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict[str, Any]:

@@ -128,11 +128,8 @@ def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *
             os.fsync(log.fileno())
             if progress is not None:
                 progress(len(done), len(plan))
-    groups = []
-    for i, (factor, _) in enumerate(plan):
-        pairs = [(LayerWorkload.from_dict(w), None) for w in done[i]]
-        groups.append((factor, pairs))
-    tasks = [SpaceTask(t.workload, t.weight, mods[t.key]) for t in merge_tasks(groups)]
+    groups = [(factor, [LayerWorkload.from_dict(w) for w in done[i]]) for i, (factor, _) in enumerate(plan)]
+    tasks = merge_tasks(groups, mods)
     meta = {"space": space.config.to_dict(), "in_channels": in_channels, "num_classes": num_classes,
             "batch": batch, "target": str(target), "networks": len(plan)}
     write_task_file(final, tasks, meta)

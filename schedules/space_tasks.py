@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,26 +67,24 @@ class SpaceTask:
         return cls(LayerWorkload.from_dict(data["workload"]), float(weight), str(data["mod_json"]))
 
 
-def merge_tasks(groups: Iterable[tuple[float, Sequence[tuple[LayerWorkload, Any]]]]) -> list[SpaceTask]:
-    """Distinct tasks of several (probability-weighted) groups of (workload, task module) pairs.
+def merge_tasks(groups: Iterable[tuple[float, Sequence[LayerWorkload]]], mods: Mapping[str, str]) -> list[SpaceTask]:
+    """Distinct tasks of several (probability-weighted) groups of workloads, each with its module's JSON
+    from `mods` (structural hash -> ``tvm.ir.save_json`` text).
 
-    Each group is ``(factor, pairs)``: a task found in it gains ``factor * workload.count`` weight.
+    Each group is ``(factor, workloads)``: a task found in it gains ``factor * workload.count`` weight.
     A factor may be negative (to subtract the occurrences of a sub-network), but no task's total may.
     Tasks come out heaviest first (weight x MACs), ties by name, so the order is deterministic."""
-    import tvm
-
     weights: dict[str, float] = {}
-    first: dict[str, tuple[LayerWorkload, Any]] = {}
-    for factor, pairs in groups:
-        for workload, mod in pairs:
+    first: dict[str, LayerWorkload] = {}
+    for factor, workloads in groups:
+        for workload in workloads:
             weights[workload.structural_hash] = weights.get(workload.structural_hash, 0.0) + factor * workload.count
-            first.setdefault(workload.structural_hash, (workload, mod))
+            first.setdefault(workload.structural_hash, workload)
     tasks = []
     for key, weight in weights.items():
         if weight < -1e-9:
-            raise ScheduleError(f"task {first[key][0].name}: negative expected count {weight:.3f}")
-        workload, mod = first[key]
-        tasks.append(SpaceTask(workload, max(0.0, round(weight, 9)), tvm.ir.save_json(mod) if mod is not None else ""))
+            raise ScheduleError(f"task {first[key].name}: negative expected count {weight:.3f}")
+        tasks.append(SpaceTask(first[key], max(0.0, round(weight, 9)), mods.get(key, "")))
     tasks.sort(key=lambda t: (-t.weight * max(t.workload.macs, 1), t.workload.name, t.key))
     return tasks
 
