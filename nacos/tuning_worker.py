@@ -27,6 +27,11 @@ parent's at import of this module (TVM's thread pool pins the parent's main thre
 child inherits that), and ``tuning.worker_memory_mb`` (0: no limit) is applied as RLIMIT_AS before
 TVM is imported, so an allocation over it fails inside the worker (a MemoryError or a native abort)
 instead of the machine's OOM killer choosing a victim.
+
+Fault tests inject a fault at a named point instead of racing a timer: with ``NACOS_TUNING_FAULT`` set to
+``SIGNAL:TOKEN`` (``SIGSEGV:/tmp/x/fault``), the first worker that removes the file TOKEN takes the
+database's exclusive lock (where a worker that is tuning stands) and sends itself SIGNAL with the
+signal's default action; the other workers tune as usual. Nothing else reads the variable.
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main", "REPORT_TAG", "ERROR_TAG"]
+__all__ = ["FAULT_ENV", "HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main", "REPORT_TAG", "ERROR_TAG"]
 
 REPORT_TAG = "NACOS_TUNING_REPORT "
 ERROR_TAG = "NACOS_TUNING_ERROR "
 _MODULE = "nacos.tuning_worker"
 #: the search's pid, handed to the worker: the worker ends itself once its parent is not that process
 PARENT_ENV = "NACOS_TUNING_PARENT_PID"
+#: ``SIGNAL:TOKEN``: the fault-injection point for tests (see the module's docstring)
+FAULT_ENV = "NACOS_TUNING_FAULT"
 #: what a report holds at least
 REPORT_KEYS = frozenset({"tuned", "reused", "hit_rate", "trials", "seconds", "faults"})
 
@@ -244,6 +251,25 @@ def _die_with_parent(poll_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="nacos-parent-watch", daemon=True).start()
 
 
+def _injected_fault(db: Any) -> None:
+    """The named fault point (``FAULT_ENV``): holding the database's exclusive lock, die by the signal, once
+    per token. A signal's default action is restored first (LLVM installs crash handlers in-process)."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return
+    name, _, token = spec.partition(":")
+    sig = signal.Signals[name]
+    try:
+        os.remove(token)  # claims the fault: exactly one worker per token takes it
+    except FileNotFoundError:
+        return
+    with db.writing():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        time.sleep(3600)  # SIGSTOP: a hung worker, holding the lock, until the parent's timeout kills it
+
+
 def _tune(job: TuningJob) -> dict[str, Any]:
     import tvm
 
@@ -253,15 +279,16 @@ def _tune(job: TuningJob) -> dict[str, Any]:
 
     target = tvm.target.Target(job.target)
     db = TuningDatabase(Path(job.database))
+    _injected_fault(db)
     if job.searcher == "explicit":
         report = explicit_tune(import_onnx(job.onnx), db, target, configs_per_task=job.trials_per_workload,
                                seed=job.seed)
     elif job.searcher in ("metaschedule", "auto"):
         runner = None
         if job.rpc:
-            from nacos.tvm_latency import make_target
+            from schedules.targets import RpcTarget, parse_rpc_url
 
-            runner = make_target(job.rpc, job.threads)[1].ms_runner()
+            runner = RpcTarget(*parse_rpc_url(job.rpc)).ms_runner()
         if job.searcher == "auto":
             from schedules.tuner import auto_tune
 
