@@ -135,36 +135,40 @@ def _database_path(cfg: Any, database: str | None) -> Path:
     return path
 
 
+def _export_backend(cfg: Any, space: Any, database: str | None) -> Any:
+    """The TVM backend that builds the way the run's mode measured (a database-reading one over the run's
+    database, or the one named with --database)."""
+    import dataclasses
+
+    from nacos.backends import backend_class, get_backend
+
+    name = _EXPORT_BACKEND[cfg.mode]
+    if backend_class(name).reads_database:
+        path = _database_path(cfg, database)
+        cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, database=str(path)))
+    return get_backend(name, cfg, space)
+
+
+def _export_backend_reads_database(cfg: Any) -> bool:
+    from nacos.backends import backend_class
+
+    return bool(backend_class(_EXPORT_BACKEND[cfg.mode]).reads_database)
+
+
+#: mode -> the backend that builds its library: two-stage compiles with the database as it is (an
+#: export never tunes), the others with the schedules their search measured
+_EXPORT_BACKEND = {"baseline": "tvm-default-schedule", "two-stage": "tvm-database",
+                   "one-stage": "tvm-genome-schedules"}
+
+
 def _compile(cfg: Any, space: Any, genome: Any, arch: Any, onnx_path: Path, database: str | None
              ) -> tuple[Any, dict[str, Any], Any]:
     """(schedules.measure.Compiled, schedules description, TuningDatabase or None) the way the mode measured."""
-    from nacos.evaluation import LatencyResult
-    from nacos.tvm_latency import (
-        DefaultScheduleLatency,
-        GenomeScheduleLatency,
-        make_target,
-    )
-
-    if cfg.mode == "two-stage":
-        from schedules.database import TuningDatabase
-        from schedules.measure import compile
-
-        db = TuningDatabase(_database_path(cfg, database))
-        target, _ = make_target(cfg.target, cfg.tuning.threads)
-        return compile(onnx_path, db, target), {"source": "tuning database", "database": str(db.path)}, db
-    # baseline / one-stage: the mode's own backend builds, and we keep what it built instead of timing it
-    if cfg.mode == "one-stage":
-        backend: Any = GenomeScheduleLatency(cfg, space)
-        described = {"source": "one-stage genome", "layers": [[s, c.to_dict()] for s, c in genome.schedules]}
-    else:
-        from schedules.records import ScheduleConfig
-
-        backend = DefaultScheduleLatency(cfg)
-        described = {"source": "default schedule (baseline)", "config": ScheduleConfig().to_dict()}
-    built: list[Any] = []
-    backend._measure = lambda compiled: built.append(compiled) or LatencyResult(0.0)  # build, do not time
-    backend.latency(genome, arch, onnx_path)
-    return built[0], described, None
+    backend = _export_backend(cfg, space, database)
+    built = backend.build(genome, arch, onnx_path)  # built, not timed
+    if not built.ok:
+        raise ExportCheckFailed(f"the {backend.name} build failed: {built.reason}")
+    return built.artifact, backend.describe(genome), getattr(backend, "db", None) if backend.reads_database else None
 
 
 def _database_records(db: Any, onnx_path: Path, target: Any, out: Path) -> list[dict[str, Any]]:
@@ -258,7 +262,7 @@ def export_candidate(run_dir: Path | str, pick: str = "best", out: Path | str | 
     space = ArchSpace(SpaceConfig.from_dict(dict(cfg.space)))
     genome, arch = _genome_and_arch(cfg, space, picked.row)
     out_dir = _out_dir(run, picked, Path(out) if out is not None else None)
-    if cfg.mode == "two-stage":
+    if _export_backend_reads_database(cfg):
         _database_path(cfg, database)
     stages = Stages(["model.onnx", "compile", "export library", "load back and check", "schedules and card"],
                     progress, "export")

@@ -215,7 +215,7 @@ def tune_model(model: Path, *, database: str | None = None, searcher: str = "aut
                       trials_per_workload=trials_per_workload, threads=threads, warmup=warmup, repeats=repeats,
                       space=arch_space.config.to_dict(), seed=seed, metaschedule_trials=metaschedule_trials)
     checked = check_model(Path(model), arch_space, batch)
-    from nacos.tvm_latency import make_target
+    from nacos.backends.tvm import make_target
 
     make_target(cfg.target, threads)  # a malformed rpc:// target is refused here, before the database exists
     stages = Stages(["prepare model", "tune unseen workloads, compile, measure", "measure onnxruntime"],
@@ -225,7 +225,7 @@ def tune_model(model: Path, *, database: str | None = None, searcher: str = "aut
             with stages.stage("prepare model"):
                 model_in = checked.materialize(arch_space, Path(tmp))
             # Step 2. Tune + compile + measure: the two-stage search's backend, unchanged.
-            from nacos.tvm_latency import TunedLatency
+            from nacos.backends.tvm_tuned import TunedLatency
             from schedules.measure import reference_onnxruntime
 
             with stages.stage("tune unseen workloads, compile, measure"):
@@ -290,7 +290,7 @@ def evaluate_architecture(arch_file: Path, *, checkpoint: str = "default", data:
                       warmup=warmup, repeats=repeats, checkpoint=checkpoint, data=data,
                       space=supernet.space.config.to_dict())
     if latency != "onnxruntime":
-        from nacos.tvm_latency import make_target
+        from nacos.backends.tvm import make_target
 
         make_target(cfg.target, threads)  # a malformed rpc:// target is refused before a database is made
     # Step 2. The search's own evaluator and backend (the database directory is made here, for tvm-tuned).

@@ -14,7 +14,8 @@ from typing import Any
 
 from schedules.errors import ScheduleError
 
-__all__ = ["RpcTarget", "cuda_available", "cuda_target", "host_target", "host_threads", "target_str", "versions"]
+__all__ = ["RpcTarget", "cuda_available", "cuda_target", "host_target", "host_threads", "parse_rpc_url", "target_str",
+           "versions"]
 
 
 def _affinity() -> int:
@@ -63,6 +64,15 @@ def cuda_target() -> Any:
         raise ScheduleError("no CUDA device: TVM has no CUDA runtime here or no GPU is present")
     return tvm.target.Target({"kind": "cuda", "arch": "sm_" + tvm.cuda(0).compute_version.replace(".", "")},
                              host={"kind": "llvm"})
+
+
+def parse_rpc_url(spec: str) -> tuple[str, int, str]:
+    """(tracker host, tracker port, device key) of ``rpc://HOST:PORT/KEY``; a `ScheduleError` otherwise."""
+    hostport, _, key = spec[len("rpc://"):].partition("/") if spec.startswith("rpc://") else ("", "", "")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not key:
+        raise ScheduleError(f"target: {spec!r} is not rpc://HOST:PORT/KEY")
+    return host, int(port), key
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,9 @@ def main() -> int:
         return wrapper
 
     archspace.export.export_onnx = traced("export", archspace.export.export_onnx)
-    import nacos.tvm_latency  # tuning runs in a worker process (nacos.tuning_worker) that this one starts
+    import nacos.backends.tvm_tuned  # tuning runs in a worker process (nacos.tuning_worker) that this one starts
 
-    nacos.tvm_latency.run_tuning_worker = traced("tune", nacos.tvm_latency.run_tuning_worker)
+    nacos.backends.tvm_tuned.run_tuning_worker = traced("tune", nacos.backends.tvm_tuned.run_tuning_worker)
     schedules.measure.measure = traced("measure", schedules.measure.measure)
     ResultsStore.finish = traced("commit", ResultsStore.finish)
 

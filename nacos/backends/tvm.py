@@ -1,0 +1,128 @@
+"""What the TVM backends share: the target of a config, the measuring protocol, the timing of a
+`schedules.measure.Compiled` (its output checked against onnxruntime first) and onnxruntime timed
+beside it, and the build of a model with conv / dense functions scheduled by a chooser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from archspace.architecture import Architecture
+from archspace.layers import conv_layers
+from nacos.backends.base import Backend, Built
+from nacos.evaluation import LatencyResult
+
+__all__ = ["TVMBackend", "make_target", "slot_keys"]
+
+
+def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
+    """(TVM target, RPC device or None) of a config's ``target``: llvm (this CPU), cuda, or
+    rpc://HOST:PORT/KEY (code compiled for this CPU's architecture, measured on the device)."""
+    from nacos.errors import ConfigError
+    from schedules.errors import ScheduleError
+    from schedules.targets import RpcTarget, cuda_target, host_target, parse_rpc_url
+
+    if spec == "llvm":
+        return host_target(threads or None), None
+    if spec == "cuda":
+        return cuda_target(), None
+    try:
+        host, port, key = parse_rpc_url(spec)
+    except ScheduleError as exc:
+        raise ConfigError(str(exc)) from exc
+    return host_target(threads or None), RpcTarget(host, port, key)
+
+
+def slot_keys(arch: Architecture, space) -> dict[str, tuple]:
+    """slot -> the layer key `schedules.explicit_compile.layer_key` gives the compiled function."""
+    keys = {}
+    for layer in conv_layers(arch, space):
+        if layer.kind == "dense":
+            keys[layer.slot] = ("dense", layer.out_channels, 1, 1, layer.in_channels, 1)
+        else:
+            reduction = 1 if layer.kind == "depthwise_conv2d" else layer.in_channels // layer.groups
+            keys[layer.slot] = (layer.kind, layer.out_channels, layer.out_size, layer.out_size, reduction, layer.kernel)
+    return keys
+
+
+class TVMBackend(Backend):
+    """A backend whose artifact is a `schedules.measure.Compiled`; subclasses say how it is scheduled."""
+
+    name = "tvm"
+
+    def __init__(self, cfg: Any) -> None:
+        from schedules.measure import Protocol
+
+        self.cfg = cfg
+        self.target, self.rpc = make_target(cfg.target, cfg.tuning.threads)
+        self.protocol = Protocol(warmup=cfg.tuning.warmup, repeats=cfg.tuning.repeats)
+
+    def describe(self, genome: Any) -> dict[str, Any]:
+        """The schedules this backend builds `genome` with, as plain JSON (``nacos export``'s schedules.json)."""
+        return {"source": self.name}
+
+    def _built(self, compiled: Any, details: dict[str, Any] | None = None, seconds: float | None = None) -> Built:
+        return Built(True, seconds=compiled.seconds if seconds is None else seconds, artifact=compiled,
+                     details=dict(details or {}))
+
+    def _measure(self, built: Built) -> LatencyResult:
+        result = self._time(built.artifact)
+        if not built.details:
+            return result
+        return LatencyResult(result.ms, result.ok, result.reason, {**result.details, **built.details})
+
+    def _time(self, compiled: Any) -> LatencyResult:
+        """Time a `schedules.measure.Compiled` (its output checked against onnxruntime first), and
+        onnxruntime beside it (in a process of its own: see `_onnxruntime_beside`)."""
+        from schedules.measure import measure
+
+        m = measure(compiled, self.protocol, threads=self.cfg.tuning.threads or None, rpc=self.rpc)
+        details = {"median_ms": m.median_ms, "std_ms": m.std_ms, "p95_ms": m.p95_ms, "runs": m.runs,
+                   "build_seconds": compiled.seconds, "measured_by": m.backend}   # tvm | tvm-rpc
+        if self.rpc is not None:
+            details["device"] = self.rpc.url
+        if not m.ok:
+            return LatencyResult(float("nan"), ok=False, reason=m.error, details=details)
+        details.update(self._onnxruntime_beside(compiled.onnx_path, m.median_ms))
+        return LatencyResult(m.median_ms, details=details)
+
+    def _onnxruntime_beside(self, onnx_path: Path, tvm_ms: float) -> dict[str, Any]:
+        """onnxruntime's latency of the same model on this CPU, same protocol and thread count, timed in a
+        long-lived child process (`schedules.isolated.TimingWorker`): TVM's thread pool pins this process's
+        threads to one core, so onnxruntime timed here would run on one core. What a user would deploy is
+        the faster of the two; the row says which. A failure here costs the figure, never the candidate."""
+        if not self.cfg.tuning.time_onnxruntime or self.rpc is not None:  # an RPC device has no onnxruntime here
+            return {}
+        from schedules.isolated import TimingWorker
+        from schedules.targets import host_threads
+
+        try:
+            if getattr(self, "_ort_worker", None) is None:
+                self._ort_worker = TimingWorker()
+            m = self._ort_worker.onnxruntime(onnx_path, self.protocol, self.cfg.tuning.threads or host_threads())
+        except Exception as exc:  # noqa: BLE001 - the worker died or timed out: the next call starts another
+            self._ort_worker = None
+            return {"onnxruntime_error": f"{type(exc).__name__}: {exc}"[:300]}
+        if not m.ok:
+            return {"onnxruntime_error": str(m.error)[:300]}
+        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms,
+                "tvm_over_onnxruntime": tvm_ms / m.median_ms if m.median_ms > 0 else float("nan"),
+                "deploy_with": "tvm" if tvm_ms <= m.median_ms else "onnxruntime",
+                "deploy_ms": min(tvm_ms, m.median_ms)}
+
+    def _compile_scheduled(self, onnx_path: Path, choose) -> tuple[Any, dict[str, str]]:
+        """Import, schedule conv / dense functions by `choose`, build: a `Compiled` and the notes."""
+        import time
+
+        import tvm
+
+        from schedules.explicit_compile import schedule_module
+        from schedules.frontend import import_onnx, onnx_input_shapes
+        from schedules.measure import Compiled
+
+        start = time.perf_counter()
+        mod, notes = schedule_module(import_onnx(onnx_path), choose)
+        with tvm.target.Target(self.target):
+            executable = tvm.compile(mod, target=self.target)
+        return Compiled(Path(onnx_path), executable, self.target, onnx_input_shapes(onnx_path),
+                        seconds=time.perf_counter() - start), notes
