@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from archspace.accuracy import evaluate, evaluate_network
     from archspace.data import load_dataset
     from archspace.supernet import Supernet, build_network
-    from archspace.training import TrainConfig, load_supernet, train_supernet, train_network
+    from archspace.training import TrainConfig, load_supernet, train_network, train_supernet
 
     args = _parse(argv)
     n_random = args.n_random if args.n_random is not None else (3 if args.quick else 20)

@@ -23,11 +23,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from schedules.records import LayerWorkload, Measurement
-
 from costmodels.errors import CostModelError
 from costmodels.features import ARCH_FEATURES, FEATURE_VERSION, arch_features
 from costmodels.persist import check_feature_names, load_model_dir, save_model_dir
+from schedules.records import LayerWorkload, Measurement
 
 __all__ = ["ArchModelConfig", "ArchSample", "ArchPrediction", "ArchLatencyModel"]
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from schedules.records import LayerWorkload
-
 from costmodels.errors import CostModelError
 from costmodels.ranker import ScheduleSample
 from costmodels.workloads import conv2d_workload, dense_workload, elementwise_workload, pool2d_workload
+from schedules.records import LayerWorkload
 
 __all__ = [
     "MetaScheduleDB",

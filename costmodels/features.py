@@ -21,10 +21,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from schedules.records import OP_KINDS, LayerWorkload, ScheduleConfig
-
 from costmodels.errors import CostModelError
 from costmodels.workloads import DTYPE_BYTES, check_op_kind
+from schedules.records import OP_KINDS, LayerWorkload, ScheduleConfig
 
 __all__ = [
     "FEATURE_VERSION",

@@ -17,10 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from schedules.records import LayerWorkload
-
 from costmodels.errors import CostModelError
 from costmodels.workloads import PRECISION_BYTES, layer_params
+from schedules.records import LayerWorkload
 
 __all__ = [
     "MB",

@@ -30,7 +30,6 @@ information, no randomness (MetaSchedule's search then falls back on its own eps
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -39,16 +38,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-
-from costmodels.errors import CostModelError
-from costmodels.metrics import pairwise_accuracy, top_k_recall
-from costmodels.persist import check_feature_names, load_model_dir, save_model_dir
-
 import tvm  # noqa: E402  (this module is loaded lazily by costmodels/__init__: only its users pay for TVM)
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 from tvm.s_tir.meta_schedule.utils import shash2hex
+
+from costmodels.errors import CostModelError
+from costmodels.metrics import pairwise_accuracy, top_k_recall
+from costmodels.persist import check_feature_names, load_model_dir, save_model_dir
 
 __all__ = ["KIND", "MS_FEATURE_VERSION", "FAILED_RUN_SECS", "MSCostModelConfig", "DatabaseXGBCostModel",
            "WorkloadRecords", "aggregate_store_features", "feature_names", "read_workload_records",

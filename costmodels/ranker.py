@@ -17,8 +17,6 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from schedules.records import LayerWorkload, ScheduleConfig
-
 from costmodels.errors import CostModelError
 from costmodels.features import (
     CONFIG_FEATURES,
@@ -30,6 +28,7 @@ from costmodels.features import (
     workload_features,
 )
 from costmodels.persist import check_feature_names, load_model_dir, save_model_dir
+from schedules.records import LayerWorkload, ScheduleConfig
 
 __all__ = ["RankerConfig", "ScheduleSample", "ScheduleRanker", "RANKER_OBJECTIVES"]
 

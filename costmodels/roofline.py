@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from schedules.records import LayerWorkload
-
 from costmodels.errors import CostModelError
+from schedules.records import LayerWorkload
 
 __all__ = ["Roofline", "calibrate", "load_or_calibrate", "cache_dir", "machine_key", "CALIBRATION_VERSION"]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from schedules.records import OP_KINDS, LayerWorkload
-
 from costmodels.errors import CostModelError
+from schedules.records import OP_KINDS, LayerWorkload
 
 __all__ = [
     "DTYPE_BYTES",

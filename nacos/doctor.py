@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nacos.errors import NacosError
 from nacos.store import SCHEMA_VERSION, ResultsStore, RunDir, RunDirError, StoreError
 
 __all__ = ["DoctorReport", "FileCheck", "diagnose", "format_report"]

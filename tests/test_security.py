@@ -204,7 +204,6 @@ def test_doctor_refuses_every_hostile_file(evil, tmp_path, saved_ranker, capsys)
 # Paths that would leave their directory
 # ---------------------------------------------------------------------------------------------
 def _onnx_with_external(path: Path, location: str) -> Path:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.zeros(4, np.float32), "w")

@@ -74,12 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from nacos.model_tools import dumps, read_space
 
     space = read_space(args.space)          # bad input is refused before anything is written
+    from nacos.space_tasks import enumerate_space_tasks, space_task_file
+    from nacos.tvm_latency import make_target
     from schedules.database import TuningDatabase
     from schedules.pretune import PretuneSettings, pretune, space_coverage, state_of, task_trials
     from schedules.space_tasks import task_file_digest
-
-    from nacos.space_tasks import enumerate_space_tasks, space_task_file
-    from nacos.tvm_latency import make_target
 
     settings = PretuneSettings(tasks_per_round=args.tasks_per_round, trials_per_round=args.trials_per_round,
                                max_trials_per_task=args.max_trials_per_task, seed=args.seed)

@@ -1,6 +1,14 @@
 import pytest
 
-from costmodels import CostModelError, EnergyConstants, conv2d_workload, dense_workload, energy_report, op_energy, proxy_energy_j
+from costmodels import (
+    CostModelError,
+    EnergyConstants,
+    conv2d_workload,
+    dense_workload,
+    energy_report,
+    op_energy,
+    proxy_energy_j,
+)
 
 
 def test_op_energy_by_hand():

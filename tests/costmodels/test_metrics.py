@@ -6,7 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from costmodels import CostModelError, kendall_tau, latency_metrics, mape, pairwise_accuracy, spearman, top_k_recall, within_pct
+from costmodels import (
+    CostModelError,
+    kendall_tau,
+    latency_metrics,
+    mape,
+    pairwise_accuracy,
+    spearman,
+    top_k_recall,
+    within_pct,
+)
 
 TRUE = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
 PRED = [1.5, 1.0, 3.5, 3.0, 6.0, 5.5, 9.0, 7.0]

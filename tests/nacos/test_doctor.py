@@ -15,7 +15,6 @@ import pytest
 
 from nacos.cli import main
 from nacos.config import config_from_dict
-from nacos.doctor import diagnose
 from nacos.store import ResultsStore, RunDir
 from schedules.database import RECORD_FILE, WORKLOAD_FILE, TuningDatabase
 

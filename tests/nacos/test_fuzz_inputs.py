@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import math
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from archspace.architecture import Architecture
 from archspace.errors import ArchSpaceError
 from archspace.space import ArchSpace
 from nacos.cli import main
-from nacos.config import RunConfig, StrategyConfig, TuningConfig, Budgets
+from nacos.config import Budgets, RunConfig, StrategyConfig, TuningConfig
 from schedules.errors import ScheduleError
 
 FUZZ = settings(deadline=None, derandomize=True, database=None,

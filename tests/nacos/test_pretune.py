@@ -81,8 +81,8 @@ def test_expected_counts_are_exact_on_an_exhaustive_space(tmp_path):
 
 def test_task_file_refuses_damage(tmp_path):
     from schedules.errors import ScheduleError
-    from schedules.space_tasks import SpaceTask, read_task_file, write_task_file
     from schedules.records import LayerWorkload
+    from schedules.space_tasks import SpaceTask, read_task_file, write_task_file
 
     w = LayerWorkload("t", "dense", ((1, 4),), (1, 2), structural_hash="abc", macs=8)
     path = tmp_path / "tasks.json"

@@ -2,8 +2,17 @@ import random
 
 import pytest
 
-from schedules.explicit_space import (MIN_LANES, ConfigDoesNotFit, GlobalPolicy, LayerShape, ScheduleSpace, check_fits,
-                                      contiguous_axis, fits, largest_divisor_at_most)
+from schedules.explicit_space import (
+    MIN_LANES,
+    ConfigDoesNotFit,
+    GlobalPolicy,
+    LayerShape,
+    ScheduleSpace,
+    check_fits,
+    contiguous_axis,
+    fits,
+    largest_divisor_at_most,
+)
 from schedules.records import ScheduleConfig
 
 SPACE = ScheduleSpace(tile_oc=(1, 4), tile_oh=(1, 2), tile_ow=(1, 2), tile_ic=(1, 2), loop_order=("ohw", "hwo"),
