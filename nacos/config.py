@@ -172,7 +172,9 @@ class RunConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
         if self.baseline_latency not in ("default-schedule", "onnxruntime"):
-            raise ConfigError(f"baseline_latency: must be default-schedule or onnxruntime, got {self.baseline_latency!r}")
+            raise ConfigError("baseline_latency: must be default-schedule or onnxruntime, "
+                              f"got {self.baseline_latency!r}")
+
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
         _finite("time_limit_s", self.time_limit_s)

@@ -325,7 +325,8 @@ def _check_artifacts(run: RunDir, store: ResultsStore, repair: bool, checks: lis
         try:
             onnx.checker.check_model(str(path))
         except Exception as exc:  # onnx raises several types (ValidationError, DecodeError, ...)
-            why = f"row {record.seq}: not a valid ONNX model ({_printable(str(exc).splitlines()[0] if str(exc) else exc)})"
+            first_line = str(exc).splitlines()[0] if str(exc) else exc
+            why = f"row {record.seq}: not a valid ONNX model ({_printable(first_line)})"
             if repair:
                 aside = _aside(path)
                 os.replace(path, aside)
@@ -442,7 +443,9 @@ def _check_costmodel(model_dir: Path, repair: bool, checks: list[FileCheck]) -> 
         else:
             names = meta.get("boosters", [])
             for name in names if isinstance(names, list) else []:
-                if isinstance(name, str) and name.endswith(".json") and "/" not in name and (model_dir / name).is_file():
+                if (isinstance(name, str) and name.endswith(".json") and "/" not in name
+                        and (model_dir / name).is_file()):
+
                     err = _json_error(model_dir / name)
                     if err:
                         line, why = err

@@ -65,7 +65,9 @@ class SearchSummary:
         return {**self.__dict__, "front": list(self.front)}
 
 
-def objective_values(strategy: Strategy, status: str, metrics: Mapping[str, Any]) -> tuple[tuple[float, ...] | None, str]:
+def objective_values(strategy: Strategy, status: str,
+                     metrics: Mapping[str, Any]) -> tuple[tuple[float, ...] | None, str]:
+
     """The strategy's objective vector from a row's metrics (None when missing), and why if missing."""
     if status == "failed":
         return None, ""

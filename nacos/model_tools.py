@@ -257,7 +257,9 @@ def tune_model(model: Path, *, database: str | None = None, searcher: str = "aut
 def _onnxruntime_figures(details: dict[str, Any], ort: Any) -> dict[str, Any]:
     """onnxruntime's median and p95 (ms): from the backend's row when it timed it, else from `ort`."""
     if ort is None:
-        return {"onnxruntime_ms": details.get("onnxruntime_ms"), "onnxruntime_p95_ms": details.get("onnxruntime_p95_ms")}
+        return {"onnxruntime_ms": details.get("onnxruntime_ms"),
+                "onnxruntime_p95_ms": details.get("onnxruntime_p95_ms")}
+
     return {"onnxruntime_ms": ort.median_ms if ort.ok else None, "onnxruntime_p95_ms": ort.p95_ms if ort.ok else None}
 
 

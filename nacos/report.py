@@ -139,7 +139,8 @@ def deployment_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {"timed_both": 0}
     ratios = [t / o for t, o in pairs if o > 0]
     return {"timed_both": len(pairs), "tvm_faster": sum(t <= o for t, o in pairs),
-            "geomean_tvm_over_onnxruntime": math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None,
+            "geomean_tvm_over_onnxruntime": (math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+                                             if ratios else None),
             "best_tvm_over_onnxruntime": min(ratios) if ratios else None}
 
 
@@ -170,11 +171,13 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
         plt.close(fig)
     if layer_rows:
         first = layer_rows[0]["id"]
-        layers = [l for l in layer_rows if l["id"] == first and (l.get("macs") or l.get("activation_bytes_fp32"))]
+        layers = [row for row in layer_rows
+                  if row["id"] == first and (row.get("macs") or row.get("activation_bytes_fp32"))]
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-        a1.bar(range(len(layers)), [l.get("macs", 0) / 1e6 for l in layers], color="C0")
+        a1.bar(range(len(layers)), [row.get("macs", 0) / 1e6 for row in layers], color="C0")
         a1.set_ylabel("MMACs")
-        a2.bar(range(len(layers)), [l.get("activation_bytes_fp32", 0) / 1024 for l in layers], color="C1")
+        a2.bar(range(len(layers)), [row.get("activation_bytes_fp32", 0) / 1024 for row in layers], color="C1")
+
         a2.set_ylabel("activation KB (fp32)")
         a2.set_xlabel(f"layer of {first}")
         fig.tight_layout()

@@ -143,8 +143,10 @@ class LatencyScreen:
         predicted = {"latency_predicted_ms": mid, "latency_predicted_low_ms": low, "latency_predicted_high_ms": high}
         budget = self.latency_budget_ms
         if budget is not None and optimistic > budget:
-            return ScreenDecision(False, f"predicted tuned latency {mid:.4f} ms (90% conformal interval {low:.4f}..{high:.4f}, "
-                                         f"margin {self.margin:g}) is over the budget {budget:g} ms", predicted)
+            return ScreenDecision(False, f"predicted tuned latency {mid:.4f} ms (90% conformal interval "
+                                         f"{low:.4f}..{high:.4f}, margin {self.margin:g}) is over the budget "
+                                         f"{budget:g} ms", predicted)
+
         mine = {name: metrics.get(name) for name, _ in self.objectives}
         mine["latency_ms"] = optimistic
         if any(not isinstance(mine.get(name), (int, float)) for name, _ in self.objectives):

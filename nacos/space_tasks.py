@@ -146,9 +146,10 @@ def pretune_status(db: Any, space: ArchSpace, target: Any, *, in_channels: int =
     path = space_task_file(db.path, space, target, in_channels=in_channels, num_classes=num_classes, batch=batch)
     command = f"nacos pretune --database {db.path}"
     if not path.exists():
-        return {"pretuned": False, "note": f"no pretuned database for this space in {db.path}: each new candidate tunes "
-                                           f"its own unseen workloads (minutes each); `{command}` tunes the whole "
-                                           f"space once, resumably"}
+        return {"pretuned": False, "note": f"no pretuned database for this space in {db.path}: each new candidate "
+                                           f"tunes its own unseen workloads (minutes each); `{command}` tunes the "
+                                           f"whole space once, resumably"}
+
     cov = space_coverage(read_task_file(path)[0], db)
     state = state_of(db)
     return {"pretuned": True, "coverage": cov, "pretune_seconds": state.get("seconds", 0.0),

@@ -12,8 +12,9 @@ Every metric is kept as JSON, and the usual ones are copied into columns (`KEY_C
 A schema version is checked on open; a damaged file, a file that is not SQLite, or a store of another
 version is refused with a `StoreError` that names the file. SQLite's own check finds damage to the
 file's structure but not to the bytes of a row, so each row also carries a checksum of its content
-(sequence number, id, genome, status, reason, metrics), verified on open and on every read. One process at a time may write a store
-(an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
+(sequence number, id, genome, status, reason, metrics), verified on open and on every read. One process at a
+time may write a store (an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
+
 """
 
 from __future__ import annotations

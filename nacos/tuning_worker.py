@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAULT_ENV", "HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main", "REPORT_TAG", "ERROR_TAG"]
+__all__ = ["FAULT_ENV", "HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main", "REPORT_TAG",
+           "ERROR_TAG"]
+
 
 REPORT_TAG = "NACOS_TUNING_REPORT "
 ERROR_TAG = "NACOS_TUNING_ERROR "

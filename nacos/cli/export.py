@@ -18,7 +18,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="best: highest accuracy among ok candidates; under:X: highest accuracy with "
                              "latency_ms <= X; ID: a candidate id or architecture id")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: RUN_DIR/export/<arch_id>/; an earlier export there is replaced)")
+                        help="output directory (default: RUN_DIR/export/<arch_id>/; an earlier export there is "
+                             "replaced)")
+
     parser.add_argument("--database", default=None,
                         help="tuning database of a two-stage run (default: the run's tuning.database)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
