@@ -20,6 +20,7 @@ TVM or torch is loaded.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -213,7 +214,10 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
 
     target = str(compiled.target)
     threads = threads or int(compiled.target.attrs.get("num-cores", 0) or 0) or 1
-    fail = lambda reason: Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)
+
+    def fail(reason: str) -> Measurement:
+        return Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)
+
     inputs = compiled.random_inputs(protocol.seed)
     if rpc is not None:
         try:
@@ -370,7 +374,9 @@ def reference_onnxruntime(onnx_path: str | Path, protocol: Protocol = Protocol()
     rng = np.random.default_rng(protocol.seed)
     feed = {k: rng.standard_normal(v).astype("float32") for k, v in shapes.items()}
     try:
-        samples = time_callable(lambda: sess.run(None, feed), protocol)
+        # a temporary partial, not a closure over `sess`: nothing but `sess` holds the session at the `del`
+        samples = time_callable(functools.partial(sess.run, None, feed), protocol)
+
     except TimeoutError as exc:
         return Measurement.failed(f"timeout: {exc}", backend="onnxruntime", target="cpu", batch=batch)
     except Exception as exc:

@@ -195,7 +195,10 @@ def per_layer_table(onnx_path: str | Path, database_dir: str | Path | None, targ
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a fixed-width text table."""
-    fmt = lambda x, spec: format(x, spec) if x is not None else "-"
+    def fmt(x: float | None, spec: str) -> str:
+        return format(x, spec) if x is not None else "-"
+
+
     width = max([len("layer")] + [len(r["layer"]) for r in rows])
     lines = [f"{'layer':{width}}  {'onnxruntime us':>14}  {'TVM us':>9}  {'TVM/ort':>7}",
              "-" * (width + 36)]
