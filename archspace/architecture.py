@@ -47,7 +47,9 @@ class Architecture:
     def __post_init__(self) -> None:
         if not _is_int(self.resolution) or self.resolution <= 0:
             raise ArchSpaceError(f"resolution: must be a positive int, got {self.resolution!r}")
-        if isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float)) or not 0 < self.width_mult < math.inf:
+        if (isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float))
+                or not 0 < self.width_mult < math.inf):
+
             raise ArchSpaceError(f"width_mult: must be a positive finite number, got {self.width_mult!r}")
         object.__setattr__(self, "width_mult", float(self.width_mult))
         for name in ("depths", "kernel_sizes", "expand_ratios"):

@@ -86,7 +86,9 @@ def _load(model: ModelLike):
             model = onnx.load(str(model))
         return onnx.shape_inference.infer_shapes(model)
     except Exception as exc:  # DecodeError, OSError, ValidationError, InferenceError
-        raise ArchSpaceError(f"{where}: not a readable ONNX model ({str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__})") from exc
+        why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise ArchSpaceError(f"{where}: not a readable ONNX model ({why})") from exc
+
 
 
 def _refuse_malformed(fn):

@@ -152,7 +152,8 @@ class MSCostModelConfig:
     def xgb_params(self) -> dict[str, Any]:
         return {"objective": self.objective, "tree_method": "hist", "max_depth": self.max_depth,
                 "eta": self.eta, "min_child_weight": self.min_child_weight, "subsample": self.subsample,
-                "colsample_bytree": self.colsample_bytree, "max_bin": self.max_bin, "nthread": self.nthread, "seed": self.seed,
+                "colsample_bytree": self.colsample_bytree, "max_bin": self.max_bin, "nthread": self.nthread,
+                "seed": self.seed,
                 "verbosity": 0}
 
     @classmethod
@@ -314,7 +315,7 @@ class DatabaseXGBCostModel(PyCostModel):
     """XGBoost cost model for MetaSchedule that carries across runs (see the module docstring).
 
     >>> model = DatabaseXGBCostModel.for_tuning("runs/tuning", target)   # load or pretrain
-    >>> ms.tune_tasks(..., cost_model=model)                             # or schedules.tuner.tune(..., cost_model=model)
+    >>> ms.tune_tasks(..., cost_model=model)        # or schedules.tuner.tune(..., cost_model=model)
     >>> model.save()                                                     # back to runs/tuning/ms_cost_model
 
     `update` adds the measured candidates of one task and boosts a few more rounds on every sample
@@ -452,7 +453,9 @@ class DatabaseXGBCostModel(PyCostModel):
         extra = meta.get("extra") or {}
         if extra.get("per_store_length") != self._fz.per_store_length:
             raise CostModelError(f"{path}: saved with per-store features of length {extra.get('per_store_length')}, "
-                                 f"this TVM ({tvm.__version__}) extracts {self._fz.per_store_length}; retrain the model")
+                                 f"this TVM ({tvm.__version__}) extracts {self._fz.per_store_length}; "
+                                 "retrain the model")
+
         try:
             config = MSCostModelConfig.from_dict(dict(meta.get("config") or {}))
         except (TypeError, CostModelError) as exc:

@@ -87,7 +87,8 @@ def conv2d_workload(name: str, input_shape: Sequence[int], out_channels: int, ke
     else:
         kind = "conv2d"
     return LayerWorkload(name=name, op_kind=kind, input_shapes=(tuple(int(x) for x in input_shape), weight_shape),
-                         output_shape=out_shape, dtype=dtype, structural_hash=f"{kind}:{input_shape}:{weight_shape}:{s}:{p}:{groups}",
+                         output_shape=out_shape, dtype=dtype,
+                         structural_hash=f"{kind}:{input_shape}:{weight_shape}:{s}:{p}:{groups}",
                          count=count, macs=macs, bytes=nbytes, kernel=k, strides=s, groups=groups)
 
 
@@ -97,7 +98,9 @@ def dense_workload(name: str, batch: int, in_features: int, out_features: int, *
     eb = _dtype_bytes(dtype)
     weight_shape = (int(out_features), int(in_features))
     macs = int(batch) * int(in_features) * int(out_features)
-    nbytes = eb * (batch * in_features + in_features * out_features + (out_features if bias else 0) + batch * out_features)
+    nbytes = eb * (batch * in_features + in_features * out_features + (out_features if bias else 0)
+                   + batch * out_features)
+
     return LayerWorkload(name=name, op_kind="dense", input_shapes=((int(batch), int(in_features)), weight_shape),
                          output_shape=(int(batch), int(out_features)), dtype=dtype,
                          structural_hash=f"dense:{batch}:{in_features}:{out_features}", count=count,
