@@ -73,7 +73,8 @@ def test_peak_memory_liveness_on_a_branching_graph(tmp_path):
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, [n])
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="A"), helper.make_node("Relu", ["a"], ["b"], name="B"),
              helper.make_node("Relu", ["b"], ["c"], name="C"), helper.make_node("Add", ["a", "c"], ["d"], name="D")]
-    graph = helper.make_graph(nodes, "g", [vi("x", 10)], [vi("d", 10)], value_info=[vi("a", 10), vi("b", 10), vi("c", 10)])
+    graph = helper.make_graph(nodes, "g", [vi("x", 10)], [vi("d", 10)],
+                              value_info=[vi("a", 10), vi("b", 10), vi("c", 10)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     # step A: x,a (80) ; B: a,b (80) ; C: a,b,c (120) ; D: a,c,d (120). x dies after A.
     peak = peak_memory(model)
@@ -121,6 +122,7 @@ def test_conv_layers_match_the_exported_graph():
         arch = space.sample(seed)
         layers = conv_layers(arch, space)
         stats = [s for s in arch_summary(arch)["layers"] if s.macs]
-        assert [l.macs for l in layers] == [s.macs for s in stats]
-        assert len({l.slot for l in layers}) == len(layers)
+        assert [layer.macs for layer in layers] == [s.macs for s in stats]
+        assert len({layer.slot for layer in layers}) == len(layers)
+
         assert layers[0].slot == "stem" and layers[-1].kind == "dense"

@@ -14,7 +14,10 @@ def test_largest_cell_has_the_published_size():
     assert sum(p.numel() for p in build_nb201_network(ALL_3X3).parameters()) == 1_531_546
 
 
-@pytest.mark.parametrize("arch", [BEST, EMPTY, "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|skip_connect~1|skip_connect~2|"])
+@pytest.mark.parametrize("arch", [BEST, EMPTY,
+                                  "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|skip_connect~1|"
+                                  "skip_connect~2|"])
+
 def test_cells_export_and_match_onnxruntime(arch, tmp_path):
     torch.manual_seed(0)
     net = build_nb201_network(arch)

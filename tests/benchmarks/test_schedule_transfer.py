@@ -28,13 +28,14 @@ def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
         ceiling = net["ceiling"]
         assert ceiling["ok"] and ceiling["median_ms"] > 0, ceiling
         assert ceiling["compiled_by"] == TUNED_COMPILE and ceiling["coverage_macs"] > 0
-        assert ceiling["layers"] and all(l["tuned_ms"] is None or l["tuned_ms"] > 0 for l in ceiling["layers"])
+        assert ceiling["layers"] and all(layer["tuned_ms"] is None or layer["tuned_ms"] > 0
+                                         for layer in ceiling["layers"])
     # ResNet-18 is tuned first (its largest conv task, 16 trials); ResNet-34 has the same conv shapes,
     # so its ceiling reuses that record and MetaSchedule tunes its next largest unseen task
     r18, r34 = data["networks"]["resnet18"]["ceiling"], data["networks"]["resnet34"]["ceiling"]
     assert r18["metaschedule_trials"] >= 15 and r34["metaschedule_trials"] >= 15
     assert r34["unseen_conv_tasks"] == r34["conv_tasks"] - 1
-    assert any(l["by"] == "reused" for l in r34["layers"])
+    assert any(layer["by"] == "reused" for layer in r34["layers"])
     m = data["matrix"]
     assert m["networks"] == names and len(m["speedup"]) == 2 and all(len(r) == 2 for r in m["speedup"])
     for row_s, row_l in zip(m["speedup"], m["latency_ms"]):

@@ -44,10 +44,11 @@ def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
         assert run["candidates_per_min"] == 60.0 * 4 / run["wall_s"]
     summary = data["summary"]["baseline"]
     assert summary["same_candidates"] is True   # random search proposes the same whatever the window
-    lines = {l["label"]: l for l in summary["runs"]}
+    lines = {run["label"]: run for run in summary["runs"]}
     assert list(lines) == ["local", "dask-1", "dask-2"]
     assert lines["dask-1"]["speedup_vs_dask1"] == 1.0 and lines["local"]["speedup_vs_local"] == 1.0
-    assert all(l["speedup_vs_dask1"] > 0 and l["speedup_vs_local"] > 0 for l in lines.values())
+    assert all(run["speedup_vs_dask1"] > 0 and run["speedup_vs_local"] > 0 for run in lines.values())
+
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     # a rerun of the same command finds every run done and runs nothing again

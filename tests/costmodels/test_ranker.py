@@ -37,11 +37,14 @@ def random_configs(n, seed):
 
 
 WORKLOADS = [conv2d_workload(f"w{i}", (1, c, r, r), k, 3, 1, 1)
-             for i, (c, r, k) in enumerate([(16, 32, 32), (32, 16, 32), (32, 16, 64), (64, 8, 64), (8, 32, 16), (16, 16, 16)])]
+             for i, (c, r, k) in enumerate([(16, 32, 32), (32, 16, 32), (32, 16, 64), (64, 8, 64), (8, 32, 16),
+                                            (16, 16, 16)])]
 
 
 def synthetic(workloads, n_per, seed):
-    return [ScheduleSample(w, cfg, true_ms(w, cfg)) for j, w in enumerate(workloads) for cfg in random_configs(n_per, seed + j)]
+    return [ScheduleSample(w, cfg, true_ms(w, cfg))
+            for j, w in enumerate(workloads) for cfg in random_configs(n_per, seed + j)]
+
 
 
 @pytest.mark.parametrize("objective", ["rank:pairwise", "rank:ndcg", "reg:squarederror"])

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         base = table().objective("cifar10", "gold_6226", args.budget)
     else:
-        base = lambda arch: closed_form(arch, args.budget)
+        def base(arch):
+            return closed_form(arch, args.budget)
     objectives = [("accuracy", "max"), ("latency_ms", "min")] if args.strategy == "nsga2" else [("accuracy", "max")]
     settings = {"population": 8, "sample_size": 3} if args.strategy == "aging" else \
         {"population": 8} if args.strategy == "nsga2" else {}
@@ -85,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     store = ResultsStore(args.store)
     committed = [store.n_completed()]
-    armed = lambda: committed[0] == args.kill_at
+
+    def armed() -> bool:
+        return committed[0] == args.kill_at
+
     if args.kill_phase in ("in_commit", "in_add"):
         store._conn = _KillingConnection(store._conn, "finish" if args.kill_phase == "in_commit" else "add", armed)
 
