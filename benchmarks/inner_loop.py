@@ -25,6 +25,13 @@ FLOPs over the bytes its layers read and write (sum over layers, no cache reuse 
     python -m benchmarks.inner_loop            # full size: 10 architectures, then the 5 networks at 32x32
     python -m benchmarks.inner_loop --quick    # 2 architectures, ResNet-18 + ResNet-34 at 16x16 (minutes)
     python -m benchmarks.inner_loop --networks # sampled architectures only (no network rows)
+    python -m benchmarks.inner_loop --pretuned .nacos-cache/tuning-db   # after `nacos pretune`
+
+With ``--pretuned DIR`` (a database that `nacos pretune` filled for the default space) the work dir's
+database starts as a copy of it: each sampled row then tunes only what the pretuning left uncovered, and
+the top level says what the pretuning cost and covered (`pretune_seconds`, `space_task_coverage`,
+`space_mac_coverage`) and what a new architecture still pays (`amortized_tuning_seconds_per_arch`: the
+mean tuning seconds of the sampled rows). The published networks are outside the space: they tune as before.
 
 Rows are written after every row (atomic rewrite of the JSON, and the PNG: latency per row, tuning
 seconds and hit rate per row, roofline); a rerun of the same command resumes after the last finished
@@ -45,7 +52,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, save_figure, write_json
 
@@ -97,7 +104,8 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--archs", type=int, default=None, help="architectures (default 10, quick 2)")
     p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task")
     p.add_argument("--tune-top", type=int, default=None,
-                   help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first (default 4, quick 1)")
+                   help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first "
+                        "(default 4, quick 1)")
     p.add_argument("--explicit-configs", type=int, default=None,
                    help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 2)")
     p.add_argument("--networks", nargs="*", default=None, metavar="NAME",
@@ -111,6 +119,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 30, quick 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretuned", type=Path, default=None, metavar="DIR",
+                   help="start the work dir's database as a copy of this pretuned one (`nacos pretune`'s "
+                        "--database; only when the work dir has no database yet)")
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/inner_loop"),
                    help="tuning database and ONNX files (kept: a rerun resumes)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "inner_loop.json")
@@ -138,6 +149,8 @@ def _parse(argv=None) -> argparse.Namespace:
     args.network_explicit_configs = (args.network_explicit_configs if args.network_explicit_configs is not None
                                      else (1 if quick else 4))
     args.png = args.png or args.out.with_suffix(".png")
+    if args.pretuned is not None and not (args.pretuned / "database_workload.json").is_file():
+        p.error(f"--pretuned: {args.pretuned} is not a tuning database (no database_workload.json)")
     if args.archs < 0 or args.tune_top < 0 or args.network_tune_top < 0:
         p.error("--archs, --tune-top and --network-tune-top must be >= 0")
     return args
@@ -145,9 +158,12 @@ def _parse(argv=None) -> argparse.Namespace:
 
 def _settings(args) -> dict[str, Any]:
     """The sampled part's settings (unchanged since the first full run: its rows resume under them)."""
-    return {"archs": args.archs, "trials_per_task": args.trials_per_task, "tune_top": args.tune_top,
-            "explicit_configs": args.explicit_configs, "warmup": args.warmup, "repeats": args.repeats,
-            "seed": args.seed}
+    settings = {"archs": args.archs, "trials_per_task": args.trials_per_task, "tune_top": args.tune_top,
+                "explicit_configs": args.explicit_configs, "warmup": args.warmup, "repeats": args.repeats,
+                "seed": args.seed}
+    if args.pretuned is not None:
+        settings["pretuned"] = str(args.pretuned)
+    return settings
 
 
 def _network_settings(args) -> dict[str, Any]:
@@ -181,7 +197,9 @@ def _row_derived(row: dict[str, Any], peak: float, bandwidth: float | None) -> N
     row["tuned_over_untuned"] = _ratio(row.get("tvm_tuned_ms"), row.get("tvm_untuned_ms"))
     flops = 2.0 * row["macs"]
     row["flops"] = flops
-    gf = lambda ms: flops / (ms * 1e-3) / 1e9 if ms else None
+    def gf(ms):
+        return flops / (ms * 1e-3) / 1e9 if ms else None
+
     row["tuned_gflops"] = gf(row.get("tvm_tuned_ms"))
     row["ort_gflops"] = gf(row.get("ort_ms"))
     row["fraction_of_peak"] = row["tuned_gflops"] / peak if row["tuned_gflops"] else None
@@ -203,7 +221,8 @@ def _part_summary(rows: list[dict[str, Any]], peak: float) -> dict[str, Any]:
         "tuned_faster_than_untuned": sum(1 for r in rows if r["tuned_over_untuned"] is not None
                                          and r["tuned_over_untuned"] < 1.0),
         "tuned_faster_than_ort": sum(1 for r in rows if r["tvm_over_ort"] is not None and r["tvm_over_ort"] < 1.0),
-        "tuned_faster_than_torch": sum(1 for r in rows if r["tvm_over_torch"] is not None and r["tvm_over_torch"] < 1.0),
+        "tuned_faster_than_torch": sum(1 for r in rows
+                                       if r["tvm_over_torch"] is not None and r["tvm_over_torch"] < 1.0),
         "tuning_seconds_total": sum(r["tune_seconds"] for r in rows),
         "tuned_gflops": _span(r["tuned_gflops"] for r in rows),
         "fraction_of_peak": _span(r["fraction_of_peak"] for r in rows),
@@ -229,6 +248,13 @@ def _summarize(payload: dict[str, Any]) -> None:
     secs = sum(r["ms_seconds"] for r in rows)
     payload["seconds_per_trial"] = secs / trials if trials else None
     payload["tuning_seconds_total"] = sum(r["tune_seconds"] for r in rows)
+    pretune = payload.get("pretune") or {}
+    cov = pretune.get("coverage") or {}
+    payload["pretune_seconds"] = pretune.get("pretune_seconds")
+    payload["space_task_coverage"] = cov.get("space_task_coverage")
+    payload["space_mac_coverage"] = cov.get("space_mac_coverage")
+    payload["amortized_tuning_seconds_per_arch"] = (
+        sum(r["tune_seconds"] for r in sampled) / len(sampled) if pretune and sampled else None)
     continuity = "ok"
     first_net = nets[0] if nets else None
     if first_net is not None and sampled and first_net.get("db_tuned_before") == 0:
@@ -237,7 +263,8 @@ def _summarize(payload: dict[str, Any]) -> None:
                       "tasks_in_earlier_rows counts the tasks a continuous database could have offered")
     # a hit on a task no earlier row has: the database held records from elsewhere (an earlier run in the same
     # work dir, or this row's own tuning before an interruption and a resume)
-    outside = [{"name": r["name"], "hits": r["tasks"] - r["new_tasks"], "tasks_in_earlier_rows": r["tasks_in_earlier_rows"]}
+    outside = [{"name": r["name"], "hits": r["tasks"] - r["new_tasks"],
+                "tasks_in_earlier_rows": r["tasks_in_earlier_rows"]}
                for r in rows if r.get("tasks_in_earlier_rows") is not None
                and r["tasks"] - r["new_tasks"] > r["tasks_in_earlier_rows"]]
     payload["summary"] = {
@@ -245,7 +272,8 @@ def _summarize(payload: dict[str, Any]) -> None:
         "networks": _part_summary(nets, peak),
         "all": _part_summary(rows, peak),
         "database_filling": [
-            {"index": r["index"], "name": r["name"], "kind": r["kind"], "tasks": r["tasks"], "new_tasks": r["new_tasks"],
+            {"index": r["index"], "name": r["name"], "kind": r["kind"], "tasks": r["tasks"],
+             "new_tasks": r["new_tasks"],
              "hit_rate": r["hit_rate"], "tasks_in_earlier_rows": r.get("tasks_in_earlier_rows"),
              "tune_seconds": r["tune_seconds"], "ms_trials": r["ms_trials"],
              "explicit_configs_tried": r["explicit_configs_tried"], "db_tuned_before": r.get("db_tuned_before")}
@@ -267,13 +295,18 @@ def _table(rows) -> str:
     head = (f"{'#':>2} {'name':<13} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>9} {'tuned':>9} {'ort':>9} "
             f"{'torch':>9} {'tvm/ort':>7} {'tvm/pt':>7} {'tune s':>7} {'GF/s':>6} {'%peak':>5}")
     lines = [head]
-    f = lambda x: f"{x:9.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>9}"
-    g = lambda x, w, p: f"{x:{w}.{p}f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>{w}}"
+    def g(x, w, p):
+        return f"{x:{w}.{p}f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>{w}}"
+
+    def f(x):
+        return g(x, 9, 3)
+
     for r in rows:
         lines.append(f"{r['index']:>2} {r['name'][:13]:<13} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} "
                      f"{f(r['tvm_untuned_ms'])} {f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
                      f"{g(r['tvm_over_ort'], 7, 2)} {g(r['tvm_over_torch'], 7, 2)} {r['tune_seconds']:7.1f} "
-                     f"{g(r['tuned_gflops'], 6, 2)} {g(100 * r['fraction_of_peak'] if r['fraction_of_peak'] else None, 5, 1)}")
+                     f"{g(r['tuned_gflops'], 6, 2)} "
+                     f"{g(100 * r['fraction_of_peak'] if r['fraction_of_peak'] else None, 5, 1)}")
     return "\n".join(lines)
 
 
@@ -307,10 +340,12 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
     ax1.legend(ncol=4, fontsize=8, loc="upper left")
     s = payload["summary"]
     title = (f"batch 1, {payload['threads']} threads; tuned TVM / onnxruntime (geomean): sampled "
-             f"{_fmt(s['sampled']['geomean_tuned_tvm_over_ort'])}, networks {_fmt(s['networks']['geomean_tuned_tvm_over_ort'])}")
+             f"{_fmt(s['sampled']['geomean_tuned_tvm_over_ort'])}, "
+             f"networks {_fmt(s['networks']['geomean_tuned_tvm_over_ort'])}")
     ax1.set_title(title + ("" if payload.get("complete") else " [partial]"), fontsize=10)
     # panel 2: tuning seconds and hit rate, in database order
-    ax2.bar(x, [r["tune_seconds"] for r in rows], color=["#1f77b4" if r["kind"] == "sampled" else "#9467bd" for r in rows])
+    ax2.bar(x, [r["tune_seconds"] for r in rows],
+            color=["#1f77b4" if r["kind"] == "sampled" else "#9467bd" for r in rows])
     ax2.set_ylabel("tuning seconds")
     ax2.set_xticks(x, [f"{r['index']}\n{lab}" for r, lab in zip(rows, labels)], fontsize=7)
     ax2b = ax2.twinx()
@@ -393,7 +428,9 @@ def _measure_row(onnx_path, torch_builder: tuple[str, list[Any]], shape, db, tar
     with TimingWorker() as tvm_process:
         untuned = tvm_process.tvm(onnx_path, None, spec, protocol, threads)
         tuned = tvm_process.tvm(onnx_path, db.path, spec, protocol, threads)
-    ok = lambda m: m.median_ms if m.ok else None
+    def ok(m):
+        return m.median_ms if m.ok else None
+
     return {
         "macs": sum(w.macs * w.count for w in workloads), "bytes": sum(w.bytes * w.count for w in workloads),
         "tvm_untuned_ms": ok(untuned), "tvm_tuned_ms": ok(tuned), "ort_ms": ok(ort), "torch_ms": ok(torch_m),
@@ -436,7 +473,6 @@ def _items(args, space):
     """(index, name, kind, extra row fields, ONNX maker, torch builder (import path, JSON arguments),
     input shape, budgets), in order."""
     from archspace import export_onnx
-
     from benchmarks.schedule_transfer import _export as export_zoo_network
 
     for i in range(args.archs):
@@ -454,6 +490,22 @@ def _items(args, space):
                (args.network_tune_top, args.network_explicit_configs))
 
 
+def _start_from_pretuned(pretuned: Path, db_dir: Path, space: Any, target: Any) -> dict[str, Any] | None:
+    """Copy the pretuned database to `db_dir` when that has none yet, and return what the pretuning had
+    covered then (`nacos.space_tasks.pretune_status` of the copy; None when `db_dir` already existed)."""
+    import shutil
+
+    from nacos.space_tasks import pretune_status
+    from schedules.database import TuningDatabase
+
+    if (db_dir / "database_workload.json").exists():
+        return None
+    shutil.copytree(pretuned, db_dir, ignore=shutil.ignore_patterns("ms_logs", ".lock"), dirs_exist_ok=True)
+    status = pretune_status(TuningDatabase(db_dir), space, target)
+    status["source"] = str(pretuned)
+    return status
+
+
 def main(argv=None) -> int:
     args = _parse(argv)
     from archspace import ArchSpace
@@ -465,6 +517,9 @@ def main(argv=None) -> int:
     threads = host_threads()
     target = host_target(threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
+    pretune = None
+    if args.pretuned is not None:
+        pretune = _start_from_pretuned(args.pretuned, args.work_dir / "db", ArchSpace(), target)
     db = TuningDatabase(args.work_dir / "db")
     protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
     previous = read_json(args.out)
@@ -484,6 +539,8 @@ def main(argv=None) -> int:
                    "network_settings": net_settings, "work_dir": str(args.work_dir), "target": str(target),
                    "threads": threads, "machine": machine(), "peak_gflops": measured_peak_gflops(threads),
                    "rows": []}
+    if pretune is not None and "pretune" not in payload:
+        payload["pretune"] = pretune
     payload.setdefault("runs", []).append({"command": command_line(),
                                            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     # The roofline's roofs are measured again on every run and the best is kept: a measurement taken while
@@ -503,7 +560,8 @@ def main(argv=None) -> int:
     payload["intensity_means"] = ("2 x MACs over the bytes each layer reads and writes (inputs, weights, outputs), "
                                   "summed over layers: no reuse between layers or runs through the caches, so a "
                                   "point above the memory roof (DRAM bandwidth) ran from cache")
-    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     def save() -> None:
         _summarize(payload)
@@ -551,6 +609,10 @@ def main(argv=None) -> int:
                   f"/ torch {_fmt(p['geomean_tuned_tvm_over_torch'])}, tuning {p['tuning_seconds_total']:.0f} s")
     print(f"hit rate of the last architecture: {payload['hit_rate_last']}, seconds per MetaSchedule trial: "
           f"{payload['seconds_per_trial']}; {s['database_continuity']}")
+    if payload.get("pretune"):
+        print(f"pretuned: {_fmt(payload['pretune_seconds'])} s, {_fmt(payload['space_task_coverage'])} of the space's "
+              f"tasks, {_fmt(payload['space_mac_coverage'])} of its MACs; tuning per new architecture "
+              f"{_fmt(payload['amortized_tuning_seconds_per_arch'])} s")
     return 0
 
 

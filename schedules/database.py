@@ -260,7 +260,13 @@ class TuningDatabase:
         return sorted(h for h, r in self._best.items() if r.records > 0)
 
     def best_records(self) -> dict[str, BestRecord]:
+        """Structural hash -> best record, of every workload with a working record."""
         return {h: r for h, r in self._best.items() if r.records > 0}
+
+    def record_counts(self) -> dict[str, BestRecord]:
+        """Structural hash -> `BestRecord` of every workload with any record, working or failed (a workload
+        whose records all failed has ``records == 0`` and ``run_ms == inf``)."""
+        return dict(self._best)
 
     def unseen(self, workloads: Iterable[LayerWorkload]) -> list[LayerWorkload]:
         return [w for w in workloads if not self.is_tuned(w)]

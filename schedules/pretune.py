@@ -84,10 +84,8 @@ class PretuneReport:
 
 def task_trials(db: TuningDatabase) -> dict[str, tuple[int, float | None]]:
     """structural hash -> (records measured, working or failed; best run time in ms or None)."""
-    out = {}
-    for key, rec in db._best.items():  # noqa: SLF001 - the index is this package's own
-        out[key] = (rec.records + rec.failed, rec.run_ms if rec.records else None)
-    return out
+    return {key: (rec.records + rec.failed, rec.run_ms if rec.records else None)
+            for key, rec in db.record_counts().items()}
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -143,10 +141,11 @@ def _gain(task: SpaceTask, trials: dict[str, tuple[int, float | None]], history:
 
 
 def choose_round(tasks: Sequence[SpaceTask], db: TuningDatabase, state: dict[str, Any],
-                 settings: PretuneSettings) -> list[SpaceTask]:
+                 settings: PretuneSettings, trials: dict[str, tuple[int, float | None]] | None = None
+                 ) -> list[SpaceTask]:
     """The tasks the next round tunes: eligible (weight > 0, under the trial cap, search space not
-    exhausted), largest expected gain first."""
-    trials = task_trials(db)
+    exhausted), largest expected gain first. `trials`: `task_trials(db)`, when the caller has it."""
+    trials = task_trials(db) if trials is None else trials
     throughputs = _throughputs(tasks, trials)
     exhausted = set(state.get("exhausted", []))
     history = state.get("history", {})
@@ -178,7 +177,8 @@ def space_coverage(tasks: Sequence[SpaceTask], db: TuningDatabase) -> dict[str, 
         # what the uncovered tasks would cost an average architecture once tuned; today they run
         # unscheduled, 15 to 30 times slower (TVM-NOTES.md): the latency left on the table
         "uncovered_predicted_tuned_ms_per_arch": uncovered_ms,
-        "uncovered_share_of_predicted_latency": uncovered_ms / (tuned_ms + uncovered_ms) if tuned_ms + uncovered_ms else 0.0,
+        "uncovered_share_of_predicted_latency": (uncovered_ms / (tuned_ms + uncovered_ms)
+                                                 if tuned_ms + uncovered_ms else 0.0),
         "throughput_by_kind": {k: round(v, 3) for k, v in sorted(throughputs.items())},
     }
 
@@ -282,11 +282,11 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
                 report.stopped = "deadline"
                 break
             with db.writing():
-                batch = choose_round(tasks, db, state, settings)
+                before = task_trials(db)
+                batch = choose_round(tasks, db, state, settings, before)
                 if not batch:
                     report.stopped = "done"
                     break
-                before = task_trials(db)
                 round_start = time.time()
                 trials, faults = _tune_round(batch, db, target, settings, state.get("rounds", 0), deadline,
                                              cost_model, builder, runner, on_trials)

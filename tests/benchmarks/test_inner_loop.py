@@ -71,6 +71,26 @@ def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path):
     keep = LATENCIES + ("tune_seconds", "ms_trials", "explicit_configs_tried", "hit_rate", "db_tuned_before")
     assert [[r[k] for k in keep] for r in again["rows"]] == [[r[k] for k in keep] for r in rows]
     assert len(again["peak_gflops_measurements"]) == 2
+    assert "pretune" not in data and data["pretune_seconds"] is None
+    assert data["amortized_tuning_seconds_per_arch"] is None
+
+    # --pretuned: a fresh work dir starts from a copy of that database (here the first run's, which is not a
+    # pretuned one for the space: the status says so), so arch0 finds what the first run tuned for it
+    out2, work2 = tmp_path / "pretuned.json", tmp_path / "work2"
+    assert main(["--quick", "--archs", "1", "--tune-top", "0", "--explicit-configs", "0", "--networks",
+                 "--warmup", "1", "--repeats", "2", "--pretuned", str(tmp_path / "work" / "db"),
+                 "--work-dir", str(work2), "--out", str(out2)]) == 0
+    third = json.loads(out2.read_text())
+    assert third["settings"]["pretuned"] == str(tmp_path / "work" / "db")
+    assert third["pretune"]["pretuned"] is False and "no pretuned database" in third["pretune"]["note"]
+    assert third["pretune_seconds"] is None and third["space_mac_coverage"] is None
+    (row,) = third["rows"]
+    from schedules.database import TuningDatabase
+
+    assert row["name"] == "arch0" and row["db_tuned_before"] == len(TuningDatabase(tmp_path / "work" / "db").covered())
+    assert row["new_tasks"] < arch["new_tasks"]      # its MetaSchedule-tuned task came with the copy
+    assert third["amortized_tuning_seconds_per_arch"] == row["tune_seconds"]
+    assert not (work2 / "db" / "ms_logs").exists()   # the copy leaves the tuning logs behind
 
 
 def test_inner_loop_keeps_rows_of_an_earlier_version_and_drops_stale_network_rows(tmp_path):
