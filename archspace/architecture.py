@@ -49,7 +49,6 @@ class Architecture:
             raise ArchSpaceError(f"resolution: must be a positive int, got {self.resolution!r}")
         if (isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float))
                 or not 0 < self.width_mult < math.inf):
-
             raise ArchSpaceError(f"width_mult: must be a positive finite number, got {self.width_mult!r}")
         object.__setattr__(self, "width_mult", float(self.width_mult))
         for name in ("depths", "kernel_sizes", "expand_ratios"):

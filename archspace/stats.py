@@ -90,7 +90,6 @@ def _load(model: ModelLike):
         raise ArchSpaceError(f"{where}: not a readable ONNX model ({why})") from exc
 
 
-
 def _refuse_malformed(fn):
     """A graph that loads but is malformed (names that are not text, a node without outputs, an unknown
     element type) is refused with `ArchSpaceError` rather than failing inside the walk."""

@@ -53,18 +53,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 seed, 20 s per run, tiny tuning: a few minutes")
     p.add_argument("--seeds", type=int, default=None, help="seeds per mode (default 3; quick 1)")
-    p.add_argument("--time-per-run", type=float, default=None, help="wall-clock seconds per search (default 360; quick 20)")
+    p.add_argument("--time-per-run", type=float, default=None,
+                   help="wall-clock seconds per search (default 360; quick 20)")
     p.add_argument("--budgets", type=float, nargs=2, default=(1.0, 1.5), metavar=("B1", "B2"),
                    help="two latency budgets in ms (tuned latencies of sampled architectures here are about "
                         "0.7 to 2 ms, see benchmarks/results/inner_loop.json)")
-    p.add_argument("--trials-per-workload", type=int, default=None, help="explicit schedule configs per unseen workload "
-                                                                        "(default 4; quick 2)")
+    p.add_argument("--trials-per-workload", type=int, default=None,
+                   help="explicit schedule configs per unseen workload (default 4; quick 2)")
     p.add_argument("--remeasure", type=int, default=None, help="baseline candidates re-measured with tuned schedules "
                                                                "per run (default 10; quick 2)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="run directories and the shared tuning database (default .nacos-cache/cosearch_vs_baseline, "
                         "with -quick appended for --quick)")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / "cosearch_vs_baseline.json", help="results JSON (PNG beside)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "cosearch_vs_baseline.json",
+                   help="results JSON (PNG beside)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     q = args.quick
@@ -199,7 +201,8 @@ def summarize(args: argparse.Namespace, runs: dict[str, Any], tuned: dict[str, d
                 meas = tuned.get(seed, {})
                 if pick is not None:
                     e["pick_tuned_ms"] = meas.get(pick["arch_id"], {}).get("tuned_ms")
-                overlooked = [r for r in ok if r["latency_ms"] > b and (meas.get(r["arch_id"], {}).get("tuned_ms") or math.inf) <= b]
+                overlooked = [r for r in ok if r["latency_ms"] > b
+                              and (meas.get(r["arch_id"], {}).get("tuned_ms") or math.inf) <= b]
                 e["overlooked"] = [{"arch_id": r["arch_id"], "accuracy": r["accuracy"], "default_ms": r["latency_ms"],
                                     "tuned_ms": meas[r["arch_id"]]["tuned_ms"]} for r in overlooked]
                 e["overlooked_more_accurate_than_pick"] = sum(
@@ -215,7 +218,8 @@ def summarize(args: argparse.Namespace, runs: dict[str, Any], tuned: dict[str, d
             continue
         hv = [e["hypervolume_tuned"] for e in entries]
         agg: dict[str, Any] = {"seeds": len(entries), "hypervolume_mean": float(np.mean(hv)),
-                               "hypervolume_std": float(np.std(hv)), "candidates_mean": float(np.mean([e["candidates"] for e in entries]))}
+                               "hypervolume_std": float(np.std(hv)),
+                               "candidates_mean": float(np.mean([e["candidates"] for e in entries]))}
         for b in args.budgets:
             accs = [e["budgets"][f"{b:g}"]["best_accuracy"] for e in entries]
             got = [a for a in accs if a is not None]
@@ -261,7 +265,7 @@ def plot(summary: dict[str, Any], runs: dict[str, Any], budgets: Sequence[float]
         if pts:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", color=colors[mode], alpha=0.8, marker="o", ms=3,
-                    label=mode if not any(l.get_label() == mode for l in ax.lines) else None)
+                    label=mode if not any(line.get_label() == mode for line in ax.lines) else None)
     for b in budgets:
         ax.axvline(b, color="k", ls=":", lw=1)
     ax.set_xlabel("tuned latency (ms)")
@@ -278,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = read_json(out) or {}
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
                 if k not in ("out", "work_dir", "quiet")}
-    tuned: dict[str, dict[str, Any]] = previous.get("tuned_remeasure", {}) if previous.get("settings") == settings else {}
+    tuned: dict[str, dict[str, Any]] = (previous.get("tuned_remeasure", {})
+                                        if previous.get("settings") == settings else {})
     runs: dict[str, Any] = {}
     payload: dict[str, Any] = {"benchmark": "cosearch_vs_baseline", "command": command_line(), "settings": settings,
                                "machine": machine(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -314,8 +319,10 @@ def _table(summary: dict[str, Any], budgets: Sequence[float]) -> str:
     lines = ["mode        seeds  cand  HV(tuned)        " + "  ".join(f"best acc <= {b:g} ms" for b in budgets)]
     for mode, a in summary["aggregate"].items():
         accs = "  ".join(f"{(a[f'best_accuracy_under_{b:g}ms']['mean'] or float('nan')):.4f} "
-                         f"({a[f'best_accuracy_under_{b:g}ms']['met_in_seeds']}/{a['seeds']})".ljust(18) for b in budgets)
-        lines.append(f"{mode:<11} {a['seeds']:>5} {a['candidates_mean']:>5.1f}  {a['hypervolume_mean']:.4f}+-{a['hypervolume_std']:.4f}  {accs}")
+                         f"({a[f'best_accuracy_under_{b:g}ms']['met_in_seeds']}/{a['seeds']})".ljust(18)
+                         for b in budgets)
+        lines.append(f"{mode:<11} {a['seeds']:>5} {a['candidates_mean']:>5.1f}  "
+                     f"{a['hypervolume_mean']:.4f}+-{a['hypervolume_std']:.4f}  {accs}")
     for b in budgets:
         n = summary["aggregate"].get("baseline", {}).get(f"overlooked_under_{b:g}ms")
         lines.append(f"overlooked by the baseline under {b:g} ms: {n}")

@@ -85,7 +85,8 @@ def tune_workloads(work_dir: Path, workloads, trials: int, *, seed: int = 0, com
     from tvm.target import Target
 
     target = Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
-    jobs = [("combined", list(workloads))] if combined else [(name, [(name, kind, args)]) for name, kind, args in workloads]
+    jobs = ([("combined", list(workloads))] if combined
+            else [(name, [(name, kind, args)]) for name, kind, args in workloads])
     dirs = []
     for dir_name, group in jobs:
         wd = Path(work_dir) / dir_name
@@ -131,7 +132,8 @@ def schedule_samples(dirs) -> tuple[dict[str, list], dict[str, dict]]:
         skipped[Path(wd).name] = db.skipped
         for s in db.samples:
             w = s.workload
-            key = f"{w.op_kind}{list(w.input_shapes[0])}->{list(w.output_shape)}k{list(w.kernel)}s{list(w.strides)}g{w.groups}"
+            key = (f"{w.op_kind}{list(w.input_shapes[0])}->{list(w.output_shape)}"
+                   f"k{list(w.kernel)}s{list(w.strides)}g{w.groups}")
             by_wl.setdefault(key, []).append(s)
     return by_wl, skipped
 
@@ -281,7 +283,8 @@ def config_level(workloads, records: dict[str, list], *, seed: int = 0) -> dict[
             "kendall_tau": mean("kendall_tau"), "per_workload": per_wl}
 
 
-def arch_level(device: str, n_train: int, n_test: int, *, uncertainty: str = "quantile", seed: int = 0) -> dict[str, Any]:
+def arch_level(device: str, n_train: int, n_test: int, *, uncertainty: str = "quantile",
+               seed: int = 0) -> dict[str, Any]:
     """Train on n_train NAS-Bench-201 architectures, test on n_test others (split by architecture)."""
     import numpy as np
 
@@ -421,7 +424,8 @@ def main(argv=None) -> int:
     ]
     write_json(args.out, result)
     print(f"arch Kendall tau {result['arch_kendall_tau']}, within 10% {result['arch_within_10pct']}, "
-          f"schedule top-5 recall {result['schedule_top5_recall']:.3f}, pairwise {result['schedule_pairwise_accuracy']:.3f}"
+          f"schedule top-5 recall {result['schedule_top5_recall']:.3f}, "
+          f"pairwise {result['schedule_pairwise_accuracy']:.3f}"
           f" (MetaSchedule XGBModel {result['schedule_top5_recall_metaschedule_xgb']:.3f}, "
           f"{result['schedule_pairwise_accuracy_metaschedule_xgb']:.3f}) -> {args.out}")
     return 0

@@ -224,7 +224,8 @@ def _rank(x: list[float], y: list[float]) -> dict[str, Any]:
         return {"spearman": None, "kendall": None, "n": len(x)}
     rho = stats.spearmanr(x, y).statistic
     tau = stats.kendalltau(x, y).statistic
-    f = lambda v: None if v is None or not math.isfinite(float(v)) else float(v)
+    def f(v):
+        return None if v is None or not math.isfinite(float(v)) else float(v)
     return {"spearman": f(rho), "kendall": f(tau), "n": len(x)}
 
 
@@ -282,7 +283,8 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def markdown_table(result: dict[str, Any]) -> str:
     corr = result["correlations"]
-    f = lambda v: "-" if v is None else f"{v:.2f}"
+    def f(v):
+        return "-" if v is None else f"{v:.2f}"
     lines = ["| device | TVM untuned ρ / τ | TVM tuned ρ / τ | onnxruntime ρ / τ | MACs ρ / τ |",
              "|---|---|---|---|---|"]
     for d, c in corr.items():
@@ -323,7 +325,8 @@ def main(argv=None) -> int:
     table = NB201Table(csv)
     if s.reference_device not in table.latency_columns:
         raise SystemExit(f"device {s.reference_device!r} not in the table ({table.devices})")
-    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
     started = time.time()
     threads = host_threads()
     target = host_target(threads)
@@ -371,7 +374,8 @@ def main(argv=None) -> int:
         measured_now += 1
         save()
         _plot(result, args.out.with_suffix(".png"))
-        g = lambda b: row.get(b, {}).get("median_ms")
+        def g(b):
+            return row.get(b, {}).get("median_ms")
         log(f"cell {len(result['rows'])}/{len(result['sample']['cells'])} {entry['arch']}: untuned {g('tvm_untuned')} "
             f"tuned {g('tvm_tuned')} ort {g('onnxruntime')} ms, hit rate "
             f"{row.get('tuning', {}).get('hit_rate')}, {row.get('seconds')} s")

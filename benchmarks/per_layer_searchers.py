@@ -81,7 +81,8 @@ def _check(out: Any, expected: Any) -> str:
     return "" if diff <= tol else f"wrong result: max abs diff {diff:.3g} > {tol:.3g}"
 
 
-def _metaschedule_func(mod: Any, task_mod: Any, workload: Any, target: Any, trials: int, seed: int) -> tuple[Any, float]:
+def _metaschedule_func(mod: Any, task_mod: Any, workload: Any, target: Any, trials: int,
+                       seed: int) -> tuple[Any, float]:
     """(scheduled PrimFunc or None, tuning seconds) of MetaSchedule on this one task."""
     from schedules.database import TuningDatabase
     from schedules.tuner import tune

@@ -67,10 +67,12 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--networks", nargs="+", choices=NETWORKS, default=None,
                    help="networks (default all five; quick: resnet18 mnasnet)")
     p.add_argument("--resolution", type=int, default=None, help="input size (default 32, quick 16)")
-    p.add_argument("--policies", type=int, default=None, help="global policies sampled per network (default 10, quick 2)")
+    p.add_argument("--policies", type=int, default=None,
+                   help="global policies sampled per network (default 10, quick 2)")
     p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task (>= 16)")
     p.add_argument("--tune-top", type=int, default=None,
-                   help="MetaSchedule-tune this many unseen conv/dense tasks per network, most MACs first (default 6, quick 1)")
+                   help="MetaSchedule-tune this many unseen conv/dense tasks per network, most MACs first "
+                        "(default 6, quick 1)")
     p.add_argument("--explicit-configs", type=int, default=None,
                    help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 0)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs (default 3, quick 1)")
@@ -187,7 +189,8 @@ def measure_policy(onnx_path: Path, config, target, protocol) -> dict[str, Any]:
             executable = tvm.compile(mod, target=target)
     except Exception as exc:  # a policy that does not build is data
         text = str(exc).strip().splitlines()
-        return {"ok": False, "median_ms": None, "error": f"build error: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"}
+        last = (text[-1] if text else "")[:300]
+        return {"ok": False, "median_ms": None, "error": f"build error: {type(exc).__name__}: {last}"}
     build_s = time.perf_counter() - t0
     compiled = Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path), seconds=build_s)
     unscheduled = sorted(k for k, v in notes.items() if v not in ("ok", "elementwise"))  # elementwise: its own schedule
@@ -369,7 +372,7 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
     im = ax.imshow(data, cmap="RdBu", norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
     labels = [LABELS[n] for n in names]
     ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(rows)), [f"{l}'s best policy" for l in labels] + ["MetaSchedule (ceiling)"])
+    ax.set_yticks(range(len(rows)), [f"{label}'s best policy" for label in labels] + ["MetaSchedule (ceiling)"])
     ax.axhline(len(names) - 0.5, color="black", lw=2)
     for i, r in enumerate(rows):
         for j, v in enumerate(r):
@@ -390,7 +393,8 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
 def _table(payload: dict[str, Any]) -> str:
     names = payload["settings"]["networks"]
     spd = payload["matrix"]["speedup"]
-    f = lambda x: f"{x:8.2f}" if x is not None else f"{'-':>8}"
+    def f(x):
+        return f"{x:8.2f}" if x is not None else f"{'-':>8}"
     lines = [f"{'policy of / on':>16} " + " ".join(f"{n[:8]:>8}" for n in names)]
     for i, a in enumerate(names):
         lines.append(f"{a:>16} " + " ".join(f(x) for x in spd[i]))
@@ -433,7 +437,8 @@ def main(argv=None) -> int:
                                     "unscheduled: not parallel, not vectorised)",
                    "networks": {}, "matrix_cells": {}}
     nets = payload["networks"]
-    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     # Step 1. Per network: export, untuned baseline, global-policy search.
     paths = {}
@@ -475,7 +480,8 @@ def main(argv=None) -> int:
                                                               target, protocol)
             _save(payload, args)
             _plot(payload, args.png)
-            log(f"matrix {key}: {payload['matrix_cells'][key].get('median_ms') or payload['matrix_cells'][key].get('error')}")
+            cell = payload["matrix_cells"][key]
+            log(f"matrix {key}: {cell.get('median_ms') or cell.get('error')}")
 
     # Step 3. The ceiling: tuned with MetaSchedule (+ explicit space on the small tasks), one database.
     db = TuningDatabase(args.work_dir / "db")

@@ -176,7 +176,8 @@ def summarize(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> dict
             r = mine.get(label)
             if r is None:
                 continue
-            ratio = lambda ref, key: (r[key] / ref[key]) if ref and ref.get(key) and r.get(key) else None
+            def ratio(ref, key):
+                return (r[key] / ref[key]) if ref and ref.get(key) and r.get(key) else None
             lines.append({"label": label, "executor": executor, "workers": r["workers"], "parallel": parallel,
                           "candidates": r["candidates"], "ok": r["ok"], "wall_s": r["wall_s"], "span_s": r["span_s"],
                           "candidates_per_min": r["candidates_per_min"],
@@ -199,15 +200,15 @@ def plot(args: argparse.Namespace, summary: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     colors = {"baseline": "tab:gray", "two-stage": "tab:blue"}
     for mode, entry in summary.items():
-        dask = [l for l in entry["runs"] if l["label"].startswith("dask-") and l["candidates_per_min"]]
+        dask = [run for run in entry["runs"] if run["label"].startswith("dask-") and run["candidates_per_min"]]
         if dask:
-            xs = [l["workers"] for l in dask]
-            ax.plot(xs, [l["candidates_per_min"] for l in dask], "o-", color=colors[mode],
+            xs = [run["workers"] for run in dask]
+            ax.plot(xs, [run["candidates_per_min"] for run in dask], "o-", color=colors[mode],
                     label=f"{mode}, dask://local:N")
             first = dask[0]
             ax.plot(xs, [first["candidates_per_min"] * n / first["workers"] for n in xs], ":", color=colors[mode],
                     lw=1, label=f"{mode}, linear from N={first['workers']}")
-        local = next((l for l in entry["runs"] if l["label"] == "local" and l["candidates_per_min"]), None)
+        local = next((run for run in entry["runs"] if run["label"] == "local" and run["candidates_per_min"]), None)
         if local:
             ax.plot([1], [local["candidates_per_min"]], "s", color=colors[mode], mfc="none", ms=9,
                     label=f"{mode}, local executor")
@@ -223,15 +224,17 @@ def plot(args: argparse.Namespace, summary: dict[str, Any], path: Path) -> None:
 
 
 def _table(summary: dict[str, Any]) -> str:
-    f = lambda x, fmt: format(x, fmt) if x is not None else "-"
+    def f(x, fmt):
+        return format(x, fmt) if x is not None else "-"
     lines = [f"{'mode':<10} {'executor':<16} {'cand':>4} {'ok':>3} {'wall s':>8} {'cand/min':>9} "
              f"{'x dask-1':>9} {'x local':>8} {'eval s':>7} {'lat ms':>7}"]
     for mode, entry in summary.items():
-        for l in entry["runs"]:
-            lines.append(f"{mode:<10} {l['executor']:<16} {l['candidates']:>4} {l['ok']:>3} {l['wall_s']:>8.1f} "
-                         f"{f(l['candidates_per_min'], '.2f'):>9} {f(l['speedup_vs_dask1'], '.2f'):>9} "
-                         f"{f(l['speedup_vs_local'], '.2f'):>8} {f(l['eval_s_mean'], '.1f'):>7} "
-                         f"{f(l['latency_ms_median'], '.3f'):>7}")
+        for run in entry["runs"]:
+            lines.append(f"{mode:<10} {run['executor']:<16} {run['candidates']:>4} {run['ok']:>3} "
+                         f"{run['wall_s']:>8.1f} {f(run['candidates_per_min'], '.2f'):>9} "
+                         f"{f(run['speedup_vs_dask1'], '.2f'):>9} {f(run['speedup_vs_local'], '.2f'):>8} "
+                         f"{f(run['eval_s_mean'], '.1f'):>7} "
+                         f"{f(run['latency_ms_median'], '.3f'):>7}")
         lines.append(f"{mode}: same candidates on every executor: {entry['same_candidates']}")
     return "\n".join(lines)
 

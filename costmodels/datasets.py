@@ -84,7 +84,6 @@ def workload_from_args(name: str, args: list, structural_hash: str) -> LayerWork
     nbytes = sum(math.prod(s) for s in shapes) * 4
     return LayerWorkload(name=name, op_kind="other", input_shapes=tuple(shapes[:-1]),
                          output_shape=shapes[-1] if shapes else (),
-
                          dtype=dtype, structural_hash=structural_hash, bytes=nbytes)
 
 

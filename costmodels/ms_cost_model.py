@@ -455,7 +455,6 @@ class DatabaseXGBCostModel(PyCostModel):
             raise CostModelError(f"{path}: saved with per-store features of length {extra.get('per_store_length')}, "
                                  f"this TVM ({tvm.__version__}) extracts {self._fz.per_store_length}; "
                                  "retrain the model")
-
         try:
             config = MSCostModelConfig.from_dict(dict(meta.get("config") or {}))
         except (TypeError, CostModelError) as exc:

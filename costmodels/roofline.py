@@ -214,7 +214,6 @@ def _cache_file(cache: str | os.PathLike | None) -> Path:
 
 def load_or_calibrate(*, cache: str | os.PathLike | None = None, force: bool = False,
                       **kwargs) -> tuple[Roofline, dict, bool]:
-
     """(roofline, calibration record, from_cache). Measures and writes the cache when absent, stale
     (another calibration version) or `force`."""
     path = _cache_file(cache)

@@ -100,7 +100,6 @@ def dense_workload(name: str, batch: int, in_features: int, out_features: int, *
     macs = int(batch) * int(in_features) * int(out_features)
     nbytes = eb * (batch * in_features + in_features * out_features + (out_features if bias else 0)
                    + batch * out_features)
-
     return LayerWorkload(name=name, op_kind="dense", input_shapes=((int(batch), int(in_features)), weight_shape),
                          output_shape=(int(batch), int(out_features)), dtype=dtype,
                          structural_hash=f"dense:{batch}:{in_features}:{out_features}", count=count,

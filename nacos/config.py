@@ -174,7 +174,6 @@ class RunConfig:
         if self.baseline_latency not in ("default-schedule", "onnxruntime"):
             raise ConfigError("baseline_latency: must be default-schedule or onnxruntime, "
                               f"got {self.baseline_latency!r}")
-
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
         _finite("time_limit_s", self.time_limit_s)

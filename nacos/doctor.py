@@ -445,7 +445,6 @@ def _check_costmodel(model_dir: Path, repair: bool, checks: list[FileCheck]) -> 
             for name in names if isinstance(names, list) else []:
                 if (isinstance(name, str) and name.endswith(".json") and "/" not in name
                         and (model_dir / name).is_file()):
-
                     err = _json_error(model_dir / name)
                     if err:
                         line, why = err

@@ -67,7 +67,6 @@ class SearchSummary:
 
 def objective_values(strategy: Strategy, status: str,
                      metrics: Mapping[str, Any]) -> tuple[tuple[float, ...] | None, str]:
-
     """The strategy's objective vector from a row's metrics (None when missing), and why if missing."""
     if status == "failed":
         return None, ""

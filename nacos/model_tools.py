@@ -259,7 +259,6 @@ def _onnxruntime_figures(details: dict[str, Any], ort: Any) -> dict[str, Any]:
     if ort is None:
         return {"onnxruntime_ms": details.get("onnxruntime_ms"),
                 "onnxruntime_p95_ms": details.get("onnxruntime_p95_ms")}
-
     return {"onnxruntime_ms": ort.median_ms if ort.ok else None, "onnxruntime_p95_ms": ort.p95_ms if ort.ok else None}
 
 

@@ -177,7 +177,6 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
         a1.bar(range(len(layers)), [row.get("macs", 0) / 1e6 for row in layers], color="C0")
         a1.set_ylabel("MMACs")
         a2.bar(range(len(layers)), [row.get("activation_bytes_fp32", 0) / 1024 for row in layers], color="C1")
-
         a2.set_ylabel("activation KB (fp32)")
         a2.set_xlabel(f"layer of {first}")
         fig.tight_layout()

@@ -146,7 +146,6 @@ class LatencyScreen:
             return ScreenDecision(False, f"predicted tuned latency {mid:.4f} ms (90% conformal interval "
                                          f"{low:.4f}..{high:.4f}, margin {self.margin:g}) is over the budget "
                                          f"{budget:g} ms", predicted)
-
         mine = {name: metrics.get(name) for name, _ in self.objectives}
         mine["latency_ms"] = optimistic
         if any(not isinstance(mine.get(name), (int, float)) for name, _ in self.objectives):

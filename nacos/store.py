@@ -14,7 +14,6 @@ version is refused with a `StoreError` that names the file. SQLite's own check f
 file's structure but not to the bytes of a row, so each row also carries a checksum of its content
 (sequence number, id, genome, status, reason, metrics), verified on open and on every read. One process at a
 time may write a store (an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
-
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ from typing import Any
 __all__ = ["FAULT_ENV", "HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_worker", "main", "REPORT_TAG",
            "ERROR_TAG"]
 
-
 REPORT_TAG = "NACOS_TUNING_REPORT "
 ERROR_TAG = "NACOS_TUNING_ERROR "
 _MODULE = "nacos.tuning_worker"

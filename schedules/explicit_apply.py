@@ -183,7 +183,6 @@ def _tiled(sch, main_name: str, kind: str, shape: LayerShape, last_name: str | N
         if vec is not None:
             last_two = [oh_i, ow_i] if rows_too else [vec]
             inner = [loop for loop in inner if not any(loop.same_as(v) for v in last_two)] + last_two
-
         sch.reorder(n, *outer, rc_o, ry, rx, rc_i, *inner)
         if rows_too:
             vec = sch.fuse(oh_i, ow_i)

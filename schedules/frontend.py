@@ -23,7 +23,6 @@ from schedules.records import LayerWorkload
 __all__ = ["MAX_INPUT_ELEMENTS", "extract_tasks", "extract_workloads", "import_onnx", "onnx_input_shapes",
            "workload_of_task"]
 
-
 #: the largest input tensor `import_onnx` takes (elements): TVM's int32 buffer indexing, 8 GiB at fp32
 MAX_INPUT_ELEMENTS = 2**31 - 1
 

@@ -376,7 +376,6 @@ def reference_onnxruntime(onnx_path: str | Path, protocol: Protocol = Protocol()
     try:
         # a temporary partial, not a closure over `sess`: nothing but `sess` holds the session at the `del`
         samples = time_callable(functools.partial(sess.run, None, feed), protocol)
-
     except TimeoutError as exc:
         return Measurement.failed(f"timeout: {exc}", backend="onnxruntime", target="cpu", batch=batch)
     except Exception as exc:

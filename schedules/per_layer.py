@@ -198,7 +198,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def fmt(x: float | None, spec: str) -> str:
         return format(x, spec) if x is not None else "-"
 
-
     width = max([len("layer")] + [len(r["layer"]) for r in rows])
     lines = [f"{'layer':{width}}  {'onnxruntime us':>14}  {'TVM us':>9}  {'TVM/ort':>7}",
              "-" * (width + 36)]

@@ -20,7 +20,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: RUN_DIR/export/<arch_id>/; an earlier export there is "
                              "replaced)")
-
     parser.add_argument("--database", default=None,
                         help="tuning database of a two-stage run (default: the run's tuning.database)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -124,5 +124,4 @@ def test_conv_layers_match_the_exported_graph():
         stats = [s for s in arch_summary(arch)["layers"] if s.macs]
         assert [layer.macs for layer in layers] == [s.macs for s in stats]
         assert len({layer.slot for layer in layers}) == len(layers)
-
         assert layers[0].slot == "stem" and layers[-1].kind == "dense"

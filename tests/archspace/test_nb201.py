@@ -191,7 +191,6 @@ _TOKENS = st.sampled_from(["|", "+", "~", "0", "1", "2", "3", *NB201_OPS, "conv"
                            st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6), st.integers(0, 5),
                            st.one_of(st.sampled_from(NB201_OPS), st.text(max_size=12))
                            ).map(lambda ops: "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)),
-
                  st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
                               lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(
                                   ["arch", "space", "ops", "x"]), c, max_size=3), max_leaves=8).map(json.dumps)))

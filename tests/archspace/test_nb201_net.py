@@ -17,7 +17,6 @@ def test_largest_cell_has_the_published_size():
 @pytest.mark.parametrize("arch", [BEST, EMPTY,
                                   "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|skip_connect~1|"
                                   "skip_connect~2|"])
-
 def test_cells_export_and_match_onnxruntime(arch, tmp_path):
     torch.manual_seed(0)
     net = build_nb201_network(arch)

@@ -31,7 +31,6 @@ def test_size_matches_enumeration_on_a_tiny_space():
 
 
 def test_default_space_size():
-
     assert ArchSpace().size() == 3 * 2 * (9 + 81 + 729) ** 4
 
 

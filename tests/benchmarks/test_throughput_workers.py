@@ -48,7 +48,6 @@ def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
     assert list(lines) == ["local", "dask-1", "dask-2"]
     assert lines["dask-1"]["speedup_vs_dask1"] == 1.0 and lines["local"]["speedup_vs_local"] == 1.0
     assert all(run["speedup_vs_dask1"] > 0 and run["speedup_vs_local"] > 0 for run in lines.values())
-
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     # a rerun of the same command finds every run done and runs nothing again

@@ -129,7 +129,6 @@ def test_nb201_latency_on_held_out_architectures(nb201_path):
     idx = rng.permutation(len(rows))[:600]
     samples = [ArchSample(tuple(nb201_layers(rows[i]["arch"])), rows[i]["lat_ms_gold_6226"], rows[i]["arch"])
                for i in idx]
-
     model = ArchLatencyModel(ArchModelConfig(n_rounds=200)).fit(samples[:300])
     test = samples[300:]
     y = np.array([s.latency_ms for s in test])

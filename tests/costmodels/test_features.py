@@ -87,7 +87,6 @@ def test_trace_features_of_real_metaschedule_records(ms_work_dir):
     assert w.op_kind == "conv2d" and w.output_shape == (1, 32, 32, 32) and w.macs == 32 * 32 * 32 * 16 * 9
     spatial = f["ms_sp_l0"] + f["ms_sp_l1"] + f["ms_sp_l2"] + f["ms_sp_l3"]
     assert spatial == pytest.approx(np.log2(np.prod(w.output_shape)))
-
     assert X.std(axis=0).max() > 0  # the random sample of the space differs in its decisions
     # the same trace as a JSON string gives the same vector
     assert np.array_equal(trace_features(json.dumps(samples[0].schedule)), X[0])

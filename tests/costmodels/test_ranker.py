@@ -46,7 +46,6 @@ def synthetic(workloads, n_per, seed):
             for j, w in enumerate(workloads) for cfg in random_configs(n_per, seed + j)]
 
 
-
 @pytest.mark.parametrize("objective", ["rank:pairwise", "rank:ndcg", "reg:squarederror"])
 def test_learns_a_known_order_on_a_held_out_workload(objective):
     train = synthetic(WORKLOADS[:5], 60, seed=0)

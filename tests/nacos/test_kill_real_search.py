@@ -31,7 +31,6 @@ PHASES = ("export", "tune", "measure", "commit")
 
 def _config(checkpoint_path: str, db: Path) -> dict:
     return {"mode": "two-stage", "trials": TRIALS, "seed": 5, "data": "digits", "checkpoint": checkpoint_path,
-
             "space": SPACE, "strategy": {"name": "nsga2", "population": 4},
             "tuning": {"repeats": 3, "warmup": 1, "trials_per_workload": 1, "searcher": "explicit",
                        "threads": 1, "database": str(db)}}
