@@ -1,6 +1,4 @@
-import ast
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,23 +94,3 @@ def test_trace_features_of_real_metaschedule_records(ms_work_dir):
 def test_malformed_traces(bad):
     with pytest.raises(CostModelError):
         trace_features(bad)
-
-
-def test_layering_costmodels_imports_only_records_from_other_wings():
-    root = Path(costmodels.__file__).parent
-    for path in root.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            mods = []
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                mods = [node.module]
-            for m in mods:
-                top = m.split(".")[0]
-                # TVM only in the MetaSchedule cost-model adapter (its PyCostModel subclass and features)
-                banned = ("archspace", "nacos", "benchmarks", "pickle", "cloudpickle") + (
-                    () if path.name == "ms_cost_model.py" else ("tvm",))
-                assert top not in banned, (path, m)
-                if top == "schedules":
-                    assert m == "schedules.records", (path, m)

@@ -1,0 +1,128 @@
+"""The layering of ../shared/DESIGN.md, checked on the source: a lower wing never imports a higher one.
+
+    nacos/                      imports all below
+      archspace/  schedules/    import no other wing
+      costmodels/               reads only the plain records of `schedules.records`
+
+No package module imports `benchmarks`, `tests` or `scripts`, and the tuning worker (a subprocess that
+tunes one candidate's workloads) imports nothing of `nacos`. Every import counts, the ones inside
+functions and the relative ones too (parsed with `ast`, nothing is imported). An exception is one entry
+in `ALLOWED` with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WINGS = ("archspace", "schedules", "costmodels", "nacos")
+OUTSIDE = ("benchmarks", "tests", "scripts")  # never imported by a package module
+
+#: wing -> the top-level names it must not import (first-party wings and, for costmodels, the heavy or
+#: unsafe third-party ones: its models are XGBoost JSON, never pickles, and it needs no compiler)
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "archspace": ("schedules", "costmodels", "nacos", *OUTSIDE),
+    "schedules": ("archspace", "costmodels", "nacos", *OUTSIDE),
+    "costmodels": ("archspace", "nacos", *OUTSIDE, "tvm", "pickle", "cloudpickle"),
+    "nacos": OUTSIDE,
+}
+#: the one module of `schedules` that costmodels may read: frozen records (LayerWorkload, ScheduleConfig,
+#: Measurement) that cross the boundary
+COSTMODELS_MAY_READ = "schedules.records"
+
+#: (module path relative to the repository, imported top-level name) -> why it is allowed
+ALLOWED: dict[tuple[str, str], str] = {
+    ("costmodels/ms_cost_model.py", "tvm"): "the MetaSchedule cost-model adapter subclasses TVM's PyCostModel "
+                                            "and reads MetaSchedule's features; costmodels/__init__ loads it "
+                                            "lazily, so the rest of costmodels stays free of TVM",
+}
+
+
+def module_name(path: Path, root: Path) -> str:
+    """`costmodels/ranker.py` -> `costmodels.ranker`; a package's `__init__.py` -> the package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in `path`, at any depth; relative imports resolved
+    against the module's package."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                out.append((node.lineno, ".".join(base + ([node.module] if node.module else []))))
+            else:
+                out.append((node.lineno, node.module or ""))
+    return out
+
+
+def violations(root: Path, wing: str) -> list[str]:
+    """Every import in `root/wing` that its rules forbid and `ALLOWED` does not excuse."""
+    found = []
+    for path in sorted((root / wing).rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        for line, name in imports_of(path, root):
+            top = name.split(".")[0]
+            if (rel, top) in ALLOWED:
+                continue
+            if top in FORBIDDEN[wing]:
+                found.append(f"{rel}:{line} imports {name}")
+            elif wing == "costmodels" and top == "schedules" and name != COSTMODELS_MAY_READ:
+                found.append(f"{rel}:{line} imports {name} (costmodels may read only {COSTMODELS_MAY_READ})")
+            elif wing == "nacos" and path.stem == "tuning_worker" and top == "nacos":
+                found.append(f"{rel}:{line} imports {name} (the tuning worker imports nothing above schedules)")
+    return found
+
+
+@pytest.mark.parametrize("wing", WINGS)
+def test_lower_wings_never_import_higher_ones(wing):
+    assert sorted((ROOT / wing).rglob("*.py")), f"no modules under {wing}/: the check would pass vacuously"
+    assert violations(ROOT, wing) == []
+
+
+def test_the_tuning_worker_is_checked():
+    assert [p for p in (ROOT / "nacos").rglob("tuning_worker.py")], "nacos' tuning worker moved or renamed"
+
+
+def test_every_allowed_entry_is_still_needed():
+    """An exception that no longer matches an import is stale: remove it."""
+    for (rel, top), why in ALLOWED.items():
+        assert why
+        assert any(name.split(".")[0] == top for _, name in imports_of(ROOT / rel, ROOT)), (rel, top)
+
+
+def test_the_check_finds_imports_in_functions_relative_ones_and_the_allowed_exception(tmp_path):
+    (tmp_path / "schedules" / "sub").mkdir(parents=True)
+    (tmp_path / "schedules" / "__init__.py").write_text("")
+    (tmp_path / "schedules" / "sub" / "__init__.py").write_text("from . import ok\n")
+    (tmp_path / "schedules" / "sub" / "deep.py").write_text(
+        "import json\n\n\ndef late():\n    from nacos.store import ResultsStore\n    return ResultsStore\n")
+    (tmp_path / "costmodels").mkdir()
+    (tmp_path / "costmodels" / "a.py").write_text(
+        "from schedules.records import LayerWorkload\nfrom schedules import tuner\nimport tvm\n")
+    (tmp_path / "costmodels" / "ms_cost_model.py").write_text("import tvm\nfrom ..tests import helper\n")
+    (tmp_path / "nacos").mkdir()
+    (tmp_path / "nacos" / "tuning_worker.py").write_text("import schedules.tuner\nfrom nacos import store\n")
+
+    assert imports_of(tmp_path / "schedules" / "sub" / "__init__.py", tmp_path) == [(1, "schedules.sub")]
+    assert violations(tmp_path, "schedules") == ["schedules/sub/deep.py:5 imports nacos.store"]
+    assert violations(tmp_path, "costmodels") == [
+        "costmodels/a.py:2 imports schedules (costmodels may read only schedules.records)",
+        "costmodels/a.py:3 imports tvm",
+        "costmodels/ms_cost_model.py:2 imports tests",
+    ]
+    assert violations(tmp_path, "nacos") == [
+        "nacos/tuning_worker.py:2 imports nacos (the tuning worker imports nothing above schedules)"]
