@@ -23,11 +23,10 @@ import numpy as np
 
 from archspace.architecture import Architecture
 from archspace.errors import ArchSpaceError
+from archspace.precision import PRECISION_BYTES
 
 __all__ = ["LayerStat", "PeakMemory", "PRECISION_BYTES", "onnx_layer_stats", "peak_memory", "layer_stats",
            "arch_summary"]
-
-PRECISION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 ModelLike = Union[str, Path, Any]  # a path or an onnx.ModelProto
 

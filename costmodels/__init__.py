@@ -8,11 +8,12 @@
   interval (quantile objective or ensemble) and `select(candidates, k)`.
 * `latency_metrics` and friends: Kendall tau, Spearman, pairwise accuracy, top-k recall, MAPE,
   share within +-10 %.
-* Analytical models: memory (parameters by precision, liveness peak, budgets), energy (op-level with
-  Horowitz 2014 constants, latency x power proxy), roofline (calibrated per machine).
+* Analytical models: energy (op-level with Horowitz 2014 constants, latency x power proxy), roofline
+  (calibrated per machine). Peak memory is not modelled here: `archspace.stats.peak_memory` walks the
+  liveness of the exported ONNX graph itself.
 
-Only the plain records of `schedules.records` are imported from other wings (DESIGN.md); XGBoost
-is imported by the functions that train or predict.
+Only plain data is imported from other wings (DESIGN.md): the records of `schedules.records` and the
+precision table of `archspace.precision`; XGBoost is imported by the functions that train or predict.
 """
 
 from costmodels.arch_latency import ArchLatencyModel, ArchModelConfig, ArchPrediction, ArchSample
@@ -30,17 +31,6 @@ from costmodels.features import (
     workload_features,
 )
 from costmodels.folds import group_kfold, group_train_test_split
-from costmodels.memory import (
-    MB,
-    MemoryBudgets,
-    MemoryReport,
-    OpStep,
-    PeakMemory,
-    memory_report,
-    param_bytes,
-    peak_activation,
-    sequential_steps,
-)
 from costmodels.metrics import (
     kendall_tau,
     latency_metrics,
@@ -65,8 +55,6 @@ __all__ = [
     "ArchLatencyModel", "ArchModelConfig", "ArchPrediction", "ArchSample",
     "CostModelError",
     "EnergyConstants", "EnergyReport", "HOROWITZ_2014", "energy_report", "op_energy", "proxy_energy_j",
-    "MB", "MemoryBudgets", "MemoryReport", "OpStep", "PeakMemory", "memory_report", "param_bytes",
-    "peak_activation", "sequential_steps",
     "RANKER_OBJECTIVES", "RankerConfig", "ScheduleRanker", "ScheduleSample",
     "Roofline", "calibrate", "load_or_calibrate",
     "arch_features", "config_features", "trace_features", "workload_features",

@@ -28,8 +28,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
+from archspace.precision import PRECISION_BYTES
 from costmodels.errors import CostModelError
-from costmodels.workloads import DTYPE_BYTES, PRECISION_BYTES
+from costmodels.workloads import DTYPE_BYTES
 from schedules.records import LayerWorkload
 
 __all__ = ["EnergyConstants", "HOROWITZ_2014", "LayerEnergy", "EnergyReport", "op_energy", "proxy_energy_j",

@@ -16,7 +16,6 @@ from schedules.records import OP_KINDS, LayerWorkload
 
 __all__ = [
     "DTYPE_BYTES",
-    "PRECISION_BYTES",
     "conv2d_workload",
     "dense_workload",
     "pool2d_workload",
@@ -28,8 +27,6 @@ __all__ = [
 ]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1, "int32": 4, "float64": 8}
-#: Precisions of the memory / energy models and their bytes per element.
-PRECISION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 def check_op_kind(op_kind: str) -> str:
