@@ -41,6 +41,7 @@ __all__ = [
     "NB201Table",
     "TabularObjective",
     "default_table_path",
+    "live_edges",
 ]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -51,6 +52,21 @@ DATASETS = {"cifar10": "cifar10_test_acc", "cifar100": "cifar100_test_acc",
             "imagenet16_120": "imagenet16_120_test_acc"}
 _LAT_PREFIX = "lat_ms_"
 _ENV_PATH = "NACOS_NB201_CSV"
+
+
+def live_edges(ops: Sequence[str]) -> list[int]:
+    """Edges that lie on a path from the cell's input (node 0) to its output (node 3) through non-`none`
+    edges. The exported graph keeps only these: a dead edge's output is dropped, and a cell whose output
+    does not depend on its input is folded to a constant (with all that precedes it)."""
+    on = [k for k, op in enumerate(ops) if op != "none"]
+    reach, back = {0}, {3}
+    for k in sorted(on, key=lambda k: NB201_EDGES[k][1]):          # forward in node order
+        if NB201_EDGES[k][0] in reach:
+            reach.add(NB201_EDGES[k][1])
+    for k in sorted(on, key=lambda k: -NB201_EDGES[k][0]):         # backward
+        if NB201_EDGES[k][1] in back:
+            back.add(NB201_EDGES[k][0])
+    return [k for k in on if NB201_EDGES[k][0] in reach and NB201_EDGES[k][1] in back]
 
 
 def _rng(rng: random.Random | int | None) -> random.Random:

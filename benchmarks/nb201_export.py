@@ -93,9 +93,9 @@ class Settings:
 # ---------------------------------------------------------------------------------------------------
 def connected(ops: tuple[str, ...]) -> bool:
     """True when the cell's output depends on its input (some live edge)."""
-    from benchmarks.tabular_benchmark import _live_edges
+    from archspace.nb201 import live_edges
 
-    return bool(_live_edges(ops))
+    return bool(live_edges(ops))
 
 
 def stratified_sample(table, s: Settings) -> tuple[list[dict[str, Any]], int]:

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from archspace.nb201 import live_edges
 from benchmarks.common import (
     RESULTS_DIR,
     add_nb201_csv_argument,
@@ -196,21 +197,7 @@ def search_device(table, device: str, s: Settings) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # 2. Prediction
 # ---------------------------------------------------------------------------------------------------
-def _live_edges(ops: tuple[str, ...]) -> list[int]:
-    """Edges that lie on a path from the cell's input (node 0) to its output (node 3) through non-`none`
-    edges. The exported graph keeps only these: a dead edge's output is dropped, and a cell whose output
-    does not depend on its input is folded to a constant (with all that precedes it)."""
-    from archspace.nb201 import NB201_EDGES
-
-    on = [k for k, op in enumerate(ops) if op != "none"]
-    reach, back = {0}, {3}
-    for k in sorted(on, key=lambda k: NB201_EDGES[k][1]):          # forward in node order
-        if NB201_EDGES[k][0] in reach:
-            reach.add(NB201_EDGES[k][1])
-    for k in sorted(on, key=lambda k: -NB201_EDGES[k][0]):         # backward
-        if NB201_EDGES[k][1] in back:
-            back.add(NB201_EDGES[k][0])
-    return [k for k in on if NB201_EDGES[k][0] in reach and NB201_EDGES[k][1] in back]
+_live_edges = live_edges  # the old name, still imported by benchmarks/device_transfer.py
 
 
 class MacsModel:
@@ -265,7 +252,7 @@ class MacsModel:
         return 64 * 10                                   # Gemm 64 -> 10; checked by the test on a constant cell
 
     def macs(self, ops: tuple[str, ...]) -> int:
-        live = _live_edges(ops)
+        live = live_edges(ops)
         if not live:
             return self.classifier
         return self.skeleton + sum(self.edge_macs[ops[k]] for k in live)
@@ -578,7 +565,7 @@ def main(argv=None) -> int:
             mm = MacsModel(Path(tmp))
             rng = np.random.default_rng(s.seed)
             checks = []
-            connected = [i for i in rng.permutation(len(table)) if _live_edges(table.archs[i].ops)]
+            connected = [i for i in rng.permutation(len(table)) if live_edges(table.archs[i].ops)]
             for i in connected[: s.macs_checks]:
                 arch = table.archs[int(i)]
                 exported = int(sum(st.macs for st in MacsModel.export(arch.to_string(), Path(tmp))))

@@ -19,6 +19,7 @@ from archspace.nb201 import (
     NB201Space,
     NB201Table,
     default_table_path,
+    live_edges,
 )
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -204,3 +205,16 @@ def test_fuzz_nb201_parse_accepts_members_or_says_why(text: str) -> None:
     else:
         assert space.parse(arch.to_json()) == arch == space.parse(arch.to_string())
         assert 0 <= space.index(arch) < space.size()
+
+
+@pytest.mark.parametrize("cell,live", [
+    (BEST, [0, 1, 2, 3, 4, 5]),
+    # node 1 feeds nothing but none edges: its conv 0->1 is dead; 0->3 is the only path
+    ("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", [3]),
+    # 0->1->3 is live; 1->2 reaches node 2, which feeds only a none edge: dead
+    ("|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|none~0|skip_connect~1|none~2|", [0, 4]),
+    # no input-output path at all: the exported network is a constant
+    ("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|", []),
+])
+def test_live_edges_are_those_on_an_input_output_path(cell, live):
+    assert live_edges(NB201Arch.from_string(cell).ops) == live

@@ -100,8 +100,8 @@ def test_quick_run_writes_figures_in_range_and_resumes(tmp_path):
 @needs_table
 def test_macs_formula_matches_exported_networks(tmp_path):
     """Per-edge MACs summed over live edges equal the MACs of the exported ONNX graph."""
-    from archspace.nb201 import NB201Arch
-    from benchmarks.tabular_benchmark import MacsModel, _live_edges
+    from archspace.nb201 import NB201Arch, live_edges
+    from benchmarks.tabular_benchmark import MacsModel
 
     mm = MacsModel(tmp_path)
     assert mm.edge_macs["nor_conv_3x3"] == 5 * 9 * (16 * 16 * 32 * 32 + 32 * 32 * 16 * 16 + 64 * 64 * 8 * 8)
@@ -115,5 +115,5 @@ def test_macs_formula_matches_exported_networks(tmp_path):
         arch = NB201Arch.from_string(text)
         exported = sum(st.macs for st in MacsModel.export(text, tmp_path))
         assert mm.macs(arch.ops) == exported, (text, mm.macs(arch.ops), exported)
-    assert _live_edges(NB201Arch.from_string(cells[1]).ops) == [3]
+    assert live_edges(NB201Arch.from_string(cells[1]).ops) == [3]
     assert mm.macs(NB201Arch.from_string(cells[0]).ops) == 220_119_680
