@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from nacos.config import TuningConfig
 
@@ -38,11 +39,30 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-trials-per-task", type=int, default=128,
                         help="trials after which a task is left alone (over all rounds and runs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the schedule search")
+    parser.add_argument("--cost-model", choices=COST_MODELS, default="metaschedule",
+                        help="what ranks MetaSchedule's candidates: metaschedule (its own XGBoost model, fresh each "
+                             "round) or database (costmodels.ms_cost_model.DatabaseXGBCostModel: pretrained on "
+                             "every record of the database, kept across rounds and runs as XGBoost JSON in "
+                             "DATABASE/ms_cost_model); benchmarks/results/pretune_cost_model.json compares them")
     parser.add_argument("--enumerate-only", action="store_true",
                         help="list the space's tasks and the database's coverage of them; tune nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     parser.set_defaults(func=run)
+
+
+COST_MODELS = ("metaschedule", "database")
+
+
+def _cost_model(kind: str, db: Any, target: Any, show: bool) -> Any:
+    """None (pretune's default: MetaSchedule's XGBModel) or the database-trained model of `db`."""
+    if kind != "database":
+        return None
+    from costmodels.ms_cost_model import DatabaseXGBCostModel
+
+    if show:
+        print(f"cost model: pretraining on the records of {db.path} (or loading the saved one)", file=sys.stderr)
+    return DatabaseXGBCostModel.for_tuning(db.path, target)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -119,9 +139,14 @@ def run(args: argparse.Namespace) -> int:
         runner = rpc.ms_runner() if rpc is not None else None
         import contextlib
 
+        cost_model = _cost_model(args.cost_model, db, target, show)
         with contextlib.redirect_stdout(sys.stderr):  # MetaSchedule logs to stdout; it carries --json alone
-            report = pretune(tasks, db, target, minutes=args.minutes, settings=settings, runner=runner,
-                             on_round=on_round, on_trials=on_trials)
+            try:
+                report = pretune(tasks, db, target, minutes=args.minutes, settings=settings, runner=runner,
+                                 cost_model=cost_model, on_round=on_round, on_trials=on_trials)
+            finally:
+                if cost_model is not None:
+                    cost_model.save()  # what it learnt, for the next run (XGBoost JSON, no pickle)
         if bar is not None:
             bar.close()
     db.refresh()
@@ -136,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(report.seconds, 2) if report else 0.0,
         "seconds_per_trial": round(report.seconds_per_trial, 3) if report and report.trials else None,
         "stopped": report.stopped if report else "enumerate-only", "faults": report.faults if report else 0,
+        "cost_model": args.cost_model,
         "pretune_seconds_total": round(state.get("seconds", 0.0), 1), "pretune_trials_total": state.get("trials", 0),
         "coverage": cov,
     }

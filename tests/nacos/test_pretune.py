@@ -150,3 +150,18 @@ def test_pretune_is_killed_and_resumes(tmp_path):
     again = subprocess.run(_pretune_cmd(db, space_file, "--json"), env=env, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0 and json.loads(again.stdout)["trials"] == 0
+    # the database-trained cost model: pretrained on those records, it ranks one more round of 4 trials a task
+    # (--tasks-per-round 1: one task), and is saved beside the database as XGBoost JSON (no pickle)
+    more = subprocess.run([*_pretune_cmd(db, space_file, "--json", "--cost-model", "database"), "--tasks-per-round",
+                           "1", "--max-trials-per-task", "12", "--trials-per-round", "4"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert more.returncode == 0, more.stderr[-2000:]
+    extra = json.loads(more.stdout)
+    assert extra["cost_model"] == "database" and extra["trials"] >= 4
+    saved = db / "ms_cost_model"
+    assert (saved / "meta.json").is_file()
+    assert not [p for p in saved.iterdir() if p.suffix in (".pkl", ".pickle")]
+    from costmodels.ms_cost_model import DatabaseXGBCostModel
+
+    model = DatabaseXGBCostModel.from_saved(saved)
+    assert model.n_samples >= sum(n for n, _ in after.values())  # every record of the database, and the new ones
