@@ -10,7 +10,9 @@ A model is a directory:
 
 TVM's own XGBModel.load unpickles its files (a crafted file runs code on load); nothing here does.
 Loading checks the kind, the format version, the feature names and version against the code that
-loads, and the training-set digest against the arrays, and says which one differs.
+loads, and the training-set digest against the arrays, and says which one differs. `verify_model_dir`
+runs those checks on a saved model of any known kind and returns a `ModelFinding` (the first damaged
+JSON file and line named), moving a damaged directory aside with ``repair=True``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import hashlib
 import json
 import os
 import platform
+import time
+import zipfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +32,8 @@ import numpy as np
 
 from costmodels.errors import CostModelError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "training_digest", "library_versions", "save_model_dir", "load_model_dir"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFinding", "training_digest", "library_versions", "save_model_dir",
+           "load_model_dir", "verify_model_dir"]
 
 FORMAT = "nacos-costmodel"
 FORMAT_VERSION = 1
@@ -143,7 +149,7 @@ def load_model_dir(path: str | os.PathLike, *, kind: str, feature_version: int) 
     try:
         with np.load(root / "train.npz", allow_pickle=False) as data:
             X, y, groups = data["X"], data["y"], data["groups"]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:   # a damaged zip fails its CRC
         raise CostModelError(f"{root / 'train.npz'}: unreadable training arrays ({exc})") from exc
     if training_digest(X, y, groups) != meta.get("training_digest"):
         raise CostModelError(f"{root}: train.npz does not match the training-set digest in meta.json")
@@ -163,3 +169,92 @@ def check_feature_names(meta: dict[str, Any], expected: Sequence[str], where: st
         raise CostModelError(f"{where}: the saved model's features do not match this code's "
                              f"({len(saved)} saved vs {len(expected)} expected; missing {missing}, "
                              f"unexpected {extra}); retrain the model")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verifying a saved model
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelFinding:
+    """The verdict of `verify_model_dir` on one saved model directory."""
+
+    path: str
+    ok: bool                       # loads with its kind's own loader, every check passed
+    problem: str = ""              # why it does not load ("" when ok)
+    line: int | None = None        # line of the first JSON error, when a JSON file does not parse
+    kind: str | None = None        # the kind meta.json names, when it names a known one
+    repaired: bool = False         # the directory was moved aside
+    moved_to: str | None = None    # where it went
+
+
+def _model_kinds() -> dict[str, Any]:
+    """Kind name (meta.json's ``kind``) -> the class whose ``load(path)`` reads it."""
+    # imported here: both modules import this one
+    from costmodels.arch_latency import ArchLatencyModel
+    from costmodels.ranker import ScheduleRanker
+
+    return {cls.KIND: cls for cls in (ArchLatencyModel, ScheduleRanker)}
+
+
+def _json_error(path: Path) -> tuple[int | None, str] | None:
+    try:
+        json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        return exc.lineno, f"{path.name}: not JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name}: not UTF-8 text ({exc.reason})"
+    except OSError as exc:
+        return None, f"{path.name}: unreadable ({exc.strerror or exc})"
+    return None
+
+
+def _printable(text: object, limit: int = 200) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:limit]
+
+
+def _problem(root: Path) -> tuple[str | None, int | None, str | None]:
+    """(why the model at `root` does not load or None, the JSON line, the kind)."""
+    # Step 1. meta.json parses and names a kind this code knows.
+    err = _json_error(root / "meta.json")
+    if err:
+        return err[1], err[0], None
+    meta = json.loads((root / "meta.json").read_bytes())
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    cls = _model_kinds().get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return f"meta.json: unknown cost-model kind {kind if isinstance(meta, dict) else meta!r}", None, None
+    # Step 2. Each JSON booster parses (so the file and line are named, not just XGBoost's complaint).
+    names = meta.get("boosters", [])
+    for name in names if isinstance(names, list) else []:
+        if isinstance(name, str) and name.endswith(".json") and "/" not in name and (root / name).is_file():
+            err = _json_error(root / name)
+            if err:
+                return err[1], err[0], kind
+    # Step 3. The kind's own loader: format and feature versions, feature names, boosters, digest.
+    try:
+        cls.load(root)
+    except (CostModelError, KeyError, TypeError, ValueError) as exc:
+        return _printable(exc, 300), None, kind
+    return None, None, kind
+
+
+def verify_model_dir(path: str | os.PathLike, *, repair: bool = False) -> ModelFinding:
+    """Check the saved model at `path` (any kind `save_model_dir` writes for `ArchLatencyModel` or
+    `ScheduleRanker`): meta.json and the JSON boosters parse, and the model loads with its kind's checks.
+
+    Nothing is written unless `repair`: then a damaged directory is moved aside whole, to
+    ``<path>.damaged-<UTC time>`` (nothing is deleted; a model is retrained from its data).
+    """
+    root = Path(path)
+    why, line, kind = _problem(root)
+    if why is None:
+        return ModelFinding(str(root), True, kind=kind)
+    if not repair:
+        return ModelFinding(str(root), False, why, line, kind)
+    base = root.with_name(f"{root.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    aside, n = base, 0
+    while aside.exists():
+        n += 1
+        aside = base.with_name(f"{base.name}~{n}")
+    os.replace(root, aside)
+    return ModelFinding(str(root), False, why, line, kind, repaired=True, moved_to=str(aside))

@@ -14,6 +14,10 @@ version is refused with a `StoreError` that names the file. SQLite's own check f
 file's structure but not to the bytes of a row, so each row also carries a checksum of its content
 (sequence number, id, genome, status, reason, metrics), verified on open and on every read. One process at a
 time may write a store (an advisory lock on ``<store>.lock``, released by the kernel even on ``kill -9``).
+
+`verify_store(path)` checks a store file without changing it (the checks of the open, then every row's
+metrics and genome JSON) and returns a `StoreFinding`; with ``repair=True`` a damaged store is moved aside
+whole and rebuilt from its rows before the first damaged one (``nacos doctor`` reports through it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,8 +49,11 @@ __all__ = [
     "RunDir",
     "RunDirError",
     "StoreError",
+    "StoreFinding",
     "StoreLockedError",
+    "aside_path",
     "atomic_write_text",
+    "verify_store",
 ]
 
 SCHEMA_VERSION = 1
@@ -496,7 +505,8 @@ class RunDir:
     def report_dir(self) -> Path:
         return self.root / "report"
 
-    def _read_marker(self) -> dict[str, Any]:
+    def read_marker(self) -> dict[str, Any]:
+        """The marker's content, checked (raises `RunDirError` when damaged or of another layout)."""
         try:
             data = json.loads(self.marker_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -517,7 +527,7 @@ class RunDir:
             raise RunDirError(f"{root}: exists and is not a directory")
         if root.is_dir():
             if run.marker_path.exists():
-                run._read_marker()
+                run.read_marker()
             elif any(root.iterdir()):
                 raise RunDirError(f"{root}: a non-empty directory that is not a nacos run directory (no "
                                   f"{cls.MARKER}); give an empty or new directory")
@@ -546,7 +556,7 @@ class RunDir:
             raise RunDirError(f"{run.root}: no such run directory")
         if not run.marker_path.exists():
             raise RunDirError(f"{run.root}: not a nacos run directory (no {cls.MARKER})")
-        run._read_marker()
+        run.read_marker()
         return run
 
     @property
@@ -555,3 +565,193 @@ class RunDir:
 
     def open_store(self, readonly: bool = False) -> ResultsStore:
         return ResultsStore(self.store_path, create=not readonly, readonly=readonly)
+
+    def verify_store(self, *, repair: bool = False) -> StoreFinding:
+        """`verify_store` of this run directory's results store."""
+        return verify_store(self.store_path, repair=repair)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verifying and repairing a store file
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoreFinding:
+    """The verdict of `verify_store` on one store file."""
+
+    path: str
+    ok: bool                       # opens, passes integrity_check and the schema check, every row is intact
+    detail: str                    # one line for a report (final rows when ok, where and why when not)
+    problem: str = ""              # why the store is damaged ("" when ok)
+    row: int | None = None         # seq of the first damaged row, when the damage is in one
+    rows: int = 0                  # final rows when ok; rows copied into the new store when repaired
+    missing: bool = False          # no store file at all (not damage: no candidate evaluated yet)
+    repaired: bool = False         # moved aside and rebuilt from the rows before the damage
+    moved_to: str | None = None    # where the damaged file went
+
+
+def _printable(text: object, limit: int = 200) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:limit]
+
+
+def aside_path(path: str | Path) -> Path:
+    """A free ``<path>.damaged-<UTC time>`` name (``~N`` appended when taken) to move a damaged file to."""
+    path = Path(path)
+    base = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    out, n = base, 0
+    while out.exists() or Path(f"{out}-wal").exists():
+        n += 1
+        out = base.with_name(f"{base.name}~{n}")
+    return out
+
+
+def verify_store(path: str | Path, *, repair: bool = False) -> StoreFinding:
+    """Check the store at `path` without changing it: what opening it checks (header, integrity, schema
+    version, checksums), then each row's metrics and genome JSON, in seq order.
+
+    With `repair`, a damaged store is moved aside whole (its WAL and SHM with it) and a new one is built
+    from the rows before the first damaged row (copied with Python's sqlite3, as sqlite3's ``.recover``
+    would; later rows stay in the moved copy, because a search replays rows in sequence order). The
+    repair takes the store's writer lock, so it never runs under a live search.
+    """
+    path = Path(path)
+    if not path.exists():
+        return StoreFinding(str(path), False, "no results store (no candidate evaluated yet)",
+                            problem="no results store", missing=True)
+    problem = ""
+    try:
+        with ResultsStore(path, readonly=True) as store:   # header, integrity_check, schema version, checksums
+            problem = _first_damaged_row(store)
+            n_final = store.n_completed() if not problem else 0
+    except StoreError as exc:
+        problem = _printable(exc, 400)
+    if not problem:
+        return StoreFinding(str(path), True, f"{n_final} final rows", rows=n_final)
+    found = re.search(r"row (\d+)", problem)
+    row = int(found.group(1)) if found else None
+    if not repair:
+        return StoreFinding(str(path), False, problem, problem=problem, row=row)
+    try:
+        kept, aside = _recover_store(path)
+    except StoreError as exc:
+        return StoreFinding(str(path), False, f"{problem}; not repairable: {_printable(exc, 300)}",
+                            problem=problem, row=row)
+    return StoreFinding(str(path), False, f"{problem}; moved aside, {kept} rows before the damage copied into a "
+                        "new store", problem=problem, row=row, rows=kept, repaired=True, moved_to=str(aside))
+
+
+def _first_damaged_row(store: ResultsStore) -> str:
+    """Why the first row whose checksum, metrics or genome is damaged is damaged ('' when none is)."""
+    for row in store._query(f"SELECT {', '.join(ResultsStore._COLUMNS)} FROM candidates ORDER BY seq"):
+        try:
+            record = store._record(row)
+            json.loads(record.genome)
+        except StoreError as exc:
+            return _printable(exc, 300)
+        except (json.JSONDecodeError, TypeError) as exc:
+            return f"row {row[0]}: genome is not valid JSON ({_printable(exc)})"
+    return ""
+
+
+@contextlib.contextmanager
+def _writer_lock(store_path: Path) -> Iterator[None]:
+    """The store's writer lock (the one `ResultsStore` takes): no repair while a search runs."""
+    lock_path = store_path.with_name(store_path.name + ".lock")
+    fh = open(lock_path, "a+")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreLockedError(f"{store_path}: a search is writing this store; stop it before --repair") from None
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def _pad_to_declared_size(path: Path) -> None:
+    """A store cut short (a truncated copy) is read by SQLite as malformed from its first page on;
+    padded with zero pages to the size its header declares, the pages before the cut read again."""
+    with open(path, "r+b") as fh:
+        head = fh.read(100)
+        if len(head) < 100:
+            return
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        declared = int.from_bytes(head[28:32], "big")
+        size = fh.seek(0, os.SEEK_END)
+        if page_size >= 512 and declared * page_size > size and declared < 1 << 22:
+            fh.write(bytes(declared * page_size - size))
+
+
+def _read_rows(path: Path) -> tuple[list[tuple], list[tuple[str, str]], bool]:
+    """Rows of a damaged store, in seq order, up to the first that cannot be read or fails its checksum;
+    its meta rows; and whether the table was read to its end."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    rows: list[tuple] = []
+    meta: list[tuple[str, str]] = []
+    complete = False
+    try:
+        with contextlib.suppress(sqlite3.DatabaseError):
+            meta = [(str(k), str(v)) for k, v in conn.execute("SELECT key, value FROM meta")]
+        version = dict(meta).get("schema_version")
+        if version != str(SCHEMA_VERSION):
+            raise StoreError(f"the schema version cannot be read from the damaged file (got {version!r})")
+        try:
+            cursor = conn.execute(f"SELECT {', '.join(ResultsStore._COLUMNS)} FROM candidates ORDER BY seq")
+            for row in cursor:
+                seq, gid, genome, status, reason, metrics = row[:6]
+                if seq != len(rows) + 1:
+                    break  # a gap: the search replays rows in order, keep the contiguous prefix
+                try:
+                    good = row[-1] == _checksum(seq, gid, genome, status, reason, metrics)
+                except (TypeError, ValueError):
+                    good = False
+                if not good:
+                    break
+                rows.append(row)
+            else:
+                complete = True
+        except sqlite3.DatabaseError:
+            pass  # damage met while scanning: keep the rows read before it
+    finally:
+        conn.close()
+    return rows, meta, complete
+
+
+def _recover_store(path: Path) -> tuple[int, Path]:
+    """Move the damaged store aside and rebuild it from its rows before the damage: (rows kept, aside)."""
+    with _writer_lock(path):
+        work = path.parent / f".doctor-{os.getpid()}"
+        work.mkdir(exist_ok=True)
+        try:
+            # Step 1. Read from a copy (the original and its WAL stay untouched until the swap).
+            copy = work / "damaged.sqlite"
+            shutil.copy2(path, copy)
+            if Path(f"{path}-wal").exists():
+                shutil.copy2(f"{path}-wal", f"{copy}-wal")
+            _pad_to_declared_size(copy)
+            try:
+                rows, meta, complete = _read_rows(copy)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"no table could be read ({_printable(exc)}); move it aside to start afresh") from exc
+            if not rows and not complete:
+                raise StoreError("no row before the damage could be read; move it aside to start afresh")
+            # Step 2. A new store with the same meta and the rows before the damage.
+            fresh = work / "recovered.sqlite"
+            with ResultsStore(fresh) as new:
+                with new._transaction():
+                    new._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
+                    new._conn.executemany(
+                        f"INSERT INTO candidates ({', '.join(ResultsStore._COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(ResultsStore._COLUMNS))})", rows)
+            # Step 3. Swap: the damaged file (and its WAL / SHM) renamed aside, the new one in place.
+            aside = aside_path(path)
+            os.replace(path, aside)
+            for suffix in ("-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            os.replace(fresh, path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)   # only the copies made above
+    return len(rows), aside

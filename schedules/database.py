@@ -14,6 +14,10 @@ fail. So the files are checked line by line before TVM opens them:
 - any other damaged line raises `DatabaseCorrupted` naming the file and the line; with
   ``repair=True`` that line and everything after it are moved aside the same way. Nothing is deleted.
 
+`verify_database(path)` runs the same line checks without opening (or changing) anything and returns
+one `DatabaseFinding` per file; with ``repair=True`` it moves the damaged tails aside as above
+(``nacos doctor`` reports through it).
+
 MetaSchedule keeps no lock, and its tuning records point at workloads by line number, so two
 writers appending at once would silently mis-attribute records. The database therefore takes a
 file lock (``.lock`` beside the files, `fcntl.flock`): tuning holds it exclusively for the whole
@@ -33,15 +37,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from schedules.errors import DatabaseCorrupted, ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["FAILED_RUN_SECS", "BestRecord", "Coverage", "TuningDatabase"]
+__all__ = ["FAILED_RUN_SECS", "RECORD_FILE", "WORKLOAD_FILE", "BestRecord", "Coverage", "DatabaseFinding",
+           "TuningDatabase", "verify_database"]
 
 log = logging.getLogger(__name__)
 
@@ -143,57 +148,34 @@ class TuningDatabase:
         self.workload_file = self.path / WORKLOAD_FILE
         self.record_file = self.path / RECORD_FILE
         self.repairs: list[str] = []
+        #: file -> where its damaged tail was moved (the structured twin of `repairs`)
+        self.moved_aside: dict[str, str] = {}
         self._repair = repair
         self._ms: Any = None
         self.refresh()
 
     # -- checking and indexing ------------------------------------------------------------------
-    def _scan(self, file: Path, check) -> list[Any]:
+    def _scan(self, file: Path, check: Callable[[Any], str | None]) -> list[Any]:
         """Parsed lines of `file`; damaged lines handled as the module docstring says."""
         if not file.exists():
             return []
         data = file.read_bytes()
-        lines = data.split(b"\n")
-        ends_clean = data.endswith(b"\n") or not data
-        if ends_clean:
-            lines = lines[:-1]
-        parsed: list[Any] = []
-        offset = 0
-        for i, raw in enumerate(lines):
-            reason = None
-            if raw.strip():
-                try:
-                    obj = json.loads(raw)
-                    reason = check(obj)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    reason = f"not JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
-                    obj = None
-            else:
-                reason = "empty line"
-            if reason is not None:
-                torn = i == len(lines) - 1 and not ends_clean
-                where = f"{file}, line {i + 1}"
-                if not (torn or self._repair):
-                    raise DatabaseCorrupted(
-                        f"{where}: damaged tuning database line ({reason}); the {len(parsed)} lines before it are "
-                        f"intact. Open with TuningDatabase(..., repair=True) to move this line and the rest "
-                        f"aside and keep the earlier records.", str(file), i + 1)
-                aside = file.with_name(f"{file.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-                n = 0
-                while aside.exists():
-                    n += 1
-                    aside = aside.with_name(aside.name.split("~")[0] + f"~{n}")
-                aside.write_bytes(data[offset:])
-                with open(file, "r+b") as fh:
-                    fh.truncate(offset)
-                msg = (f"{where}: {'torn last line' if torn else 'damaged line'} ({reason}); "
-                       f"{len(data) - offset} bytes moved to {aside}, {len(parsed)} earlier lines kept")
-                log.warning(msg)
-                self.repairs.append(msg)
-                return parsed
-            parsed.append(obj)
-            offset += len(raw) + 1
-        return parsed
+        damage = _first_damage(data, check)
+        if damage.line is None:
+            return damage.parsed
+        where = f"{file}, line {damage.line}"
+        if not (damage.torn or self._repair):
+            raise DatabaseCorrupted(
+                f"{where}: damaged tuning database line ({damage.reason}); the {len(damage.parsed)} lines before "
+                f"it are intact. Open with TuningDatabase(..., repair=True) to move this line and the rest "
+                f"aside and keep the earlier records.", str(file), damage.line)
+        aside = _move_tail_aside(file, data, damage.offset)
+        msg = (f"{where}: {'torn last line' if damage.torn else 'damaged line'} ({damage.reason}); "
+               f"{len(data) - damage.offset} bytes moved to {aside}, {len(damage.parsed)} earlier lines kept")
+        log.warning(msg)
+        self.repairs.append(msg)
+        self.moved_aside[str(file)] = str(aside)
+        return damage.parsed
 
     @contextlib.contextmanager
     def writing(self) -> Iterator["TuningDatabase"]:
@@ -293,3 +275,112 @@ class TuningDatabase:
     @property
     def n_workloads(self) -> int:
         return len(self._hashes)
+
+
+@dataclass(frozen=True)
+class _Damage:
+    parsed: list[Any]        # the lines before the first damage, parsed
+    offset: int              # byte offset where the damaged line starts
+    line: int | None         # its 1-based line number; None when every line is good
+    reason: str = ""
+    torn: bool = False       # the damaged line is the last one and has no newline: a write cut short
+
+
+def _first_damage(data: bytes, check: Callable[[Any], str | None]) -> _Damage:
+    """The lines of a JSON-lines file checked one by one, up to the first damaged one."""
+    lines = data.split(b"\n")
+    ends_clean = data.endswith(b"\n") or not data
+    if ends_clean:
+        lines = lines[:-1]
+    parsed: list[Any] = []
+    offset = 0
+    for i, raw in enumerate(lines):
+        reason = None
+        if raw.strip():
+            try:
+                obj = json.loads(raw)
+                reason = check(obj)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                reason = f"not JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
+        else:
+            reason = "empty line"
+        if reason is not None:
+            return _Damage(parsed, offset, i + 1, reason, i == len(lines) - 1 and not ends_clean)
+        parsed.append(obj)
+        offset += len(raw) + 1
+    return _Damage(parsed, offset, None)
+
+
+def _move_tail_aside(file: Path, data: bytes, offset: int) -> Path:
+    """Copy ``data[offset:]`` to a free ``<file>.damaged-<UTC time>`` and cut `file` at `offset`."""
+    aside = file.with_name(f"{file.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    n = 0
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(aside.name.split("~")[0] + f"~{n}")
+    aside.write_bytes(data[offset:])
+    with open(file, "r+b") as fh:
+        fh.truncate(offset)
+    return aside
+
+
+@dataclass(frozen=True)
+class DatabaseFinding:
+    """The verdict of `verify_database` on one file of a tuning database."""
+
+    path: str
+    ok: bool                       # every line parses and has the record layout
+    detail: str                    # one line for a report (counts when ok, where and why when not)
+    problem: str = ""              # why the first damaged line is damaged ("" when ok)
+    line: int | None = None        # 1-based line of the first damage
+    intact: int = 0                # lines before the damage (every line when ok)
+    torn: bool = False             # the damage is a last line cut short
+    repaired: bool = False         # the damaged tail was moved aside; the lines before it load
+    moved_to: str | None = None    # where the damaged tail went
+
+
+def _printable(text: object, limit: int = 200) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:limit]
+
+
+def _finding(file: Path, damage: _Damage, what: str) -> DatabaseFinding:
+    n = len(damage.parsed)
+    if damage.line is None:
+        return DatabaseFinding(str(file), True, f"{n} {what}", intact=n)
+    problem = ("torn last line: " if damage.torn else "") + damage.reason
+    return DatabaseFinding(str(file), False, f"line {damage.line}: {problem}; the {n} lines before it are intact",
+                           problem=problem, line=damage.line, intact=n, torn=damage.torn)
+
+
+def verify_database(path: str | Path, *, repair: bool = False) -> list[DatabaseFinding]:
+    """Check the workload and record files of the database at `path` line by line: JSON, the record
+    layout, records pointing at workloads the workload file lacks (counted up to its first damage).
+
+    One finding per file that exists (the workload file always, when the database exists); an empty list
+    when `path` holds no database. Nothing is written unless `repair`: then each damaged tail is moved
+    aside (`TuningDatabase(path, repair=True)`) and the findings say where.
+    """
+    root = Path(path)
+    files = [root / WORKLOAD_FILE, root / RECORD_FILE]
+    if not root.is_dir() or not any(f.exists() for f in files):
+        return []
+    wdamage = _first_damage(files[0].read_bytes() if files[0].exists() else b"", _check_workload_line)
+    findings = [_finding(files[0], wdamage, "workloads")]
+    if files[1].exists():
+        n = len(wdamage.parsed)
+        findings.append(_finding(files[1], _first_damage(files[1].read_bytes(), lambda o: _check_record_line(o, n)),
+                                 "tuning records"))
+    if not repair or all(f.ok for f in findings):
+        return findings
+    try:
+        db = TuningDatabase(root, repair=True)   # moves each damaged tail aside, keeps the lines before
+    except (OSError, ValueError) as exc:
+        return [f if f.ok else replace(f, detail=f"{f.detail}; repair failed: {_printable(exc)}") for f in findings]
+    out = []
+    for f in findings:
+        moved = db.moved_aside.get(f.path)
+        if not f.ok or moved:
+            f = replace(f, repaired=True, moved_to=moved,
+                        detail=f"{f.detail}; tail moved aside, {len(db)} records of {db.n_workloads} workloads load")
+        out.append(f)
+    return out

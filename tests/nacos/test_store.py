@@ -23,6 +23,7 @@ from nacos.store import (
     RunDirError,
     StoreError,
     StoreLockedError,
+    verify_store,
 )
 
 
@@ -246,3 +247,77 @@ def test_run_dir_of_another_layout_or_damaged_marker(tmp_path: Path) -> None:
     run.marker_path.write_text("{not json")
     with pytest.raises(RunDirError, match=rf"{run.marker_path}: unreadable run-directory marker"):
         RunDir.existing(run.root)
+
+
+# -- verify_store (what nacos doctor reports through) ---------------------------------------------------
+def test_verify_store_good_store_is_clean_and_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _fill(path, 9)
+    before = path.read_bytes()
+    found = verify_store(path)
+    assert found.ok and found.rows == 9 and found.detail == "9 final rows" and found.row is None, found
+    assert not found.repaired and not found.missing and verify_store(path, repair=True).ok
+    assert path.read_bytes() == before and not list(tmp_path.glob("r.sqlite.damaged-*"))
+    missing = verify_store(tmp_path / "absent.sqlite", repair=True)
+    assert missing.missing and not missing.ok and not (tmp_path / "absent.sqlite").exists()
+
+
+def test_verify_store_flipped_byte_names_the_row_and_repair_keeps_the_rows_before(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _fill(path, 30)
+    data = bytearray(path.read_bytes())
+    pos = data.index(b"reason 14")                   # row 15's reason, one byte changed in place
+    data[pos] ^= 0x20
+    path.write_bytes(bytes(data))
+    found = verify_store(path)
+    assert not found.ok and found.row == 15 and "checksum mismatch" in found.problem, found
+    assert path.read_bytes() == bytes(data)           # nothing written without repair
+    fixed = verify_store(path, repair=True)
+    assert fixed.repaired and fixed.row == 15 and fixed.rows == 14 and "14 rows before the damage" in fixed.detail
+    assert Path(fixed.moved_to).read_bytes() == bytes(data)   # the damaged file kept whole
+    with ResultsStore(path) as s:                    # opens for writing again, with the meta kept
+        assert [r.seq for r in s.records()] == list(range(1, 15)) and s.get_meta("schema_version") == SCHEMA_VERSION
+    assert verify_store(path).ok
+
+
+def test_verify_store_bad_genome_json_is_a_finding(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    with ResultsStore(path) as s:
+        s.add("a", '{"g": 1}')
+        s.add("b", "not json")
+    found = verify_store(path)
+    assert not found.ok and found.row == 2 and "genome is not valid JSON" in found.problem, found
+
+
+def test_verify_store_wrong_schema_is_found_and_not_repairable(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _fill(path, 3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    before = path.read_bytes()
+    found = verify_store(path, repair=True)
+    assert not found.ok and not found.repaired and "schema version 999" in found.problem, found
+    assert "not repairable" in found.detail and path.read_bytes() == before
+
+
+def test_verify_store_repair_refused_while_a_writer_holds_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    _fill(path, 5)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE candidates SET reason = 'changed' WHERE seq = 2")
+    import fcntl
+
+    before = path.read_bytes()
+    with open(f"{path}.lock", "a+") as lock:           # the lock a running search holds
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        found = verify_store(path, repair=True)
+    assert not found.repaired and found.row == 2 and "a search is writing this store" in found.detail
+    assert path.read_bytes() == before and not list(tmp_path.glob("r.sqlite.damaged-*"))
+
+
+def test_run_dir_verify_store_and_read_marker(tmp_path: Path) -> None:
+    run = RunDir.prepare(tmp_path / "run")
+    assert run.read_marker()["layout"] == RunDir.LAYOUT_VERSION
+    assert run.verify_store().missing
+    _fill(run.store_path, 4)
+    assert run.verify_store().ok and run.verify_store().rows == 4
