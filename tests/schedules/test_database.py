@@ -4,6 +4,7 @@ Real MetaSchedule tuning with tiny budgets (16 trials per task) on 1x3x16x16 mod
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,90 @@ def test_corrupt_record_pointing_past_the_workload_file_is_refused(tuned, tmp_pa
     wl.write_text("".join(wl.read_text().splitlines(keepends=True)[:1]))   # keep only workload 0
     with pytest.raises(DatabaseCorrupted, match="workload index 1 is not in the workload file"):
         TuningDatabase(d)
+
+
+# -- verify_database (what nacos doctor reports through) -----------------------------------------------
+def _ms_database(directory):
+    """Two matmul workloads with three records each, written by MetaSchedule's own JSONDatabase (no tuning)."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.target import Target
+
+    directory.mkdir(parents=True, exist_ok=True)
+    db = ms.database.JSONDatabase(work_dir=str(directory), module_equality="structural")
+    for n in (8, 16):
+        a, b = te.placeholder((n, n), name="A"), te.placeholder((n, n), name="B")
+        k = te.reduce_axis((0, n), name="k")
+        c = te.compute((n, n), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+        func = te.create_prim_func([a, b, c])
+        mod = tvm.IRModule({"main": func})
+        workload = db.commit_workload(mod)
+        for r in range(3):
+            sch = tvm.s_tir.Schedule(mod)
+            i, _, _ = sch.get_loops(sch.get_sblock("C"))
+            sch.split(i, [None, 2 ** (r + 1)])
+            db.commit_tuning_record(ms.database.TuningRecord(
+                sch.trace, workload, [1e-4 * (r + 1)], Target({"kind": "llvm"}),
+                ms.arg_info.ArgInfo.from_prim_func(func)))
+    return directory
+
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_verify_database_good_is_clean_and_writes_nothing(tmp_path):
+    from schedules.database import RECORD_FILE, WORKLOAD_FILE, verify_database
+
+    d = _ms_database(tmp_path / "db")
+    before = _files(d)
+    found = verify_database(d)
+    assert [(Path(f.path).name, f.ok, f.intact, f.detail) for f in found] == [
+        (WORKLOAD_FILE, True, 2, "2 workloads"), (RECORD_FILE, True, 6, "6 tuning records")]
+    assert all(f.line is None and not f.repaired for f in found)
+    assert verify_database(d, repair=True) == found and _files(d) == before      # no lock file either
+    assert verify_database(tmp_path / "absent") == [] and not (tmp_path / "absent").exists()
+
+
+def test_verify_database_torn_last_line_and_repair(tmp_path):
+    from schedules.database import RECORD_FILE, verify_database
+
+    d = _ms_database(tmp_path / "db")
+    rec = d / RECORD_FILE
+    whole = rec.read_bytes()
+    last_start = whole.rstrip(b"\n").rfind(b"\n") + 1
+    rec.write_bytes(whole[: last_start + 25])
+    before = _files(d)
+    _, bad = verify_database(d)
+    assert not bad.ok and bad.torn and bad.line == 6 and bad.intact == 5, bad
+    assert bad.problem.startswith("torn last line: not JSON") and "the 5 lines before it are intact" in bad.detail
+    assert _files(d) == before                        # nothing written without repair
+    _, fixed = verify_database(d, repair=True)
+    assert fixed.repaired and fixed.line == 6 and "5 records of 2 workloads load" in fixed.detail
+    assert Path(fixed.moved_to).read_bytes() == whole[last_start: last_start + 25]
+    assert rec.read_bytes() == whole[:last_start] and all(f.ok for f in verify_database(d))
+    assert len(TuningDatabase(d).ms.get_all_tuning_records()) == 5     # TVM's own loader accepts it
+
+
+def test_verify_database_flipped_byte_and_records_of_unknown_workloads(tmp_path):
+    from schedules.database import RECORD_FILE, WORKLOAD_FILE, verify_database
+
+    d = _ms_database(tmp_path / "db")
+    rec = d / RECORD_FILE
+    lines = rec.read_bytes().split(b"\n")
+    line = bytearray(lines[1])
+    line[0] ^= 0x01                                   # '[' -> 'Z': not JSON
+    lines[1] = bytes(line)
+    rec.write_bytes(b"\n".join(lines))
+    _, bad = verify_database(d)
+    assert not bad.ok and not bad.torn and bad.line == 2 and bad.problem.startswith("not JSON"), bad
+    _, fixed = verify_database(d, repair=True)
+    assert fixed.repaired and Path(fixed.moved_to).read_bytes().count(b"\n") == 5 and len(TuningDatabase(d)) == 1
+
+    d2 = _ms_database(tmp_path / "db2")
+    wl = d2 / WORKLOAD_FILE
+    wl.write_bytes(b"".join(wl.read_bytes().splitlines(keepends=True)[:1]))   # workload 1 gone
+    wfound, rfound = verify_database(d2)
+    assert wfound.ok and wfound.intact == 1
+    assert not rfound.ok and rfound.line == 4 and "workload index 1 is not in the workload file" in rfound.problem
