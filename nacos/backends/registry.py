@@ -21,6 +21,7 @@ BACKENDS: dict[str, str] = {
     "tvm-genome-schedules": "nacos.backends.tvm_genome:GenomeScheduleLatency",
     "tvm-database": "nacos.backends.tvm_tuned:DatabaseLatency",
     "tvm-tuned": "nacos.backends.tvm_tuned:TunedLatency",
+    "zigzag": "nacos.backends.accelerator:AcceleratorLatency",
 }
 
 

@@ -1,0 +1,91 @@
+"""An analytical accelerator as a target: ZigZag maps each layer of the candidate on a PE array
+(`costmodels.accelerator.AcceleratorModel`) and the row records energy, latency, EDP and each layer's
+chosen mapping.
+
+`build` is the mapping search (the accelerator's "compile": only layers the per-layer cache has never
+seen cost a ZigZag call); `measure` reads the result out. The latency in ms is the layers' cycles at a
+clock: ZigZag prices cycles, not time, and its shipped arrays name no clock, so the default is
+`DEFAULT_CLOCK_MHZ` (200 MHz, Eyeriss' own figure, Chen et al. ISSCC 2016); set `clock_mhz` for another
+array. ``target: accel://<hardware>`` names the array (`parse_accel_target`); until `nacos.config`
+accepts that form, a run whose target is not ``accel://`` gets the Eyeriss-like array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nacos.backends.base import Backend, Built
+from nacos.errors import ConfigError
+from nacos.evaluation import LatencyResult
+
+__all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_HARDWARE", "AcceleratorLatency", "parse_accel_target"]
+
+DEFAULT_CLOCK_MHZ = 200.0
+DEFAULT_HARDWARE = "eyeriss-like"
+#: the layer cache's file name, beside the tuning database (``.nacos-cache/`` by default)
+CACHE_NAME = "accelerator-layers.jsonl"
+
+
+def parse_accel_target(target: str) -> str:
+    """``accel://eyeriss-like`` -> ``eyeriss-like``; ``accel:///path/to/array.yaml`` -> the path."""
+    if not target.startswith("accel://") or not target[len("accel://"):]:
+        raise ConfigError(f"target: {target!r} is not accel://HARDWARE (a shipped array name or a YAML path)")
+    return target[len("accel://"):]
+
+
+class AcceleratorLatency(Backend):
+    """Latency (and energy, EDP) of a candidate on a ZigZag accelerator; see the module docstring.
+
+    Details of each row: ``energy_mj``, ``energy_pj``, ``latency_cycles``, ``edp`` (pJ x cycles),
+    ``clock_mhz``, ``hardware``, ``layers`` (name, shape key, energy, cycles, EDP, mapping per layer),
+    ``layers_costed``, ``layers_not_costed`` (the count) and ``not_costed`` (which and why: nodes with
+    arithmetic ZigZag does not model, missing from the totals), ``nodes_without_arithmetic`` (constants,
+    views),
+    ``cache_hits``, ``zigzag_calls``, ``measured_by``."""
+
+    name = "zigzag"
+
+    def __init__(self, hardware: str = DEFAULT_HARDWARE, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                 cache: str | Path | None = None, mapping: str | Path | None = None,
+                 settings: Any = None) -> None:
+        from costmodels.accelerator import AcceleratorModel
+        from costmodels.errors import CostModelError
+
+        if not clock_mhz > 0:
+            raise ConfigError(f"clock_mhz: must be > 0, got {clock_mhz}")
+        self.clock_mhz = float(clock_mhz)
+        try:
+            self.model = AcceleratorModel(hardware, mapping, settings, cache)
+        except CostModelError as exc:
+            raise ConfigError(f"target: {exc}") from exc
+
+    @classmethod
+    def from_config(cls, cfg: Any, space: Any = None) -> AcceleratorLatency:
+        target = str(getattr(cfg, "target", ""))
+        hardware = parse_accel_target(target) if target.startswith("accel://") else DEFAULT_HARDWARE
+        cache = Path(cfg.tuning.database).parent / CACHE_NAME
+        return cls(hardware, cache=cache)
+
+    def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
+        cost = self.model.cost(onnx_path)
+        return Built(True, seconds=cost.seconds, artifact=cost)
+
+    def _measure(self, built: Built) -> LatencyResult:
+        cost = built.artifact
+        if not cost.layers:
+            return LatencyResult(float("nan"), ok=False, reason="ZigZag costed no layer of the model",
+                                 details={"not_costed": [n.to_json() for n in cost.not_costed]})
+        ms = cost.latency_cycles / (self.clock_mhz * 1e3)
+        details = {
+            "measured_by": f"zigzag {self.model.version} on {self.model.hardware} at {self.clock_mhz:g} MHz",
+            "hardware": self.model.hardware, "clock_mhz": self.clock_mhz,
+            "energy_pj": cost.energy_pj, "energy_mj": cost.energy_pj * 1e-9,
+            "latency_cycles": cost.latency_cycles, "edp": cost.edp,
+            "layers": [lc.to_json() for lc in cost.layers], "layers_costed": len(cost.layers),
+            "layers_not_costed": len(cost.not_costed), "not_costed": [n.to_json() for n in cost.not_costed],
+            "nodes_without_arithmetic": len(cost.free_nodes),
+            "cache_hits": cost.cache_hits, "zigzag_calls": cost.zigzag_calls,
+            **built.details,
+        }
+        return LatencyResult(ms, details=details)
