@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nacos.errors import ConfigError
+from nacos.modes import baseline_latency_choices, get_mode, mode_names
 
 __all__ = ["RunConfig", "Budgets", "TuningConfig", "StrategyConfig", "load_config", "config_from_dict",
            "MODES", "SEARCHERS", "STRATEGIES", "OBJECTIVES"]
 
-MODES = ("baseline", "two-stage", "one-stage")
+#: the search modes' names (`nacos.modes.MODES` holds the records; a mode registered later is accepted too)
+MODES = mode_names()
 #: schedule searchers of the inner loop: auto (MetaSchedule for the heavy unseen conv / dense tasks, the
 #: explicit space for the rest), explicit (the ScheduleConfig space only), metaschedule (every task)
 SEARCHERS = ("auto", "explicit", "metaschedule")
@@ -140,8 +142,9 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    mode: str = "two-stage"
+    mode: str = "two-stage"                # a name in nacos.modes.MODES
     #: baseline only: "default-schedule" (TVM, one fixed schedule for every layer) or "onnxruntime"
+    #: (the modes' `backend_options`)
     baseline_latency: str = "default-schedule"
     seed: int = 0
     trials: int = 6                        # candidates evaluated (rows in the results store)
@@ -169,10 +172,12 @@ class RunConfig:
         parse_executor_url(self.executor)  # a bad URL is a ConfigError naming the key
         if self.parallel < 1 or self.parallel > 4096:
             raise ConfigError(f"parallel: must be in 1..4096 candidates at once, got {self.parallel}")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
-        if self.baseline_latency not in ("default-schedule", "onnxruntime"):
-            raise ConfigError("baseline_latency: must be default-schedule or onnxruntime, "
+        try:
+            mode = get_mode(self.mode)
+        except ConfigError as exc:
+            raise ConfigError(f"mode: {exc}") from None
+        if self.baseline_latency not in baseline_latency_choices():
+            raise ConfigError(f"baseline_latency: must be {' or '.join(baseline_latency_choices())}, "
                               f"got {self.baseline_latency!r}")
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
@@ -181,7 +186,7 @@ class RunConfig:
             raise ConfigError(f"batch: must be in 1..4096, got {self.batch}")
         if self.precision not in ("fp32", "int8"):
             raise ConfigError(f"precision: must be fp32 or int8, got {self.precision!r}")
-        if self.precision == "int8" and (self.mode, self.baseline_latency) != ("baseline", "onnxruntime"):
+        if self.precision == "int8" and mode.backend_name(self.baseline_latency) != "onnxruntime":
             raise ConfigError("precision: int8 runs only with mode baseline and baseline_latency onnxruntime "
                               "(TVM 0.27's Relax ONNX frontend cannot import quantized models: no "
                               "DequantizeLinear / QLinearConv converter)")

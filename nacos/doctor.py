@@ -77,6 +77,13 @@ class DoctorReport:
                 "checks": [c.to_dict() for c in self.checks]}
 
 
+def _mode_checks_database(mode: str) -> bool:
+    """Whether a run of `mode` has its config's tuning database checked (the mode's record says)."""
+    from nacos.modes import get_mode
+
+    return get_mode(mode).checks_database
+
+
 def _inside(root: Path, path: Path) -> bool:
     """Whether `path`, symbolic links followed, lies inside `root` (a repair never moves a file elsewhere)."""
     try:
@@ -269,7 +276,7 @@ def diagnose(run_dir: str | Path, *, repair: bool = False, database: str | Path 
     db_dirs: dict[Path, str] = {}
     if database is not None:
         db_dirs[Path(database)] = "named with --database"
-    elif cfg is not None and cfg.mode != "baseline":
+    elif cfg is not None and _mode_checks_database(cfg.mode):
         db_dirs[Path(cfg.tuning.database)] = "tuning.database of config.json, relative to the current directory"
     for f in sorted(root.rglob("database_*.json")):
         if f.name in ("database_workload.json", "database_tuning_record.json"):

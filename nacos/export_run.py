@@ -115,16 +115,13 @@ def _load_run(run_dir: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
 
 
 def _genome_and_arch(cfg: Any, space: Any, row: dict[str, Any]) -> tuple[Any, Any]:
-    """The row's genome (an Architecture, or a one-stage CoGenome) and its Architecture."""
-    text = json.dumps(row["genome"])
-    if cfg.mode == "one-stage":
-        from nacos.cospace import CoSpace
-        from schedules.explicit_space import ScheduleSpace
+    """The row's genome (an Architecture, or a one-stage CoGenome) and its Architecture, as the mode's
+    record (`nacos.modes`) reads them."""
+    from nacos.modes import get_mode
 
-        genome = CoSpace(space, ScheduleSpace()).parse(text)
-        return genome, genome.arch
-    arch = space.parse(text)
-    return arch, arch
+    mode = get_mode(cfg.mode)
+    genome = mode.genome_space(space).parse(json.dumps(row["genome"]))
+    return genome, mode.arch_of(genome)
 
 
 def _database_path(cfg: Any, database: str | None) -> Path:
@@ -142,7 +139,7 @@ def _export_backend(cfg: Any, space: Any, database: str | None) -> Any:
 
     from nacos.backends import backend_class, get_backend
 
-    name = _EXPORT_BACKEND[cfg.mode]
+    name = _export_backend_name(cfg)
     if backend_class(name).reads_database:
         path = _database_path(cfg, database)
         cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, database=str(path)))
@@ -152,13 +149,15 @@ def _export_backend(cfg: Any, space: Any, database: str | None) -> Any:
 def _export_backend_reads_database(cfg: Any) -> bool:
     from nacos.backends import backend_class
 
-    return bool(backend_class(_EXPORT_BACKEND[cfg.mode]).reads_database)
+    return bool(backend_class(_export_backend_name(cfg)).reads_database)
 
 
-#: mode -> the backend that builds its library: two-stage compiles with the database as it is (an
-#: export never tunes), the others with the schedules their search measured
-_EXPORT_BACKEND = {"baseline": "tvm-default-schedule", "two-stage": "tvm-database",
-                   "one-stage": "tvm-genome-schedules"}
+def _export_backend_name(cfg: Any) -> str:
+    """The backend that builds the mode's library (its record's `export_backend`): two-stage compiles with
+    the database as it is (an export never tunes), the others with the schedules their search measured."""
+    from nacos.modes import get_mode
+
+    return get_mode(cfg.mode).export_backend
 
 
 def _compile(cfg: Any, space: Any, genome: Any, arch: Any, onnx_path: Path, database: str | None

@@ -1,6 +1,6 @@
-"""The latency backend of a run's mode (`make_latency_backend`), and layer records for the analytical
-cost models. The backends themselves live in `nacos.backends` (one module each, a registry by name);
-`OnnxRuntimeLatency` stays importable here under its old name.
+"""The latency backend of a run's mode (`make_latency_backend`, as the mode's record names it), and layer
+records for the analytical cost models. The backends themselves live in `nacos.backends` (one module
+each, a registry by name); `OnnxRuntimeLatency` stays importable here under its old name.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def summarize_times(times_ms: Sequence[float]) -> dict[str, float]:
 
 
 def make_latency_backend(cfg: RunConfig, space, supernet, run) -> tuple[Any, Any, Any]:
-    """(genome space, genome -> Architecture, latency backend) for the run's mode."""
-    if cfg.mode == "baseline" and cfg.baseline_latency == "onnxruntime":
-        t = cfg.tuning
-        return space, (lambda g: g), OnnxRuntimeLatency(t.warmup, t.repeats, t.threads)
-    from nacos import tvm_latency
+    """(genome space, genome -> Architecture, latency backend) for the run's mode: what its record in
+    `nacos.modes.MODES` names (`supernet` and `run` are unused, kept for the callers)."""
+    from nacos.backends.registry import get_backend
+    from nacos.modes import get_mode
 
-    return tvm_latency.make_backend(cfg, space, supernet, run)
+    mode = get_mode(cfg.mode)
+    return mode.genome_space(space), mode.arch_of, get_backend(mode.backend_name(cfg.baseline_latency), cfg, space)

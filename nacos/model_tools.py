@@ -33,9 +33,9 @@ __all__ = [
     "tune_model",
 ]
 
-#: `nacos eval --latency` choice -> (search mode, baseline_latency) whose backend measures it
-LATENCY_BACKENDS = {"onnxruntime": ("baseline", "onnxruntime"), "tvm-default": ("baseline", "default-schedule"),
-                    "tvm-tuned": ("two-stage", "default-schedule")}
+#: `nacos eval --latency` choice -> the latency backend (a name in `nacos.backends.registry.BACKENDS`)
+#: that measures it: the backend of the baseline (either option) or of the two-stage search
+LATENCY_BACKENDS = {"onnxruntime": "onnxruntime", "tvm-default": "tvm-default-schedule", "tvm-tuned": "tvm-tuned"}
 
 
 class Stages:
@@ -183,20 +183,19 @@ def check_model(path: Path, space: Any, batch: int | None = None) -> ModelInput:
     return ModelInput(path, arch, own)
 
 
-def _run_config(*, mode: str, baseline_latency: str = "default-schedule", target: str = "llvm",
-                database: str | None = None, searcher: str = "auto", trials_per_workload: int = 8,
-                threads: int = 0, warmup: int = 5, repeats: int = 30, batch: int = 1,
+def _run_config(*, target: str = "llvm", database: str | None = None, searcher: str = "auto",
+                trials_per_workload: int = 8, threads: int = 0, warmup: int = 5, repeats: int = 30, batch: int = 1,
                 checkpoint: str = "default", data: str = "mnist5k", space: dict[str, Any] | None = None,
                 seed: int = 0, metaschedule_trials: int = 32) -> Any:
     """A `RunConfig` carrying the command's settings, so that the search's own backends measure
-    (validated there: a bad --target is a `ConfigError` naming the option)."""
+    (validated there: a bad --target is a `ConfigError` naming the option). Its mode is the default
+    one: the commands name their backend, and no backend reads the mode."""
     from nacos.config import TuningConfig, config_from_dict
 
     tuning = {"searcher": searcher, "trials_per_workload": trials_per_workload, "threads": threads,
               "metaschedule_trials": metaschedule_trials,
               "warmup": warmup, "repeats": repeats, "database": database or TuningConfig.database}
-    return config_from_dict({"mode": mode, "baseline_latency": baseline_latency, "target": target, "batch": batch,
-                             "seed": seed,
+    return config_from_dict({"target": target, "batch": batch, "seed": seed,
                              "checkpoint": checkpoint, "data": data, "space": space or {}, "tuning": tuning})
 
 
@@ -211,7 +210,7 @@ def tune_model(model: Path, *, database: str | None = None, searcher: str = "aut
 
     # Step 1. Every check of the input, before anything is written.
     arch_space = read_space(space)
-    cfg = _run_config(mode="two-stage", target=target, database=database, searcher=searcher,
+    cfg = _run_config(target=target, database=database, searcher=searcher,
                       trials_per_workload=trials_per_workload, threads=threads, warmup=warmup, repeats=repeats,
                       space=arch_space.config.to_dict(), seed=seed, metaschedule_trials=metaschedule_trials)
     checked = check_model(Path(model), arch_space, batch)
@@ -270,9 +269,9 @@ def evaluate_architecture(arch_file: Path, *, checkpoint: str = "default", data:
     architecture, by the search's own `CandidateEvaluator` and latency backends."""
     from archspace.data import load_dataset
     from archspace.training import load_supernet
+    from nacos.backends.registry import get_backend
     from nacos.errors import ConfigError
     from nacos.evaluation import CandidateEvaluator
-    from nacos.latency import make_latency_backend
 
     if latency not in LATENCY_BACKENDS:
         raise NacosError(f"--latency: unknown backend {latency!r}; choose one of {sorted(LATENCY_BACKENDS)}")
@@ -285,8 +284,7 @@ def evaluate_architecture(arch_file: Path, *, checkpoint: str = "default", data:
     if (dataset.in_channels, dataset.num_classes) != (supernet.in_channels, supernet.num_classes):
         raise ConfigError(f"--data: {data} has {dataset.in_channels} channels / {dataset.num_classes} "
                           f"classes, the supernet {supernet.in_channels} / {supernet.num_classes}")
-    mode, baseline_latency = LATENCY_BACKENDS[latency]
-    cfg = _run_config(mode=mode, baseline_latency=baseline_latency, target=target, database=database,
+    cfg = _run_config(target=target, database=database,
                       searcher=searcher, trials_per_workload=trials_per_workload, threads=threads,
                       warmup=warmup, repeats=repeats, checkpoint=checkpoint, data=data,
                       space=supernet.space.config.to_dict())
@@ -295,13 +293,13 @@ def evaluate_architecture(arch_file: Path, *, checkpoint: str = "default", data:
 
         make_target(cfg.target, threads)  # a malformed rpc:// target is refused before a database is made
     # Step 2. The search's own evaluator and backend (the database directory is made here, for tvm-tuned).
-    _, arch_of, backend = make_latency_backend(cfg, supernet.space, supernet, None)
+    backend = get_backend(LATENCY_BACKENDS[latency], cfg, supernet.space)
     stages = Stages(["export, structure, accuracy", "latency"], progress, "eval")
     try:
         stages.start("export, structure, accuracy (inherited weights)")
         with tempfile.TemporaryDirectory(prefix="nacos-eval-") as tmp:
-            evaluation = CandidateEvaluator(cfg, Path(tmp), supernet, dataset, _StagedLatency(backend, stages),
-                                            arch_of=arch_of)(arch)
+            # the genome is the architecture itself (CandidateEvaluator's default arch_of)
+            evaluation = CandidateEvaluator(cfg, Path(tmp), supernet, dataset, _StagedLatency(backend, stages))(arch)
         stages.done()
     finally:
         stages.close()

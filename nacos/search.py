@@ -4,12 +4,9 @@
 latency of `schedules` (through a backend chosen by the mode), the cost models of `costmodels`, and
 the generic loop / strategies / store of this package. Rerunning it on the same run directory resumes.
 
-Modes (same space, budgets and seed make them comparable):
-- ``baseline``: compiler-agnostic HW-NAS; latency of one fixed default schedule for every layer.
-- ``two-stage``: evolutionary outer loop; each candidate the cost model lets through gets its unseen
-  workloads tuned (MetaSchedule) into the shared database, then its tuned latency measured.
-- ``one-stage``: the genome holds the architecture and a `ScheduleConfig` per layer; latency is
-  measured with exactly those schedules.
+The mode (``baseline``, ``two-stage``, ``one-stage``: same space, budgets and seed make them comparable)
+is a record of `nacos.modes`: its genome space, genome -> architecture, latency backend and what it may
+screen; nothing here dispatches on its name.
 
 Aging evolution optimises the first objective (accuracy) under the hard budgets; NSGA-II all of them.
 """
@@ -131,8 +128,12 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
 
 
 def _screen(cfg: RunConfig, space, run):
-    """Two-stage only: the cost-model screen, its history rebuilt from the rows already committed."""
-    if cfg.mode != "two-stage" or not cfg.tuning.screening:
+    """The cost-model screen of a mode that screens latency (two-stage), its history rebuilt from the rows
+    already committed; None when the mode screens nothing or ``tuning.screening`` is off."""
+    from nacos.modes import get_mode
+
+    mode = get_mode(cfg.mode)
+    if not mode.screens_latency() or not cfg.tuning.screening:
         return None
     from nacos.screening import LatencyScreen
 
@@ -141,9 +142,10 @@ def _screen(cfg: RunConfig, space, run):
                            batch=cfg.batch, seed=cfg.seed, model_dir=run.costmodel_dir / "arch_latency")
     store = run.open_store(readonly=True) if run.store_path.exists() else None
     if store is not None:
+        parse = mode.genome_space(space).parse
         try:
             for record in store.completed():
-                screen.observe_record(record, space.parse, lambda g: g)
+                screen.observe_record(record, parse, mode.arch_of)
         finally:
             store.close()
     return screen
@@ -206,9 +208,12 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
 
 
 def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
-    """Two-stage: whether the tuning database was pretuned for this space (`nacos pretune`), and its coverage."""
+    """A mode that tunes (two-stage): whether the tuning database was pretuned for this space (`nacos
+    pretune`), and its coverage."""
+    from nacos.modes import get_mode
+
     backend = evaluator.latency_backend
-    if cfg.mode != "two-stage" or getattr(backend, "db", None) is None:
+    if not get_mode(cfg.mode).tunes or getattr(backend, "db", None) is None:
         return None
     from archspace.space import ArchSpace, SpaceConfig
     from nacos.space_tasks import pretune_status

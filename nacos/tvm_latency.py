@@ -23,12 +23,8 @@ _TVMBackend = TVMBackend  # the old private name
 
 
 def make_backend(cfg: RunConfig, space, supernet, run) -> tuple[Any, Any, Any]:
-    """(genome space, genome -> Architecture, backend) for `cfg`'s TVM mode."""
-    if cfg.mode == "baseline":
-        return space, (lambda g: g), DefaultScheduleLatency(cfg)
-    if cfg.mode == "two-stage":
-        return space, (lambda g: g), TunedLatency(cfg)
-    from nacos.cospace import CoSpace
-    from schedules.explicit_space import ScheduleSpace
+    """(genome space, genome -> Architecture, backend) for `cfg`'s mode (`nacos.modes`); the old name of
+    `nacos.latency.make_latency_backend`."""
+    from nacos.latency import make_latency_backend
 
-    return CoSpace(space, ScheduleSpace()), (lambda g: g.arch), GenomeScheduleLatency(cfg, space)
+    return make_latency_backend(cfg, space, supernet, run)

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from nacos.config import SEARCHERS, TuningConfig
+from nacos.model_tools import LATENCY_BACKENDS
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="default",
                         help="supernet checkpoint ('default': the packaged mnist5k supernet)")
     parser.add_argument("--data", default="mnist5k", help="dataset for accuracy (see train-supernet)")
-    parser.add_argument("--latency", choices=("onnxruntime", "tvm-default", "tvm-tuned"), default="onnxruntime",
-                        help="latency backend")
+    parser.add_argument("--latency", choices=tuple(LATENCY_BACKENDS), default="onnxruntime",
+                        help="latency backend: " + ", ".join(f"{k} ({v})" for k, v in LATENCY_BACKENDS.items()))
     parser.add_argument("--database", default=TuningConfig.database, help="tuning database (tvm-tuned)")
     parser.add_argument("--searcher", choices=SEARCHERS, default=TuningConfig.searcher,
                         help="schedule search for unseen workloads (tvm-tuned)")

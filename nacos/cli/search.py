@@ -3,9 +3,8 @@ with inherited supernet weights and on latency with the schedules TVM will run, 
 budgets, and end with a report. Settings come from --config (YAML/TOML) with flags on top; with
 neither, the embedded default runs a small two-stage co-search on this CPU.
 
-Modes: baseline (compiler-agnostic: one fixed default schedule), two-stage (evolutionary outer loop,
-schedule search for each candidate's unseen workloads), one-stage (one genome holds the architecture
-and a schedule per layer). Killing a run and rerunning the same command resumes it."""
+--mode picks one of the search modes (the records of nacos.modes; its help lists each). Killing a run
+and rerunning the same command resumes it."""
 
 from __future__ import annotations
 
@@ -15,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nacos.config import SEARCHERS
+from nacos.config import SEARCHERS, RunConfig
+from nacos.modes import MODES, mode_names
 
 QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2, "searcher": "explicit"},
          "strategy": {"population": 2, "sample_size": 2}}
@@ -25,8 +25,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="run config (.yaml, .yml, .toml or .json)")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/default"),
                         help="run directory: config, results store, report (rerun to resume)")
-    parser.add_argument("--mode", choices=("baseline", "two-stage", "one-stage"), default=None,
-                        help="search mode (config default: two-stage)")
+    modes = "; ".join(f"{m.name}: {m.description}" for m in MODES.values()).replace("%", "%%")  # argparse formats help
+    parser.add_argument("--mode", choices=mode_names(), default=None,
+                        help=f"search mode (config default: {RunConfig.mode}). {modes}")
     parser.add_argument("--strategy", choices=("aging", "nsga2", "random"), default=None,
                         help="search strategy (config default: aging)")
     parser.add_argument("--trials", type=int, default=None, help="candidates to evaluate (config default: 6)")

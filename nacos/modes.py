@@ -1,0 +1,157 @@
+"""Search modes as records: `get_mode("one-stage")` -> a frozen `SearchMode`, read by every part of nacos
+that depends on the mode (the config's validation, `nacos search --mode`, `nacos export`, `nacos doctor`,
+the search itself), so none of them lists mode names or dispatches on the mode with ``if``.
+
+A mode says what a genome is (its genome space, made from the run's `ArchSpace`, and how a genome becomes
+an `Architecture`), which latency backend measures it (a name in `nacos.backends.registry.BACKENDS`),
+which backend `nacos export` builds its library with, and what the search may skip by cost model
+(`screens`). Modes share the space, budgets, strategies and seed, so their runs stay comparable
+(DESIGN.md, "Modes of search").
+
+Adding a mode is one `SearchMode` record and one line in `MODES` (or `register_mode` from outside
+nacos); docs/architecture.md says the same for strategies and backends. Importing this module imports
+neither TVM nor torch: the one-stage genome space is built inside its function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from nacos.errors import ConfigError
+
+__all__ = ["MODES", "SCREENS", "SearchMode", "baseline_latency_choices", "get_mode", "mode_names",
+           "register_mode"]
+
+#: what a mode may screen: "latency": `nacos.screening.LatencyScreen` lets the cost model skip the
+#: tuning of a candidate that cannot matter (recorded as rejected, ``screened: true``)
+SCREENS = ("latency",)
+
+
+def same_space(space: Any) -> Any:
+    """The genome space of a mode whose genome is the architecture: the `ArchSpace` itself."""
+    return space
+
+
+def same_genome(genome: Any) -> Any:
+    """genome -> Architecture where the genome is the architecture."""
+    return genome
+
+
+def co_space(space: Any) -> Any:
+    """The one-stage genome space: architecture x one `ScheduleConfig` per layer (`nacos.cospace`)."""
+    from nacos.cospace import CoSpace
+    from schedules.explicit_space import ScheduleSpace
+
+    return CoSpace(space, ScheduleSpace())
+
+
+def co_genome_arch(genome: Any) -> Any:
+    """The architecture of a one-stage `CoGenome`."""
+    return genome.arch
+
+
+@dataclass(frozen=True)
+class SearchMode:
+    """One search mode. The callables are module-level functions, so the record (and the evaluator
+    that holds its `arch_of`) pickles for the executors that evaluate in other processes."""
+
+    name: str
+    #: one line, for `nacos search --help` and the docs
+    description: str
+    #: the latency backend that measures a candidate (a name in `nacos.backends.registry.BACKENDS`)
+    backend: str
+    #: the backend `nacos export` builds the candidate's library with: the schedules the search measured,
+    #: never tuning anew
+    export_backend: str
+    #: ArchSpace -> the space the strategy samples, mutates and crosses (anything with sample / parse)
+    genome_space: Callable[[Any], Any] = same_space
+    #: genome -> Architecture
+    arch_of: Callable[[Any], Any] = same_genome
+    #: (``baseline_latency`` value, backend name) pairs where that option replaces `backend`
+    backend_options: tuple[tuple[str, str], ...] = ()
+    #: what the search may skip by cost model (names in `SCREENS`; ``tuning.screening`` turns it off)
+    screens: tuple[str, ...] = ()
+    #: the inner loop tunes each candidate's unseen workloads into ``tuning.database``, so the search
+    #: says how much of the space `nacos pretune` already covered
+    tunes: bool = False
+    #: `nacos doctor` checks the config's ``tuning.database`` for a run of this mode (the TVM modes:
+    #: the database is shared across their runs)
+    checks_database: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.screens) - set(SCREENS))
+        if unknown:
+            raise ConfigError(f"mode {self.name}: unknown screen {unknown[0]!r}; choose from {SCREENS}")
+
+    def backend_name(self, baseline_latency: str | None = None) -> str:
+        """The backend that measures this mode's candidates, given the run's ``baseline_latency``."""
+        return dict(self.backend_options).get(baseline_latency or "", self.backend)
+
+    def screens_latency(self) -> bool:
+        return "latency" in self.screens
+
+
+BASELINE = SearchMode(
+    name="baseline",
+    description="compiler-agnostic HW-NAS: one fixed default TVM schedule for every layer "
+                "(or onnxruntime, with baseline_latency: onnxruntime)",
+    backend="tvm-default-schedule",
+    backend_options=(("default-schedule", "tvm-default-schedule"), ("onnxruntime", "onnxruntime")),
+    export_backend="tvm-default-schedule",
+)
+
+TWO_STAGE = SearchMode(
+    name="two-stage",
+    description="evolutionary outer loop, and for each candidate the cost model lets through, its unseen "
+                "workloads tuned into the shared database, then its tuned latency measured",
+    backend="tvm-tuned",
+    export_backend="tvm-database",   # the database as the search left it: an export never tunes
+    screens=("latency",),
+    tunes=True,
+    checks_database=True,
+)
+
+ONE_STAGE = SearchMode(
+    name="one-stage",
+    description="one genome holds the architecture and a schedule per layer, mutated and crossed together",
+    backend="tvm-genome-schedules",
+    export_backend="tvm-genome-schedules",
+    genome_space=co_space,
+    arch_of=co_genome_arch,
+    checks_database=True,
+)
+
+#: name -> record, in the order --help and error messages list them; one line per mode
+MODES: dict[str, SearchMode] = {
+    BASELINE.name: BASELINE,
+    TWO_STAGE.name: TWO_STAGE,
+    ONE_STAGE.name: ONE_STAGE,
+}
+
+
+def register_mode(mode: SearchMode) -> None:
+    """Register `mode` under its name (for modes defined outside nacos)."""
+    if not isinstance(mode, SearchMode):
+        raise ConfigError(f"register_mode: {mode!r} is not a SearchMode")
+    MODES[mode.name] = mode
+
+
+def mode_names() -> tuple[str, ...]:
+    return tuple(MODES)
+
+
+def get_mode(name: str) -> SearchMode:
+    """The mode registered under `name`; `ConfigError` naming the choices for an unknown one."""
+    try:
+        return MODES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown mode {name!r}; choose one of {mode_names()}") from None
+
+
+def baseline_latency_choices() -> tuple[str, ...]:
+    """Every value ``baseline_latency`` may take (the options of the registered modes, in order)."""
+    out: list[str] = []
+    for mode in MODES.values():
+        out.extend(k for k, _ in mode.backend_options if k not in out)
+    return tuple(out)
