@@ -11,8 +11,9 @@ cycles of the array's clock.
 
 1. The model's symbolic dimensions (the batch) are set to 1 and its shapes inferred.
 2. ZigZag's ONNX parser turns Conv (grouped and depthwise included, as its G loop), QLinearConv, Gemm
-   and MatMul nodes into layers; any other node (ReLU, Add, pooling, reductions, reshapes) is a
-   `NotCosted` entry in the result, counted and reported, never a silent zero.
+   and MatMul nodes into layers; average pools are first rewritten as the depthwise convolutions they
+   equal (`ZigZagSettings.pool_as_depthwise`); any other node with arithmetic (ReLU, Add, max pooling,
+   reductions) is a `NotCosted` entry in the result, counted and reported, never a silent zero.
 3. Each layer's shape key (its loop sizes, strides, padding, precisions, operator) plus the digest of the
    hardware and mapping files, ZigZag's version and the search settings is looked up in a `LayerCache`
    (JSON lines); only a layer never seen is mapped by ZigZag, and its result is appended at once.
@@ -83,13 +84,16 @@ class ZigZagSettings:
     `lpf_limit`: LOMA's cap on the loop prime factors it permutes; the number of temporal mappings grows
     factorially with it. Measured here on 16x16 convolutions on the Eyeriss-like array: 4 takes 0.01 to
     0.7 s a layer, 5 takes 0.1 to 1.5 s, 6 (ZigZag's default) 1 to 2 s, 8 more than 70 s, for EDPs
-    within a few per cent of each other. `spatial_mappings`: how many spatial unrollings ZigZag generates
+    within a few per cent of each other. `pool_as_depthwise`: average pools are costed as depthwise
+    convolutions (else they are not costed). `spatial_mappings`: how many spatial unrollings ZigZag generates
     where the mapping file leaves a choice. `objective`: what the best mapping minimises."""
 
     lpf_limit: int = 5
     spatial_mappings: int = 3
     objective: str = "EDP"
     temporal_mapping_type: str = "uneven"
+    #: cost AveragePool / GlobalAveragePool as the depthwise convolution it equals (`_pools_as_depthwise`)
+    pool_as_depthwise: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.lpf_limit <= 12:
@@ -345,6 +349,45 @@ def _fixed_shape_model(onnx_path: Path) -> Any:
         raise CostModelError(f"{onnx_path}: shape inference failed ({type(exc).__name__}: {exc})") from exc
 
 
+def _pools_as_depthwise(model: Any) -> Any:
+    """A copy of `model` in which each AveragePool / GlobalAveragePool over an (N, C, H, W) tensor is the
+    depthwise convolution it equals (C groups, a k x k kernel of 1 / k^2; the same k^2 MACs per output),
+    so that ZigZag, whose ONNX parser reads only Conv / Gemm / MatMul, maps and prices it. ZigZag counts
+    the tiny constant kernel as weight traffic. Nodes keep their names (and so their op type in the
+    result). A pool it cannot rewrite (not 4-D, dilated, shapes unknown) is left as it is: not costed."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*out.graph.input, *out.graph.value_info, *out.graph.output]}
+    for i, node in enumerate(out.graph.node):
+        if node.op_type not in ("AveragePool", "GlobalAveragePool"):
+            continue
+        shape = shapes.get(node.input[0], [])
+        if len(shape) != 4 or min(shape) <= 0:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "GlobalAveragePool":
+            kernel, strides, pads = list(shape[2:]), [1, 1], [0, 0, 0, 0]
+        else:
+            kernel = list(attrs.get("kernel_shape", []))
+            strides = list(attrs.get("strides", [1, 1]))
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            if len(kernel) != 2 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                continue
+        channels = shape[1]
+        weight = f"{node.name or f'pool{i}'}__zigzag_depthwise_ones"
+        w = np.full((channels, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=np.float32)
+        out.graph.initializer.append(numpy_helper.from_array(w, weight))
+        conv = helper.make_node("Conv", [node.input[0], weight], list(node.output), name=node.name,
+                                kernel_shape=kernel, strides=strides, pads=pads, group=channels)
+        out.graph.node[i].CopyFrom(conv)
+    return out
+
+
 def _shape_key(layer: Any) -> str:
     """What decides a layer's cost, readable: ``Conv {B: 1, K: 8, ...} rel=[...] pad={...} prec={...}``."""
     return (f"{layer.type} {layer.layer_dim_sizes} rel={layer.dimension_relations} pad={layer.padding} "
@@ -432,13 +475,15 @@ class AcceleratorModel:
 
         start = time.perf_counter()
         model = _fixed_shape_model(Path(onnx_path))
+        nodes = {node.name: node.op_type for node in model.graph.node}
+        if self.settings.pool_as_depthwise:
+            model = _pools_as_depthwise(model)
         with _zigzag_logs():
             try:
                 workload = ONNXModelParser(model, str(self.mapping_path)).run()
             except Exception as exc:  # noqa: BLE001 - ZigZag's parser asserts on what it cannot read
                 raise CostModelError(f"{onnx_path}: ZigZag's ONNX parser failed "
                                      f"({type(exc).__name__}: {exc})") from exc
-            nodes = {node.name: node.op_type for node in model.graph.node}
             layers: list[LayerCost] = []
             not_costed: list[NotCosted] = []
             free: list[str] = []
@@ -455,7 +500,8 @@ class AcceleratorModel:
                 record = self._lookup(key)
                 if record is not None:
                     hits += 1
-                    layers.append(LayerCost(node.name, cached=True, **record))
+                    # the record may come from another op of the same shape (a pool and a depthwise conv)
+                    layers.append(LayerCost(node.name, cached=True, **{**record, "op_type": op_type}))
                     continue
                 calls += 1
                 try:

@@ -62,6 +62,22 @@ class NetB(nn.Module):
         return torch.relu(self.c2(x)).mean((2, 3))
 
 
+class NetPool(nn.Module):
+    """A depthwise 3x3 conv (8 channels, 16x16) and an average pool 3x3 of the same shape, then a global
+    average pool: ZigZag costs both pools as the depthwise convolutions they equal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):  # (N, 3, 16, 16)
+        x = self.c1(x)
+        return self.gap(self.pool(self.dw(x)) + x)
+
+
 def _export(module: nn.Module, path: Path) -> Path:
     torch.manual_seed(0)
     module.eval()
@@ -209,3 +225,30 @@ def test_the_cli_prints_the_cost_and_exits_2_on_a_bad_hardware_file(models, tmp_
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2, run.stderr
     assert "operational_array.sizes: required field" in run.stderr and run.stdout == ""
+
+
+def test_average_pools_are_costed_as_the_depthwise_convolutions_they_equal(tmp_path, counted):
+    import onnxruntime as ort
+
+    from costmodels.accelerator import _fixed_shape_model, _pools_as_depthwise
+
+    path = _export(NetPool(), tmp_path / "pool.onnx")
+    cost = AcceleratorModel("eyeriss-like", settings=FAST).cost(path)
+    by_name = {lc.op_type: lc for lc in cost.layers}
+    assert [lc.op_type for lc in cost.layers] == ["Conv", "Conv", "AveragePool", "GlobalAveragePool"]
+    # the 3x3 average pool has the depthwise conv's shape: the same ZigZag layer, one call for both
+    assert by_name["AveragePool"].shape_key == cost.layers[1].shape_key
+    assert by_name["AveragePool"].cached and by_name["AveragePool"].edp == cost.layers[1].edp
+    gap = by_name["GlobalAveragePool"].shape_key
+    assert "FX: 16, FY: 16" in gap and "G: 8" in gap and "OX: 1, OY: 1" in gap
+    assert len(counted) == 3 and [n.op_type for n in cost.not_costed] == ["Add"]
+    # the rewrite computes what the pools compute
+    rewritten = tmp_path / "rewritten.onnx"
+    rewritten.write_bytes(_pools_as_depthwise(_fixed_shape_model(path)).SerializeToString())
+    x = torch.randn(1, 3, 16, 16).numpy()
+    want = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(rewritten)).run(None, {"input": x})[0]
+    assert abs(want - got).max() < 1e-5
+    # switched off, the pools are not costed (and say so)
+    off = AcceleratorModel("eyeriss-like", settings=ZigZagSettings(lpf_limit=4, pool_as_depthwise=False)).cost(path)
+    assert sorted(n.op_type for n in off.not_costed) == ["Add", "AveragePool", "GlobalAveragePool"]
