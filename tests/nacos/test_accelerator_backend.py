@@ -86,6 +86,12 @@ def test_latency_is_cycles_at_the_clock_and_the_row_carries_energy_edp_and_mappi
     fast = AcceleratorLatency("eyeriss-like", clock_mhz=400, cache=cache, settings=FAST).latency(None, None, two)
     assert (fast.details["cache_hits"], fast.details["zigzag_calls"]) == (2, 0)
     assert fast.ms == pytest.approx(first.ms / 2) and fast.details["edp"] == d["edp"]
+    # a copy sent to another process (a Dask worker) reads the same cache and maps nothing
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(backend))
+    again = copy.latency(None, None, two)
+    assert again.ms == first.ms and (again.details["cache_hits"], again.details["zigzag_calls"]) == (2, 0)
 
 
 def test_a_model_with_nothing_to_cost_fails_with_the_reason(onnx_files):
