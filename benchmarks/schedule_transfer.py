@@ -23,9 +23,9 @@ measurement), speed-up = untuned latency of j / latency of j under policy i. Las
 MetaSchedule (`schedules.tuner.tune`, `--trials-per-task` trials) on the `--tune-top` conv / dense
 tasks of each network with the most MACs that the shared database has not seen, the explicit space
 (`explicit_tune`, `--explicit-configs` configs) on its remaining unseen conv / dense tasks, then the
-network with the database's best records (applied by `MetaScheduleApplyDatabase`, built by
-`tvm.compile`: see `TUNED_COMPILE`) checked and timed the same way, with the per-layer best tuned
-latencies from the database beside it.
+network with the database's best records (`schedules.measure.compile`: applied by
+`MetaScheduleApplyDatabase`, built by `tvm.compile`; see `TUNED_COMPILE`) checked and timed the same
+way, with the per-layer best tuned latencies from the database beside it.
 
     python -m benchmarks.schedule_transfer            # full size: 5 networks, 10 policies each
     python -m benchmarks.schedule_transfer --quick    # ResNet-18 + MNASNet at 16 x 16, 2 policies
@@ -174,60 +174,42 @@ def measure_untuned(onnx_path: Path, target, protocol) -> dict[str, Any]:
 
 def measure_policy(onnx_path: Path, config, target, protocol) -> dict[str, Any]:
     """Every conv / dense function of the network under `GlobalPolicy(config)`; built, checked, timed."""
-    import tvm
-
-    from schedules.explicit_compile import schedule_module
     from schedules.explicit_space import GlobalPolicy, LayerShape
-    from schedules.frontend import import_onnx, onnx_input_shapes
-    from schedules.measure import Compiled, measure
+    from schedules.measure import compile_scheduled, measure
 
     policy = GlobalPolicy(config)
-    t0 = time.perf_counter()
     try:
-        mod, notes = schedule_module(import_onnx(onnx_path), lambda fn, key: policy.for_layer(LayerShape(*key[:5])))
-        with tvm.target.Target(target):
-            executable = tvm.compile(mod, target=target)
+        compiled, notes = compile_scheduled(onnx_path, lambda fn, key: policy.for_layer(LayerShape(*key[:5])),
+                                            target)
     except Exception as exc:  # a policy that does not build is data
-        text = str(exc).strip().splitlines()
-        last = (text[-1] if text else "")[:300]
-        return {"ok": False, "median_ms": None, "error": f"build error: {type(exc).__name__}: {last}"}
-    build_s = time.perf_counter() - t0
-    compiled = Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path), seconds=build_s)
+        return {"ok": False, "median_ms": None, "error": _build_error(exc)}
     unscheduled = sorted(k for k, v in notes.items() if v not in ("ok", "elementwise"))  # elementwise: its own schedule
-    return _measurement(measure(compiled, protocol), {"build_s": build_s, "layers": len(notes),
+    return _measurement(measure(compiled, protocol), {"build_s": compiled.seconds, "layers": len(notes),
                                                       "unscheduled_layers": unscheduled})
 
 
-#: How the ceiling is compiled. `schedules.measure.compile(onnx, db)` (MetaSchedule's `compile_relax`
-#: pipeline) ran these networks no faster than untuned here (VGG-16: 1147 ms tuned vs 1115 ms untuned,
-#: with a record for every conv / dense task), while the same records applied with
-#: `MetaScheduleApplyDatabase` and built by `tvm.compile`'s default pipeline ran it in 175 ms; the
-#: benchmark uses the latter until that is fixed in `schedules/`.
+def _build_error(exc: BaseException) -> str:
+    """A build error as one line: TVM's messages end with the line that says what went wrong."""
+    text = str(exc).strip().splitlines()
+    return f"build error: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"
+
+
+#: How the ceiling is compiled: `schedules.measure.compile(onnx, db)`, which applies the database's records
+#: with `MetaScheduleApplyDatabase` and builds with `tvm.compile`'s default pipeline. (Its first route,
+#: MetaSchedule's `compile_relax`, ran VGG-16 at 32 px in 1147 ms tuned against 1115 ms untuned; this one
+#: in 175 ms. A result whose ceiling says another `compiled_by` is measured again on resume.)
 TUNED_COMPILE = "MetaScheduleApplyDatabase + tvm.compile"
 
 
 def measure_tuned(onnx_path: Path, db, target, protocol) -> dict[str, Any]:
     """The network with the database's best records applied, built, checked and timed."""
-    import tvm
-    from tvm import relax
+    from schedules.measure import compile, measure
 
-    from schedules.frontend import import_onnx, onnx_input_shapes
-    from schedules.measure import Compiled, measure
-
-    t0 = time.perf_counter()
     try:
-        mod = import_onnx(onnx_path)
-        with target, db.ms:
-            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-        with tvm.target.Target(target):
-            executable = tvm.compile(mod, target=target)
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return {"ok": False, "median_ms": None, "compiled_by": TUNED_COMPILE,
-                "error": f"build error: {type(exc).__name__}: {(text[-1] if text else '')[:300]}"}
-    build_s = time.perf_counter() - t0
-    compiled = Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path), seconds=build_s)
-    return _measurement(measure(compiled, protocol), {"build_s": build_s, "compiled_by": TUNED_COMPILE})
+        compiled = compile(onnx_path, db, target)
+    except Exception as exc:  # a build error is data
+        return {"ok": False, "median_ms": None, "compiled_by": TUNED_COMPILE, "error": _build_error(exc)}
+    return _measurement(measure(compiled, protocol), {"build_s": compiled.seconds, "compiled_by": TUNED_COMPILE})
 
 
 def measure_ceiling(onnx_path: Path, db, target, protocol, args) -> dict[str, Any]:

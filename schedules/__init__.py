@@ -36,6 +36,7 @@ _LAZY = {
     "Protocol": "schedules.measure",
     "Compiled": "schedules.measure",
     "compile": "schedules.measure",
+    "compile_scheduled": "schedules.measure",
     "measure_onnx": "schedules.measure",
     "reference_onnxruntime": "schedules.measure",
     "reference_torch": "schedules.measure",

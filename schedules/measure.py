@@ -39,6 +39,7 @@ __all__ = [
     "Protocol",
     "check_against_onnxruntime",
     "compile",
+    "compile_scheduled",
     "measure",
     "measure_onnx",
     "ONNXRUNTIME_SETTINGS",
@@ -140,6 +141,27 @@ def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
         with tvm.target.Target(target):
             executable = tvm.compile(mod, target=target)
     return Compiled(Path(onnx_path), executable, target, shapes, seconds=time.perf_counter() - start)
+
+
+def compile_scheduled(onnx_path: str | Path, choose: Callable[[str, Any], Any], target: Any = None) -> \
+        tuple[Compiled, dict[str, str]]:
+    """Build `onnx_path` for `target` (default: this CPU) with each conv / dense function scheduled by
+    the explicit space: `choose(function name, layer key)` gives its `ScheduleConfig` (None leaves it to
+    the default lowering), elementwise functions get their own parallel / vector schedule
+    (`schedules.explicit_compile.schedule_module`). Returns the `Compiled` and the per-function notes
+    ("ok" | "elementwise" | why it was left to the default lowering)."""
+    import tvm
+
+    from schedules.explicit_compile import schedule_module
+    from schedules.frontend import import_onnx, onnx_input_shapes
+
+    start = time.perf_counter()
+    target = target or host_target()
+    mod, notes = schedule_module(import_onnx(onnx_path), choose)
+    with tvm.target.Target(target):
+        executable = tvm.compile(mod, target=target)
+    return Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path),
+                    seconds=time.perf_counter() - start), notes
 
 
 def _onnxruntime_outputs(onnx_path: Path, inputs: Mapping[str, np.ndarray], threads: int) -> list[np.ndarray]:

@@ -112,17 +112,6 @@ class TVMBackend(Backend):
 
     def _compile_scheduled(self, onnx_path: Path, choose) -> tuple[Any, dict[str, str]]:
         """Import, schedule conv / dense functions by `choose`, build: a `Compiled` and the notes."""
-        import time
+        from schedules.measure import compile_scheduled
 
-        import tvm
-
-        from schedules.explicit_compile import schedule_module
-        from schedules.frontend import import_onnx, onnx_input_shapes
-        from schedules.measure import Compiled
-
-        start = time.perf_counter()
-        mod, notes = schedule_module(import_onnx(onnx_path), choose)
-        with tvm.target.Target(self.target):
-            executable = tvm.compile(mod, target=self.target)
-        return Compiled(Path(onnx_path), executable, self.target, onnx_input_shapes(onnx_path),
-                        seconds=time.perf_counter() - start), notes
+        return compile_scheduled(onnx_path, choose, self.target)
