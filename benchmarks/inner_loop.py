@@ -19,7 +19,7 @@ runtime in a fresh process of its own (`schedules.isolated`: TVM's thread pool p
 process that configures it to one core, and spinning pools slow whatever runs beside them).
 Achieved GFLOP/s (2 FLOPs per MAC) is set against this machine's measured peak (best of a few fp32
 matrix products through numpy's BLAS with the same threads) and, for the roofline, its measured memory
-bandwidth (a 256 MiB numpy copy, `costmodels.roofline.calibrate`); a row's arithmetic intensity is its
+bandwidth (a 256 MiB numpy copy), both measured by `costmodels.roofline`; a row's arithmetic intensity is its
 FLOPs over the bytes its layers read and write (sum over layers, no cache reuse assumed).
 
     python -m benchmarks.inner_loop            # full size: 10 architectures, then the 5 networks at 32x32
@@ -63,38 +63,23 @@ LABELS = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet34": "ResNet-34", "
 QUICK_NETWORKS = ("resnet18", "resnet34")  # ResNet-34 has ResNet-18's conv shapes: it shows the reuse cheaply
 
 
-def measured_peak_gflops(threads: int, sizes: tuple[int, ...] = (1024, 2048), tries: int = 5) -> float:
-    """Best fp32 GFLOP/s of n x n matrix products (numpy's BLAS, each n of `sizes`) on `threads` threads."""
-    import numpy as np
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # numpy's BLAS then uses its own default thread count
-        threadpool_limits = None
-    best_gflops = 0.0
-    ctx = threadpool_limits(threads) if threadpool_limits else None
-    try:
-        for n in sizes:
-            a = np.random.default_rng(0).standard_normal((n, n)).astype("float32")
-            b = a.T.copy()
-            best = math.inf
-            for _ in range(tries):
-                t0 = time.perf_counter()
-                a @ b
-                best = min(best, time.perf_counter() - t0)
-            best_gflops = max(best_gflops, 2.0 * n ** 3 / best / 1e9)
-    finally:
-        if ctx is not None:
-            ctx.unregister() if hasattr(ctx, "unregister") else None
-    return best_gflops
+#: The roofline's roofs (`costmodels.roofline`): the best of `PEAK_REPEATS` fp32 n x n matrix products
+#: for each n of `PEAK_SIZES` on the benchmark's threads, and copies of a `COPY_MIB` MiB array
+PEAK_SIZES, PEAK_REPEATS = (1024, 2048), 5
+COPY_MIB, COPY_REPEATS = 256, 5
 
 
-def measured_bandwidth_gbs() -> tuple[float, str]:
-    """This machine's memory bandwidth (GB/s) and how it was measured (`costmodels.roofline.calibrate`)."""
-    from costmodels.roofline import calibrate
+def _peak_gflops(threads: int) -> float:
+    from costmodels.roofline import measure_peak_gflops
 
-    record = calibrate(matmul_n=64, matmul_repeats=1, copy_mib=256, copy_repeats=5)
-    return float(record["bandwidth_gbs"]), record["method"]["bandwidth"]
+    return measure_peak_gflops(PEAK_SIZES, PEAK_REPEATS, threads=threads)
+
+
+def _bandwidth_gbs() -> tuple[float, str]:
+    """This machine's memory bandwidth (GB/s) and how it was measured."""
+    from costmodels.roofline import bandwidth_method, measure_bandwidth_gbs
+
+    return measure_bandwidth_gbs(COPY_MIB, COPY_REPEATS), bandwidth_method(COPY_MIB, COPY_REPEATS)
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -537,7 +522,7 @@ def main(argv=None) -> int:
     else:
         payload = {"benchmark": "inner_loop", "command": command_line(), "settings": settings,
                    "network_settings": net_settings, "work_dir": str(args.work_dir), "target": str(target),
-                   "threads": threads, "machine": machine(), "peak_gflops": measured_peak_gflops(threads),
+                   "threads": threads, "machine": machine(), "peak_gflops": _peak_gflops(threads),
                    "rows": []}
     if pretune is not None and "pretune" not in payload:
         payload["pretune"] = pretune
@@ -547,9 +532,9 @@ def main(argv=None) -> int:
     # other jobs load the machine only underestimates them.
     peaks = payload.setdefault("peak_gflops_measurements", [payload["peak_gflops"]])
     if payload is previous:  # resumed: a fresh payload has just measured it
-        peaks.append(measured_peak_gflops(threads))
+        peaks.append(_peak_gflops(threads))
     payload["peak_gflops"] = max(peaks)
-    bw, payload["bandwidth_method"] = measured_bandwidth_gbs()
+    bw, payload["bandwidth_method"] = _bandwidth_gbs()
     bws = payload.setdefault("bandwidth_gbs_measurements", [])
     bws.append(bw)
     payload["bandwidth_gbs"] = max(bws)

@@ -15,6 +15,7 @@ The cache is one JSON per machine (keyed by CPU model, core count and host name)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -24,12 +25,13 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from costmodels.errors import CostModelError
 from schedules.records import LayerWorkload
 
-__all__ = ["Roofline", "calibrate", "load_or_calibrate", "cache_dir", "machine_key", "CALIBRATION_VERSION"]
+__all__ = ["Roofline", "calibrate", "load_or_calibrate", "measure_peak_gflops", "measure_bandwidth_gbs",
+           "bandwidth_method", "cache_dir", "machine_key", "CALIBRATION_VERSION"]
 
 CALIBRATION_VERSION = 1
 
@@ -166,39 +168,78 @@ class Roofline:
         return asdict(self)
 
 
+def measure_peak_gflops(sizes: Sequence[int] = (1024,), repeats: int = 10, *, threads: int | None = None) -> float:
+    """Best float32 GFLOP/s (2 n^3 FLOPs) of n x n matrix products through numpy's BLAS, for each n of
+    `sizes` one warm-up and then the best of `repeats`, the best over the sizes. `threads` caps BLAS's
+    threads (through threadpoolctl, when installed), so the peak matches a run on that many cores;
+    None leaves BLAS its own count."""
+    import numpy as np
+
+    if not sizes or min(sizes) < 64 or repeats < 1:
+        raise CostModelError("measure_peak_gflops: sizes >= 64 and repeats >= 1")
+    limit: Any = contextlib.nullcontext()
+    if threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # numpy's BLAS then uses its own thread count
+            pass
+        else:
+            limit = threadpool_limits(limits=int(threads))
+    best_gflops = 0.0
+    with limit:
+        for n in sizes:
+            rng = np.random.default_rng(0)
+            a = rng.standard_normal((n, n), dtype=np.float32)
+            b = rng.standard_normal((n, n), dtype=np.float32)
+            c = np.empty_like(a)
+            np.matmul(a, b, out=c)  # warm-up: BLAS threads, page faults
+            best = math.inf
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                np.matmul(a, b, out=c)
+                best = min(best, time.perf_counter() - t0)
+            best_gflops = max(best_gflops, 2.0 * n ** 3 / best / 1e9)
+    return best_gflops
+
+
+def measure_bandwidth_gbs(copy_mib: int = 256, repeats: int = 5) -> float:
+    """Memory bandwidth (GB/s): the best of `repeats` copies of a `copy_mib` MiB float32 array, counted as
+    read + write (2 x the array's bytes); 256 MiB is far beyond any cache."""
+    import numpy as np
+
+    if copy_mib < 8 or repeats < 1:
+        raise CostModelError("measure_bandwidth_gbs: copy_mib >= 8 and repeats >= 1")
+    n = copy_mib * (1 << 20) // 4
+    src = np.ones(n, dtype=np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best_copy = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best_copy = min(best_copy, time.perf_counter() - t0)
+    return 2.0 * src.nbytes / best_copy / 1e9
+
+
+def bandwidth_method(copy_mib: int = 256, repeats: int = 5) -> str:
+    """How `measure_bandwidth_gbs(copy_mib, repeats)` measures, in words (a calibration record's method)."""
+    return f"numpy copy of {copy_mib} MiB float32 (read + write), best of {repeats}"
+
+
 def calibrate(*, matmul_n: int = 1024, matmul_repeats: int = 10, copy_mib: int = 256, copy_repeats: int = 5) -> dict:
     """Measure peak FLOP/s and memory bandwidth of this machine now (a few seconds)."""
     import numpy as np
 
     if matmul_n < 64 or copy_mib < 8 or matmul_repeats < 1 or copy_repeats < 1:
         raise CostModelError("calibrate: matmul_n >= 64, copy_mib >= 8 and repeats >= 1")
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((matmul_n, matmul_n), dtype=np.float32)
-    b = rng.standard_normal((matmul_n, matmul_n), dtype=np.float32)
-    c = np.empty_like(a)
-    np.matmul(a, b, out=c)  # warm-up: BLAS threads, page faults
-    best = math.inf
-    for _ in range(matmul_repeats):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=c)
-        best = min(best, time.perf_counter() - t0)
-    peak_gflops = 2.0 * matmul_n ** 3 / best / 1e9
-    n = copy_mib * (1 << 20) // 4
-    src = np.ones(n, dtype=np.float32)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    best_copy = math.inf
-    for _ in range(copy_repeats):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        best_copy = min(best_copy, time.perf_counter() - t0)
-    bandwidth_gbs = 2.0 * src.nbytes / best_copy / 1e9
+    peak_gflops = measure_peak_gflops((matmul_n,), matmul_repeats)
+    bandwidth_gbs = measure_bandwidth_gbs(copy_mib, copy_repeats)
     return {
         "calibration_version": CALIBRATION_VERSION,
         "peak_gflops": peak_gflops,
         "bandwidth_gbs": bandwidth_gbs,
         "method": {"matmul": f"float32 {matmul_n}x{matmul_n} numpy matmul, best of {matmul_repeats}",
-                   "bandwidth": f"numpy copy of {copy_mib} MiB float32 (read + write), best of {copy_repeats}"},
+                   "bandwidth": bandwidth_method(copy_mib, copy_repeats)},
         "cpu": _cpu_model(),
         "cores": _cores(),
         "cpu_mhz": _cpu_mhz(),

@@ -70,3 +70,27 @@ def test_nacos_calibrate_cli(tmp_path, capsys):
     assert "GFLOP/s" in capsys.readouterr().out
     # misuse is exit code 2 with a message, not a traceback
     assert nacos_main(["calibrate", "--cache-dir", str(tmp_path / "x"), "--matmul-n", "8"]) == 2
+
+
+def test_peak_and_bandwidth_measurements_are_the_calibrations_own():
+    """`measure_peak_gflops` / `measure_bandwidth_gbs` are what `calibrate` and benchmarks/inner_loop.py
+    measure with; a thread cap applies while measuring and is lifted after."""
+    import numpy  # noqa: F401 - BLAS loaded, so threadpoolctl sees its thread count
+    from threadpoolctl import threadpool_info
+
+    from costmodels.roofline import bandwidth_method, calibrate, measure_bandwidth_gbs, measure_peak_gflops
+
+    before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
+    assert before, "numpy's BLAS is not visible to threadpoolctl"
+    peak = measure_peak_gflops((64, 128), 2, threads=1)
+    assert 0 < peak < 1e5
+    assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before
+    assert 0 < measure_bandwidth_gbs(8, 1) < 1e4
+    rec = calibrate(matmul_n=64, matmul_repeats=1, copy_mib=8, copy_repeats=2)
+    method = "numpy copy of 8 MiB float32 (read + write), best of 2"
+    assert rec["method"]["bandwidth"] == bandwidth_method(8, 2) == method
+    for bad in (dict(sizes=(32,)), dict(sizes=()), dict(repeats=0)):
+        with pytest.raises(CostModelError):
+            measure_peak_gflops(**bad)
+    with pytest.raises(CostModelError):
+        measure_bandwidth_gbs(4)
