@@ -32,110 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, command_line, machine, write_json
-from schedules.tuner import named_handlers_only, skip_foreign_intrinsics
-
-#: (name, kind, shape args). conv: (N, C, H, W, K, R, stride, pad, groups); dense: (N, in, out).
-FULL_WORKLOADS = (
-    ("conv_16_32_32x32_k3", "conv", (1, 16, 32, 32, 32, 3, 1, 1, 1)),
-    ("conv_3_16_32x32_k3", "conv", (1, 3, 32, 32, 16, 3, 1, 1, 1)),
-    ("conv_32_32_16x16_k3", "conv", (1, 32, 16, 16, 32, 3, 1, 1, 1)),
-    ("conv_32_64_16x16_k3_s2", "conv", (1, 32, 16, 16, 64, 3, 2, 1, 1)),
-    ("conv_64_64_8x8_k3", "conv", (1, 64, 8, 8, 64, 3, 1, 1, 1)),
-    ("conv_16_16_32x32_k1", "conv", (1, 16, 32, 32, 16, 1, 1, 0, 1)),
-    ("conv_64_128_8x8_k1", "conv", (1, 64, 8, 8, 128, 1, 1, 0, 1)),
-    ("conv_32_32_28x28_k5", "conv", (1, 32, 28, 28, 32, 5, 1, 2, 1)),
-    ("dwconv_64_16x16_k3", "conv", (1, 64, 16, 16, 64, 3, 1, 1, 64)),
-    ("dense_512_256", "dense", (1, 512, 256)),
-)
-QUICK_WORKLOADS = (FULL_WORKLOADS[0], FULL_WORKLOADS[5])
-
-def _prim_func(kind: str, args: tuple):
-    from tvm import te, topi
-
-    if kind == "conv":
-        n, c, h, w, k, r, stride, pad, groups = args
-        data = te.placeholder((n, c, h, w), name="data")
-        kern = te.placeholder((k, c // groups, r, r), name="kernel")
-        if groups == 1:
-            out = topi.nn.conv2d_nchw(data, kern, stride, pad, 1)
-        else:
-            out = topi.nn.group_conv2d_nchw(data, kern, stride, pad, 1, groups)
-        return te.create_prim_func([data, kern, topi.nn.relu(out)])
-    n, i, o = args
-    data = te.placeholder((n, i), name="data")
-    weight = te.placeholder((o, i), name="weight")
-    return te.create_prim_func([data, weight, topi.nn.relu(topi.nn.dense(data, weight))])
-
-
-def _n_records(work_dir: Path) -> int:
-    p = work_dir / "database_tuning_record.json"
-    return sum(1 for line in p.read_text().splitlines() if line.strip()) if p.is_file() else 0
-
-
-def tune_workloads(work_dir: Path, workloads, trials: int, *, seed: int = 0, combined: bool = False,
-                   log=print) -> list[Path]:
-    """Tune each workload with MetaSchedule's replay-trace strategy (a uniform sample of its design
-    space), `trials` measured candidates each, into JSON databases under work_dir: one per workload
-    (work_dir/<name>/), or with `combined` one database holding every workload as its own task
-    (work_dir/combined/: one builder / runner start-up instead of one per workload). A database that
-    already holds its trials is reused."""
-    skip_foreign_intrinsics()
-    import tvm
-    import tvm.s_tir.meta_schedule as ms
-    from tvm.target import Target
-
-    target = Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
-    jobs = ([("combined", list(workloads))] if combined
-            else [(name, [(name, kind, args)]) for name, kind, args in workloads])
-    dirs = []
-    for dir_name, group in jobs:
-        wd = Path(work_dir) / dir_name
-        dirs.append(wd)
-        if _n_records(wd) >= trials * len(group):
-            continue
-        t0 = time.time()
-        if len(group) == 1:
-            mod = _prim_func(group[0][1], group[0][2])
-        else:
-            mod = tvm.IRModule({name: _prim_func(kind, args).with_attr("global_symbol", name)
-                                for name, kind, args in group})
-        with named_handlers_only():  # an unnamed handler on MetaSchedule's logger breaks its second tuning
-            ms.tune_tir(mod, target, str(wd), max_trials_global=trials * len(group), max_trials_per_task=trials,
-                        num_trials_per_iter=min(64, trials), strategy="replay-trace", task_scheduler="round-robin",
-                        builder=ms.builder.LocalBuilder(initializer=skip_foreign_intrinsics), seed=seed)
-        seconds = time.time() - t0
-        (wd / "nacos_tuning.json").write_text(json.dumps({
-            "seconds": round(seconds, 1), "records": _n_records(wd), "trials_per_workload": trials,
-            "workloads": [g[0] for g in group], "strategy": "replay-trace", "seed": seed,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
-        log(f"tuned {dir_name}: {_n_records(wd)} records in {seconds:.0f} s")
-    return dirs
-
-
-def tuning_stamps(dirs) -> dict[str, Any]:
-    """What the tuning of each database cost when it was made (a rerun reuses the databases)."""
-    out = {}
-    for wd in dirs:
-        p = Path(wd) / "nacos_tuning.json"
-        out[Path(wd).name] = json.loads(p.read_text()) if p.is_file() else None
-    return out
-
-
-def schedule_samples(dirs) -> tuple[dict[str, list], dict[str, dict]]:
-    """Every measured record of the databases, grouped by workload (structural hash)."""
-    from costmodels.datasets import read_metaschedule_db
-
-    by_wl: dict[str, list] = {}
-    skipped = {}
-    for wd in dirs:
-        db = read_metaschedule_db(wd)
-        skipped[Path(wd).name] = db.skipped
-        for s in db.samples:
-            w = s.workload
-            key = (f"{w.op_kind}{list(w.input_shapes[0])}->{list(w.output_shape)}"
-                   f"k{list(w.kernel)}s{list(w.strides)}g{w.groups}")
-            by_wl.setdefault(key, []).append(s)
-    return by_wl, skipped
+from costmodels.testing import schedule_samples
+from schedules.testing import FULL_WORKLOADS, QUICK_WORKLOADS, tune_workloads, tuning_stamps, workload_prim_func
+from schedules.tuner import skip_foreign_intrinsics
 
 
 def schedule_level(dirs, *, objective: str = "rank:pairwise", seed: int = 0) -> dict[str, Any]:
@@ -203,28 +102,28 @@ def explicit_records(work_dir: Path, workloads, n_configs: int, *, seed: int = 0
     workload (applied with `schedules.explicit_apply.apply_config`, built in process, timed with TVM's
     time_evaluator: median of 3 repeats of 10 runs). Results are appended to
     work_dir/explicit/<name>.jsonl (config JSON and ms, or the error) and reused by a rerun."""
-    import json
     import random
 
     import numpy as np
 
     skip_foreign_intrinsics()
     import tvm
-    from tvm.target import Target
 
     from schedules.explicit_apply import apply_config, layer_shape_of
     from schedules.explicit_compile import _random_args
     from schedules.explicit_space import ScheduleSpace
     from schedules.records import ScheduleConfig
+    from schedules.targets import host_target
+    from schedules.testing import TUNING_CORES
 
-    target = Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
+    target = host_target(TUNING_CORES)
     out: dict[str, list] = {}
     root = Path(work_dir) / "explicit"
     root.mkdir(parents=True, exist_ok=True)
     for name, kind, args in workloads:
         path = root / f"{name}.jsonl"
         done = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-        func = _prim_func(kind, args)
+        func = workload_prim_func(kind, args)
         shape = layer_shape_of(func)
         rng = random.Random(seed)
         space = ScheduleSpace()

@@ -60,10 +60,10 @@ def default_table() -> Path:
 
 def macs(arch: str, live_only: bool) -> int:
     """MACs of the cell's network: every non-`none` edge, or only the live ones (what the exported graph keeps)."""
-    from benchmarks.tabular_benchmark import _live_edges
+    from archspace.nb201 import live_edges
 
     ops = tuple(op for op, _, _ in parse_nb201(arch))
-    edges = _live_edges(ops) if live_only else [k for k, op in enumerate(ops) if op != "none"]
+    edges = live_edges(ops) if live_only else [k for k, op in enumerate(ops) if op != "none"]
     if live_only and not edges:
         return 640                                   # the classifier only: the cell folds to a constant
     return SKELETON_MACS + sum(EDGE_MACS[ops[k]] for k in edges)

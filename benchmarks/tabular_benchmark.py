@@ -197,9 +197,6 @@ def search_device(table, device: str, s: Settings) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # 2. Prediction
 # ---------------------------------------------------------------------------------------------------
-_live_edges = live_edges  # the old name, still imported by benchmarks/device_transfer.py
-
-
 class MacsModel:
     """MACs of the exported NAS-Bench-201 network of any cell from a handful of exported networks.
 

@@ -1,5 +1,6 @@
 """Shared fixtures: one real MetaSchedule tuning (2 workloads x 12 measured traces) for the whole
-session, made with the benchmark's own tuning function, and synthetic data with a known order."""
+session, made by `schedules.testing.tune_workloads` (what benchmarks/cost_model_quality.py tunes with),
+and synthetic data with a known order."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ TRIALS = 12
 @pytest.fixture(scope="session")
 def ms_work_dir(tmp_path_factory):
     """A real MetaSchedule JSON database per quick-benchmark workload, tuned on this machine."""
-    from benchmarks.cost_model_quality import QUICK_WORKLOADS, tune_workloads
+    from schedules.testing import QUICK_WORKLOADS, tune_workloads
 
     root = tmp_path_factory.mktemp("ms_tuning")
     (db_dir,) = tune_workloads(root, QUICK_WORKLOADS, TRIALS, seed=0, combined=True, log=lambda *_: None)
@@ -24,7 +25,7 @@ def ms_work_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ms_by_workload(ms_work_dir):
     """The real records grouped by workload: {key: [ScheduleSample, ...]}, in a fixed order."""
-    from benchmarks.cost_model_quality import schedule_samples
+    from costmodels.testing import schedule_samples
 
     by_wl, _ = schedule_samples([ms_work_dir])
     return dict(sorted(by_wl.items()))
