@@ -1,12 +1,28 @@
 """What every benchmark shares: where results go, how they are written (atomically, incrementally),
-and the machine / command stamp each result carries."""
+and the machine / command stamp each result carries.
+
+The harness (a new benchmark needs only these):
+
+- `Size` + `add_sizes` / `resolve_sizes`: ``--quick`` and the options whose default differs between a
+  quick run (minutes, what the tests run) and the full one; an option the user gives wins over both.
+- `ResultFile`: the result JSON of one run. It resumes the previous file when that file's ``settings``
+  equal this run's (else starts afresh), stamps command, machine and times, and `save()` rewrites it
+  atomically, so a benchmark saves after every unit of work and a killed run loses at most one.
+- `ResultFile.figure` / `ResultFile.table`: the PNG and the markdown table beside the JSON
+  (`save_figure`, `markdown_table`).
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as _dt
 import json
+import math
 import os
 import shlex
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +96,93 @@ def nb201_table_or_skip(name: str, csv: Path | None) -> Path | None:
               f"set $NACOS_NB201_CSV or pass --csv)", file=sys.stderr)
         return None
     return path
+
+
+# -- the harness: quick / full sizes, a resumable result file, figure, markdown table ---------------------
+@dataclass(frozen=True)
+class Size:
+    """One option whose default differs between ``--quick`` and a full run."""
+
+    quick: Any
+    full: Any
+    help: str
+    type: Callable[[str], Any] = int
+
+
+def add_sizes(parser: argparse.ArgumentParser, sizes: Mapping[str, Size], quick_help: str) -> None:
+    """``--quick`` and one ``--NAME`` option per entry of `sizes` (its default None: `resolve_sizes` fills it)."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    for name, size in sizes.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=size.type, default=None,
+                            help=f"{size.help} (default {size.full}, quick {size.quick})")
+
+
+def resolve_sizes(args: argparse.Namespace, sizes: Mapping[str, Size]) -> argparse.Namespace:
+    """Each option of `sizes` the user left out: its quick value under ``--quick``, its full value otherwise."""
+    for name, size in sizes.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, size.quick if args.quick else size.full)
+    return args
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultFile:
+    """The result JSON of one benchmark run at `path`: the previous file's content when it is this
+    benchmark's and its ``settings`` equal `settings` (`resumed`; the work it holds is not redone), else
+    a fresh payload. `payload` is the dict to fill; `save()` rewrites the file atomically."""
+
+    def __init__(self, name: str, path: Path, settings: Mapping[str, Any], *, resume: bool = True) -> None:
+        self.name, self.path = name, Path(path)
+        settings = json.loads(json.dumps(settings))  # as it reads back from the file (tuples -> lists)
+        previous = read_json(self.path) if resume else None
+        self.resumed = bool(previous and previous.get("benchmark") == name and previous.get("settings") == settings)
+        if self.resumed:
+            self.payload: dict[str, Any] = previous
+        else:
+            self.payload = {"benchmark": name, "settings": settings, "machine": machine(), "started": _now()}
+        self.payload["command"] = command_line()
+
+    def save(self) -> None:
+        """Stamp the time and rewrite the file atomically (a kill leaves the previous save whole)."""
+        self.payload["updated"] = _now()
+        write_json(self.path, self.payload)
+
+    def figure(self, fig: Any, suffix: str = ".png") -> Path:
+        """Save a matplotlib figure beside the JSON (same name, `suffix`) atomically and close it."""
+        path = self.path.with_suffix(suffix)
+        save_figure(fig, path)
+        return path
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 3,
+              suffix: str = ".md") -> str:
+        """`markdown_table(header, rows)`, written beside the JSON (same name, `suffix`) and returned."""
+        text = markdown_table(header, rows, digits=digits)
+        path = self.path.with_suffix(suffix)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return text
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 3) -> str:
+    """A GitHub markdown table: floats with `digits` decimals, None and NaN as "-", numbers right-aligned."""
+    def cell(x: Any) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "-"
+        if isinstance(x, float):
+            return f"{x:.{digits}f}"
+        return str(x).replace("|", "\\|")
+
+    def numeric(j: int) -> bool:
+        return all(isinstance(r[j], (int, float)) or r[j] is None for r in rows) if rows else False
+
+    for r in rows:
+        if len(r) != len(header):
+            raise ValueError(f"markdown_table: a row of {len(r)} cells under {len(header)} columns: {list(r)}")
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "|".join("---:" if numeric(j) else "---" for j in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

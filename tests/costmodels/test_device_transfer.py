@@ -144,3 +144,30 @@ def test_all_devices_mode_writes_the_summary(slice_csv, tmp_path, capsys):
     assert [d["column"] for d in res["devices"]] == list(DeviceTable.from_csv(slice_csv).devices)
     assert set(res["devices"][0]["shots"]) == {"5", "10"}
     assert "shots_only" in res["mean_spearman_by_shots"]["10"]
+    assert res["complete"] is True and res["command"].startswith("python") and res["machine"]["cores"] >= 1
+    # the figure and the markdown table beside the JSON: one row per device and the mean
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    md = out.with_suffix(".md").read_text().splitlines()
+    assert md[0] == "| device | K=5 | K=10 | K=10 shots only | MACs (live edges) |"
+    assert len(md) == 2 + len(res["devices"]) + 1 and md[-1].startswith("| **mean** |")
+    first = res["devices"][0]
+    assert md[2].startswith(f"| {first['device']} | {first['shots']['5']['ridge_select']['spearman_mean']:.3f} |")
+
+    # resume: a run stopped after two devices (the file as it was saved then) goes on from the third, keeps the
+    # two it has (their timing stamps too) and ends with the same figures as the uninterrupted run
+    cut = dict(res, devices=res["devices"][:2], complete=False)
+    out.write_text(json.dumps(cut))
+    rc, _, _ = _run(capsys, ["--table", str(slice_csv), "--all-devices", "--quick", "--out", str(out), "--quiet"])
+    assert rc == 0
+    resumed = json.loads(out.read_text())
+    assert resumed["started"] == res["started"] and resumed["complete"] is True
+    assert resumed["devices"][:2] == res["devices"][:2]
+    for a, b in zip(resumed["devices"], res["devices"]):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    assert resumed["mean_spearman_by_shots"] == res["mean_spearman_by_shots"]
+    # other settings start afresh: --quick is 2 seeds, K = 5 and 10, no xgb, so 3 seeds is another run
+    rc, _, _ = _run(capsys, ["--table", str(slice_csv), "--all-devices", "--quick", "--seeds", "3", "--out", str(out),
+                             "--quiet"])
+    fresh = json.loads(out.read_text())
+    assert rc == 0 and fresh["settings"]["seeds"] == 3 and fresh["started"] >= res["started"]
+    assert fresh["devices"][0]["shots"]["5"] != res["devices"][0]["shots"]["5"]
