@@ -38,9 +38,12 @@ __all__ = [
     "NB201Arch",
     "NB201Result",
     "NB201Space",
+    "NB201Subspace",
     "NB201Table",
     "TabularObjective",
     "default_table_path",
+    "load_records",
+    "records_table_path",
     "live_edges",
 ]
 
@@ -236,6 +239,64 @@ class NB201Space:
         return NB201Arch(tuple(x if rng.random() < 0.5 else y for x, y in zip(a.ops, b.ops)))
 
 
+class NB201Subspace:
+    """The cells of a table that holds only some of the space (a measured record set): the same search
+    operators as `NB201Space`, each result moved to the nearest member (fewest differing edges; ties
+    drawn from the rng), so every strategy that runs on the whole space runs on the subset and only
+    ever asks for cells the table has. A mutant is never its parent."""
+
+    def __init__(self, archs: Sequence[NB201Arch]) -> None:
+        self.archs: tuple[NB201Arch, ...] = tuple(dict.fromkeys(archs))
+        if len(self.archs) < 2:
+            raise ArchSpaceError(f"NB201Subspace: needs at least 2 distinct cells, got {len(self.archs)}")
+        self._members = frozenset(self.archs)
+        self._space = NB201Space()
+
+    def size(self) -> int:
+        return len(self.archs)
+
+    def check(self, arch: NB201Arch) -> None:
+        if arch not in self._members:
+            raise ArchSpaceError(f"NB201Subspace: {arch} is not one of its {len(self.archs)} cells")
+
+    def contains(self, arch: Any) -> bool:
+        return arch in self._members
+
+    def parse(self, text: str | bytes) -> NB201Arch:
+        arch = self._space.parse(text)
+        self.check(arch)
+        return arch
+
+    def __iter__(self) -> Iterator[NB201Arch]:
+        return iter(self.archs)
+
+    def nearest(self, arch: NB201Arch, rng: random.Random | int | None = None,
+                exclude: NB201Arch | None = None) -> NB201Arch:
+        """The member with the fewest edges different from `arch` (not `exclude`), ties drawn from `rng`."""
+        rng = _rng(rng)
+        best, ties = len(NB201_EDGES) + 1, []
+        for m in self.archs:
+            if m == exclude:
+                continue
+            d = sum(x != y for x, y in zip(m.ops, arch.ops))
+            if d < best:
+                best, ties = d, [m]
+            elif d == best:
+                ties.append(m)
+        return ties[0] if len(ties) == 1 else rng.choice(ties)
+
+    def sample(self, rng: random.Random | int | None = None) -> NB201Arch:
+        return _rng(rng).choice(self.archs)
+
+    def mutate(self, arch: NB201Arch, rng: random.Random | int | None = None, prob: float = 1 / 6) -> NB201Arch:
+        rng = _rng(rng)
+        return self.nearest(self._space.mutate(arch, rng, prob), rng, exclude=arch)
+
+    def crossover(self, a: NB201Arch, b: NB201Arch, rng: random.Random | int | None = None) -> NB201Arch:
+        rng = _rng(rng)
+        return self.nearest(self._space.crossover(a, b, rng), rng)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The tabular benchmark
 # ---------------------------------------------------------------------------------------------------
@@ -246,6 +307,27 @@ def default_table_path() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "nb201_accuracy_latency.csv"
+
+
+_ENV_RECORDS = "NACOS_NB201_RECORDS"
+
+
+def records_table_path() -> Path:
+    """``$NACOS_NB201_RECORDS`` if set, else the record set the project publishes
+    (``benchmarks/results/nb201_records.csv`` in the repository): NAS-Bench-201 cells compiled and timed
+    here four ways (``onnxruntime``, ``tvm_untuned``, ``tvm_default``, ``tvm_tuned``, and ``deployed``,
+    the better of onnxruntime and tuned TVM), written by ``python -m benchmarks.nb201_records``."""
+    env = os.environ.get(_ENV_RECORDS)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "nb201_records.csv"
+
+
+def load_records(path: str | Path | None = None) -> "NB201Table":
+    """The compiled-latency record set as an `NB201Table`: its "devices" are the ways it was timed, so
+    ``table.objective(device="tvm_tuned")`` and every strategy run on it as on the published table. It
+    holds the measured cells only (a stratified sample unless every cell was measured)."""
+    return NB201Table(path if path is not None else records_table_path())
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,12 @@ def _database_model(pretuned: Path, held_out: set[str], target: Any) -> tuple[An
                    "pretrain_seconds": time.perf_counter() - t0}
 
 
+def _label(task: Any) -> str:
+    """A task's name with the head of its structural hash: TVM reuses a fused function's name for tasks
+    of other shapes (six held-out tasks had three names), so the name alone does not identify it."""
+    return f"{task.workload.name}#{task.key[:8]}"
+
+
 def _run_arm(arm: str, seed: int, tasks: list[Any], args, target: Any) -> dict[str, Any]:
     from schedules.database import TuningDatabase
     from schedules.pretune import PretuneSettings, pretune
@@ -123,7 +129,7 @@ def _run_arm(arm: str, seed: int, tasks: list[Any], args, target: Any) -> dict[s
     seconds = time.perf_counter() - t0
     measured = _records_in_order(work)
     half = max(args.trials // 2, 1)
-    per_task = {t.workload.name: {"best_ms": _best_ms(measured.get(t.key, [])),
+    per_task = {_label(t): {"best_ms": _best_ms(measured.get(t.key, [])),
                                   "best_ms_half": _best_ms(measured.get(t.key, []), half),
                                   "trials": len(measured.get(t.key, []))} for t in tasks}
     return {"arm": arm, "seed": seed, "seconds": seconds, "trials": report.trials, "faults": report.faults,
@@ -162,15 +168,15 @@ def main(argv=None) -> int:
     measured = _records_in_order(args.pretuned)
     tasks = [t for t in sorted(_space_tasks(args.pretuned, target), key=lambda t: -t.expected_macs)
              if _best_ms(measured.get(t.key, [])) is not None][:args.tasks]
-    settings = {"pretuned": str(args.pretuned), "tasks": [t.workload.name for t in tasks], "trials": args.trials,
+    settings = {"pretuned": str(args.pretuned), "tasks": [_label(t) for t in tasks], "trials": args.trials,
                 "seeds": args.seeds, "target": str(target)}
     previous = read_json(args.out)
     if previous and previous.get("settings") == settings:
         payload = previous
     else:
         payload = {"benchmark": "pretune_cost_model", "settings": settings, "machine": machine(), "runs": [],
-                   "pretuned_best_ms": {t.workload.name: _best_ms(measured[t.key]) for t in tasks},
-                   "pretuned_trials": {t.workload.name: len(measured[t.key]) for t in tasks}}
+                   "pretuned_best_ms": {_label(t): _best_ms(measured[t.key]) for t in tasks},
+                   "pretuned_trials": {_label(t): len(measured[t.key]) for t in tasks}}
     payload["command"] = command_line()
     done = {(r["seed"], r["arm"]) for r in payload["runs"]}
     for seed in range(args.seeds):

@@ -185,10 +185,16 @@ class TimingWorker:
                             threads=int(threads), input_shapes=shapes)[0]
 
     def tvm(self, onnx_path: str | Path, database_dir: str | Path | None, target: dict[str, Any] | None,
-            protocol: Any, threads: int, *, check: bool = True) -> Measurement:
+            protocol: Any, threads: int, *, check: bool = True, schedule: str = "database") -> Measurement:
+        """TVM compiled and timed in the child: ``schedule="database"`` with the best records of the
+        database in `database_dir` (None: untuned, dlight's default rules), ``"default"`` with one fixed
+        default `ScheduleConfig` for every conv / dense layer (`measure.compile_default_schedule`)."""
+        if schedule not in ("database", "default"):
+            raise ScheduleError(f"TimingWorker.tvm: schedule must be 'database' or 'default', got {schedule!r}")
         return self.request("tvm", onnx_path=str(onnx_path),
                             database_dir=str(database_dir) if database_dir is not None else None,
-                            target=target, protocol=_protocol_dict(protocol), threads=int(threads), check=check)[0]
+                            target=target, protocol=_protocol_dict(protocol), threads=int(threads), check=check,
+                            schedule=schedule)[0]
 
     def torch(self, builder: str, builder_args: Sequence[Any], input_shape: Sequence[int], protocol: Any,
               threads: int) -> Measurement:
@@ -261,6 +267,8 @@ def _serve_onnxruntime(req: dict[str, Any]) -> tuple[Measurement, dict[str, Any]
 def _serve_tvm(req: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
     from schedules.measure import measure_onnx
 
+    if req.get("schedule", "database") == "default":
+        return _serve_tvm_default(req), {}
     db = None
     if req.get("database_dir"):
         from schedules.database import TuningDatabase
@@ -269,6 +277,17 @@ def _serve_tvm(req: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
     target = _tvm_target(req.get("target"), req["threads"])
     m = measure_onnx(req["onnx_path"], db, target, _protocol(req["protocol"]), threads=req["threads"])
     return m, {}
+
+
+def _serve_tvm_default(req: dict[str, Any]) -> Measurement:
+    from schedules.measure import _reason, compile_default_schedule, measure
+
+    target = _tvm_target(req.get("target"), req["threads"])
+    try:
+        compiled = compile_default_schedule(req["onnx_path"], target)
+    except Exception as exc:  # a build error is this model's result, not the worker's failure
+        return Measurement.failed(_reason("build error", exc), target=str(target))
+    return measure(compiled, _protocol(req["protocol"]), threads=req["threads"], check=req.get("check", True))
 
 
 def _serve_torch(req: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:

@@ -315,6 +315,18 @@ def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs,
     return _summary(samples, protocol, backend="tvm-rpc", target=target, batch=compiled.batch, threads=threads)
 
 
+def compile_default_schedule(onnx_path: str | Path, target: Any = None) -> Compiled:
+    """Build `onnx_path` with every conv / dense layer under one fixed default `ScheduleConfig` (each
+    tile clamped to fit the layer, `schedules.explicit_space.GlobalPolicy`): what a compiler-agnostic
+    search that runs TVM with "one fixed schedule" deploys; no database, no per-layer search."""
+    from schedules.explicit_space import GlobalPolicy, LayerShape
+    from schedules.records import ScheduleConfig
+
+    policy = GlobalPolicy(ScheduleConfig())
+    compiled, _ = compile_scheduled(onnx_path, lambda name, key: policy.for_layer(LayerShape(*key[:5])), target)
+    return compiled
+
+
 def measure_onnx(onnx_path: str | Path, db: Any = None, target: Any = None, protocol: Protocol = Protocol(), *,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, threads: int | None = None,
                  rpc: RpcTarget | None = None) -> Measurement:

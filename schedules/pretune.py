@@ -183,16 +183,25 @@ def space_coverage(tasks: Sequence[SpaceTask], db: TuningDatabase) -> dict[str, 
     }
 
 
+_DEADLINE_MARK = "nacos-pretune-deadline-passed"
+
+
+class _DeadlinePassed(RuntimeError):
+    """Raised by the measure callback to end a round at the deadline; caught by `_tune_round`."""
+
+
 def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int], None] | None, faults: list) -> Any:
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
-    self_done: set[int] = set()   # tasks this callback has ended (ending one twice is an error in TVM)
-
     @derived_object
     class DeadlineAndProgress(PyMeasureCallback):
-        """Counts measured trials for the progress bar; past the deadline, ends every task of the round
-        (what was measured is already in the database)."""
+        """Counts measured trials for the progress bar; past the deadline, ends the round by raising
+        (what was measured is already in the database: this callback runs after AddToDatabase).
+
+        Why not `task_scheduler.terminate_task`: when the callback fires inside the round-robin
+        scheduler's own join of the task it is about to hand out, ending that task makes TVM's
+        `Tune` loop fail its `!task->is_terminated` check (seen in a 0.5-minute pretune)."""
 
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
             for b, r in zip(builder_results, runner_results):
@@ -201,16 +210,19 @@ def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int],
             if on_trials is not None:
                 on_trials(len(measure_candidates))
             if time.time() >= deadline:
-                for i in range(len(names)):
-                    if i in self_done:
-                        continue
-                    self_done.add(i)
-                    try:
-                        task_scheduler.terminate_task(i)
-                    except Exception:  # noqa: BLE001 - it had already ended (its trials were all measured)
-                        pass
+                raise _DeadlinePassed(_DEADLINE_MARK)
 
     return DeadlineAndProgress()
+
+
+def _tune_tasks_until_deadline(ms: Any, **kwargs: Any) -> None:
+    """`ms.tune_tasks(**kwargs)`, ended quietly when the deadline callback raises (the error crosses
+    TVM's C++ scheduler, which may rewrap it: it is recognized by its message)."""
+    try:
+        ms.tune_tasks(**kwargs)
+    except Exception as exc:
+        if _DEADLINE_MARK not in str(exc):
+            raise
 
 
 def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, settings: PretuneSettings,
@@ -240,7 +252,8 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
     run = runner if runner is not None else ms.runner.LocalRunner(timeout_sec=10.0)
     before = len(db.ms)
     with named_handlers_only():
-        ms.tune_tasks(tasks=contexts, task_weights=[max(t.weight, 1e-6) for t in batch], work_dir=str(work_dir),
+        _tune_tasks_until_deadline(
+            ms, tasks=contexts, task_weights=[max(t.weight, 1e-6) for t in batch], work_dir=str(work_dir),
                       max_trials_global=settings.trials_per_round * len(batch),
                       max_trials_per_task=settings.trials_per_round,
                       num_trials_per_iter=min(settings.trials_per_iter, settings.trials_per_round),

@@ -218,3 +218,26 @@ def test_fuzz_nb201_parse_accepts_members_or_says_why(text: str) -> None:
 ])
 def test_live_edges_are_those_on_an_input_output_path(cell, live):
     assert live_edges(NB201Arch.from_string(cell).ops) == live
+
+
+def test_subspace_operators_stay_inside() -> None:
+    """A record set's cells as a search space: every operator's result is a member, a mutant never its
+    parent, and `nearest` is the member with the fewest differing edges."""
+    from archspace.nb201 import NB201Subspace
+
+    members = [NB201Space().from_index(i) for i in range(0, 15625, 97)]
+    sub = NB201Subspace(members)
+    rng = random.Random(0)
+    for _ in range(200):
+        a, b = sub.sample(rng), sub.sample(rng)
+        m = sub.mutate(a, rng)
+        assert sub.contains(m) and m != a
+        assert sub.contains(sub.crossover(a, b, rng))
+    outside = next(a for a in NB201Space() if not sub.contains(a))
+    near = sub.nearest(outside, rng)
+    best = min(sum(x != y for x, y in zip(m.ops, outside.ops)) for m in members)
+    assert sum(x != y for x, y in zip(near.ops, outside.ops)) == best
+    with pytest.raises(ArchSpaceError, match="not one of"):
+        sub.check(outside)
+    with pytest.raises(ArchSpaceError, match="at least 2"):
+        NB201Subspace(members[:1])
