@@ -179,6 +179,12 @@ class RunConfig:
         if self.baseline_latency not in baseline_latency_choices():
             raise ConfigError(f"baseline_latency: must be {' or '.join(baseline_latency_choices())}, "
                               f"got {self.baseline_latency!r}")
+        if mode.backend_name(self.baseline_latency) == "macs" and (self.budgets.latency_ms is not None
+                                                                   or self.budgets.latency_budgets_ms):
+            raise ConfigError("budgets.latency_ms: baseline_latency macs counts MACs and times nothing, "
+                              "so no budget in milliseconds applies (nor budgets.latency_budgets_ms); drop "
+                              "it (the comparisons judge the picks on their deployed latency) or use "
+                              "baseline_latency onnxruntime")
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
         _finite("time_limit_s", self.time_limit_s)

@@ -95,9 +95,10 @@ class SearchMode:
 BASELINE = SearchMode(
     name="baseline",
     description="compiler-agnostic HW-NAS: one fixed default TVM schedule for every layer "
-                "(or onnxruntime, with baseline_latency: onnxruntime)",
+                "(or onnxruntime, with baseline_latency: onnxruntime; or a MACs count, with macs)",
     backend="tvm-default-schedule",
-    backend_options=(("default-schedule", "tvm-default-schedule"), ("onnxruntime", "onnxruntime")),
+    backend_options=(("default-schedule", "tvm-default-schedule"), ("onnxruntime", "onnxruntime"),
+                     ("macs", "macs")),
     export_backend="tvm-default-schedule",
 )
 

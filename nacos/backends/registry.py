@@ -16,6 +16,7 @@ __all__ = ["BACKENDS", "backend_class", "backend_names", "get_backend", "registe
 
 #: name -> "module:Class"; one line per backend (the name is the class's `name`, recorded in each row)
 BACKENDS: dict[str, str] = {
+    "macs": "nacos.backends.macs:MacsProxy",
     "onnxruntime": "nacos.backends.onnxruntime:OnnxRuntimeLatency",
     "tvm-default-schedule": "nacos.backends.tvm_default:DefaultScheduleLatency",
     "tvm-genome-schedules": "nacos.backends.tvm_genome:GenomeScheduleLatency",

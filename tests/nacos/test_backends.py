@@ -124,3 +124,19 @@ def test_a_model_that_does_not_build_is_a_failure_as_data(name, tiny):
         # latency() lets the exception through, for the evaluator to record with its traceback (as before)
         with pytest.raises(Exception):
             backend.latency(_genome_for(name, genome), genome.arch, bad)
+
+
+def test_the_macs_proxy_counts_what_the_layer_statistics_count(tiny):
+    """`baseline_latency: macs` reports millions of MACs of the exported model, the count of
+    `archspace.stats`, and times nothing; a budget in milliseconds is refused for it."""
+    from archspace.stats import onnx_layer_stats
+
+    cfg, space, genome, onnx_path, _ = tiny
+    result = get_backend("macs", cfg, space).latency(genome, genome.arch, onnx_path)
+    macs = sum(s.macs for s in onnx_layer_stats(str(onnx_path)))
+    assert result.ok and macs > 0 and result.ms == macs / 1e6
+    assert result.details["unit"] == "MMAC" and result.details["macs"] == macs and result.details["runs"] == 0
+    assert config_from_dict({"mode": "baseline", "baseline_latency": "macs"}).baseline_latency == "macs"
+    for budgets in ({"latency_ms": 1.0}, {"latency_budgets_ms": [1.0]}):
+        with pytest.raises(ConfigError, match="^budgets.latency_ms: baseline_latency macs"):
+            config_from_dict({"mode": "baseline", "baseline_latency": "macs", "budgets": budgets})

@@ -83,7 +83,7 @@ def test_baseline_latency_onnxruntime_picks_onnxruntime_and_only_there_int8_runs
         _cfg(tmp_path, mode="two-stage", baseline_latency="onnxruntime", precision="int8")
     with pytest.raises(ConfigError) as err:
         _cfg(tmp_path, baseline_latency="tvm")
-    assert str(err.value) == "baseline_latency: must be default-schedule or onnxruntime, got 'tvm'"
+    assert str(err.value) == "baseline_latency: must be default-schedule or onnxruntime or macs, got 'tvm'"
 
 
 def test_an_unknown_mode_is_refused_naming_the_choices(tmp_path):
