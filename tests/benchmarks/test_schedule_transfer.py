@@ -58,6 +58,7 @@ def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
         assert s["per_network"][b]["own_policy_best_of_all_applied"] is (best_on[j] == j)
         assert s["per_network"][b]["best_policy_on_it"] == names[best_on[j]]
     assert data["claim"]["holds"] is (own_best > len(names) / 2 and off_slow > 0)
+    assert data["claim_holds"] is data["claim"]["holds"]
     assert all(data["ceiling"][n]["speedup"] > 0 for n in names)
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
