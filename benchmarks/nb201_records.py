@@ -313,15 +313,20 @@ def main(argv: list[str] | None = None) -> int:
     db = TuningDatabase(db_dir)
     spent = float(state_of(db).get("seconds", 0.0)) / 60.0
     if args.pretune_minutes - spent > 0.05:
+        from costmodels.ms_cost_model import DatabaseXGBCostModel
+
         _log(f"pretuning {len(tasks)} cell-space tasks for {args.pretune_minutes - spent:.1f} min into {db_dir}")
-        pretune(tasks, db, target, minutes=args.pretune_minutes - spent,
+        # the database-trained cost model, as `nacos pretune` defaults to (pretune_cost_model.json)
+        cost_model = DatabaseXGBCostModel.for_tuning(db_dir, target)
+        pretune(tasks, db, target, minutes=args.pretune_minutes - spent, cost_model=cost_model,
                 settings=PretuneSettings(tasks_per_round=4 if args.quick else 8,
                                          trials_per_round=8 if args.quick else 32, seed=args.seed),
                 on_round=lambda r: _log(f"pretune round {r['round']}: {r['trials']} trials, "
                                         f"coverage {r['coverage'].get('tasks', 0):.2f} tasks"))
+        cost_model.save()
         db.refresh()
     state = state_of(db)
-    meta["tuning"] = {"database": str(db_dir), "database_digest": database_digest(db_dir),
+    meta["tuning"] = {"database": str(db_dir), "database_digest": database_digest(db_dir), "cost_model": "database",
                       "cell_space_tasks": len(tasks), "task_cells": args.task_cells,
                       "pretune_seconds": round(float(state.get("seconds", 0.0)), 1),
                       "pretune_trials": int(state.get("trials", 0)), "pretune_rounds": int(state.get("rounds", 0)),
