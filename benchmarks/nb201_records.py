@@ -152,11 +152,8 @@ def cell_space_tasks(table: Any, order: list[tuple[int, int]], n: int, target: A
                      seed: int, log: Any) -> list[Any]:
     """The distinct tasks of the first `n` cells of `order`, weight = calls per cell on average. Each
     cell's tasks are appended to a JSON-lines log, so a killed enumeration resumes."""
-    import tvm
-
-    from schedules.frontend import extract_tasks, import_onnx, workload_of_task
     from schedules.records import LayerWorkload
-    from schedules.space_tasks import merge_tasks
+    from schedules.space_tasks import merge_tasks, onnx_file_tasks
 
     partial = work_dir / "cell-tasks.jsonl"
     done: dict[int, list[dict]] = {}
@@ -175,12 +172,7 @@ def cell_space_tasks(table: Any, order: list[tuple[int, int]], n: int, target: A
             if r in done:
                 continue
             path = export_cell(table.archs[r], work_dir / "onnx" / f"nb201_{r:05d}.onnx", seed)
-            workloads, new = [], {}
-            for task in extract_tasks(import_onnx(path), target):
-                w = workload_of_task(task)
-                workloads.append(w.to_dict())
-                if w.structural_hash not in mods:
-                    new[w.structural_hash] = tvm.ir.save_json(task.dispatched[0])
+            workloads, new = onnx_file_tasks(path, target, mods)
             mods.update(new)
             done[r] = workloads
             fh.write(json.dumps({"row": r, "workloads": workloads, "mods": new}) + "\n")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from archspace.space import ArchSpace
-from schedules.space_tasks import SpaceTask, merge_tasks, read_task_file, write_task_file
+from schedules.space_tasks import SpaceTask, merge_tasks, onnx_file_tasks, read_task_file, write_task_file
 
 __all__ = ["enumerate_space_tasks", "space_task_file", "enumeration_architectures"]
 
@@ -96,10 +96,7 @@ def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *
     """The space's distinct tasks, heaviest first (cached in the database directory; see the module doc).
 
     `progress(done, total)` is called after each network is imported."""
-    import tvm
-
     from archspace.export import export_onnx
-    from schedules.frontend import extract_tasks, import_onnx, workload_of_task
     from schedules.records import LayerWorkload
 
     final = space_task_file(database, space, target, in_channels=in_channels, num_classes=num_classes, batch=batch)
@@ -115,12 +112,7 @@ def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *
                 continue
             onnx_path = export_onnx(arch, Path(tmp) / f"{i}.onnx", batch=batch, space=space,
                                     in_channels=in_channels, num_classes=num_classes, check=False)
-            workloads, new_mods = [], {}
-            for task in extract_tasks(import_onnx(onnx_path), target):
-                w = workload_of_task(task)
-                workloads.append(w.to_dict())
-                if w.structural_hash not in mods:
-                    new_mods[w.structural_hash] = tvm.ir.save_json(task.dispatched[0])
+            workloads, new_mods = onnx_file_tasks(onnx_path, target, mods)
             mods.update(new_mods)
             done[i] = workloads
             log.write(json.dumps({"index": i, "arch": arch.to_json(), "workloads": workloads, "mods": new_mods}) + "\n")

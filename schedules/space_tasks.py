@@ -24,7 +24,8 @@ from typing import Any
 from schedules.errors import ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["SpaceTask", "TASK_FILE_FORMAT", "merge_tasks", "read_task_file", "task_file_digest", "write_task_file"]
+__all__ = ["SpaceTask", "TASK_FILE_FORMAT", "merge_tasks", "onnx_file_tasks", "read_task_file", "task_file_digest",
+           "write_task_file"]
 
 TASK_FILE_FORMAT = "nacos-space-tasks/1"
 
@@ -87,6 +88,23 @@ def merge_tasks(groups: Iterable[tuple[float, Sequence[LayerWorkload]]], mods: M
         tasks.append(SpaceTask(first[key], max(0.0, round(weight, 9)), mods.get(key, "")))
     tasks.sort(key=lambda t: (-t.weight * max(t.workload.macs, 1), t.workload.name, t.key))
     return tasks
+
+
+def onnx_file_tasks(onnx_path: str | Path, target: Any, known: Mapping[str, str]) -> tuple[list[dict], dict[str, str]]:
+    """The tasks of one exported network, as an enumeration log keeps them: its workloads (as dicts,
+    in extraction order) and, for each structural hash not in `known`, the task's module as TVM JSON."""
+    import tvm
+
+    from schedules.frontend import extract_tasks, import_onnx, workload_of_task
+
+    workloads: list[dict] = []
+    new: dict[str, str] = {}
+    for task in extract_tasks(import_onnx(onnx_path), target):
+        w = workload_of_task(task)
+        workloads.append(w.to_dict())
+        if w.structural_hash not in known and w.structural_hash not in new:
+            new[w.structural_hash] = tvm.ir.save_json(task.dispatched[0])
+    return workloads, new
 
 
 def task_file_digest(tasks: Sequence[SpaceTask]) -> str:
