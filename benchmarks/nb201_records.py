@@ -153,19 +153,10 @@ def cell_space_tasks(table: Any, order: list[tuple[int, int]], n: int, target: A
     """The distinct tasks of the first `n` cells of `order`, weight = calls per cell on average. Each
     cell's tasks are appended to a JSON-lines log, so a killed enumeration resumes."""
     from schedules.records import LayerWorkload
-    from schedules.space_tasks import merge_tasks, onnx_file_tasks
+    from schedules.space_tasks import merge_tasks, onnx_file_tasks, read_enumeration_log
 
     partial = work_dir / "cell-tasks.jsonl"
-    done: dict[int, list[dict]] = {}
-    mods: dict[str, str] = {}
-    if partial.exists():
-        for line in partial.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[int(row["row"])] = row["workloads"]
-                mods.update(row["mods"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                break  # a torn last line: that cell is imported again
+    done, mods = read_enumeration_log(partial, "row")
     rows = [r for r, _ in order[:n]]
     with open(partial, "a", encoding="utf-8") as fh:
         for k, r in enumerate(rows):

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from archspace.space import ArchSpace
-from schedules.space_tasks import SpaceTask, merge_tasks, onnx_file_tasks, read_task_file, write_task_file
+from schedules.space_tasks import (
+    SpaceTask,
+    merge_tasks,
+    onnx_file_tasks,
+    read_enumeration_log,
+    read_task_file,
+    write_task_file,
+)
 
 __all__ = ["enumerate_space_tasks", "space_task_file", "enumeration_architectures"]
 
@@ -75,21 +82,6 @@ def space_task_file(database: str | Path, space: ArchSpace, target: Any, *, in_c
     return Path(database) / "space-tasks" / f"{_digest(space, in_channels, num_classes, batch, target)}.json"
 
 
-def _read_partial(path: Path) -> tuple[dict[int, list[dict]], dict[str, str]]:
-    done: dict[int, list[dict]] = {}
-    mods: dict[str, str] = {}
-    if not path.exists():
-        return done, mods
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            done[int(row["index"])] = row["workloads"]
-            mods.update(row["mods"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            break  # a torn last line: that network is imported again
-    return done, mods
-
-
 def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *, in_channels: int = 1,
                           num_classes: int = 10, batch: int = 1,
                           progress: Callable[[int, int], None] | None = None) -> list[SpaceTask]:
@@ -105,7 +97,7 @@ def enumerate_space_tasks(space: ArchSpace, target: Any, database: str | Path, *
     plan = enumeration_architectures(space)
     partial = final.with_suffix(".partial.jsonl")
     final.parent.mkdir(parents=True, exist_ok=True)
-    done, mods = _read_partial(partial)
+    done, mods = read_enumeration_log(partial, "index")
     with tempfile.TemporaryDirectory(prefix="nacos-enum-") as tmp, open(partial, "a", encoding="utf-8") as log:
         for i, (_, arch) in enumerate(plan):
             if i in done:

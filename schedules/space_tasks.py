@@ -24,8 +24,8 @@ from typing import Any
 from schedules.errors import ScheduleError
 from schedules.records import LayerWorkload
 
-__all__ = ["SpaceTask", "TASK_FILE_FORMAT", "merge_tasks", "onnx_file_tasks", "read_task_file", "task_file_digest",
-           "write_task_file"]
+__all__ = ["SpaceTask", "TASK_FILE_FORMAT", "merge_tasks", "onnx_file_tasks", "read_enumeration_log",
+           "read_task_file", "task_file_digest", "write_task_file"]
 
 TASK_FILE_FORMAT = "nacos-space-tasks/1"
 
@@ -105,6 +105,25 @@ def onnx_file_tasks(onnx_path: str | Path, target: Any, known: Mapping[str, str]
         if w.structural_hash not in known and w.structural_hash not in new:
             new[w.structural_hash] = tvm.ir.save_json(task.dispatched[0])
     return workloads, new
+
+
+def read_enumeration_log(path: str | Path, key: str) -> tuple[dict[int, list[dict]], dict[str, str]]:
+    """Read an append-only enumeration log (one JSON line per network: `key` -> its number, "workloads",
+    "mods"): the networks done and the modules seen. A torn last line ends the read: that network is
+    imported again."""
+    done: dict[int, list[dict]] = {}
+    mods: dict[str, str] = {}
+    path = Path(path)
+    if not path.exists():
+        return done, mods
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            done[int(row[key])] = row["workloads"]
+            mods.update(row["mods"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            break
+    return done, mods
 
 
 def task_file_digest(tasks: Sequence[SpaceTask]) -> str:
