@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings=PretuneSettings(tasks_per_round=4 if args.quick else 8,
                                          trials_per_round=8 if args.quick else 32, seed=args.seed),
                 on_round=lambda r: _log(f"pretune round {r['round']}: {r['trials']} trials, "
-                                        f"coverage {r['coverage'].get('tasks', 0):.2f} tasks"))
+                                        f"coverage {r['coverage']['space_task_coverage']:.2f} of tasks, "
+                                        f"{r['coverage']['space_mac_coverage']:.2f} of MACs"))
         cost_model.save()
         db.refresh()
     state = state_of(db)
