@@ -30,19 +30,51 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, default=Path(".nacos-cache/supernet-train"),
                         help="where per-epoch checkpoints go (resume point)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="final checkpoint (default: the package's default checkpoint)")
+                        help="final checkpoint (default: runs/supernet-DATA.pt; its JSON card goes beside it). "
+                             "Never the package's own checkpoint, and never an existing file, unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --out (and allow writing the packaged checkpoint)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
+def default_out(data: str) -> Path:
+    """Where a run's final checkpoint goes when --out is not given: runs/supernet-<data name>.pt."""
+    name = Path(str(data).rstrip("/")).stem or "data"
+    return Path("runs") / f"supernet-{name}.pt"
+
+
+def checked_out(out: Path, force: bool) -> Path:
+    """`out`, refused (NacosError, exit 2) before any training when it would overwrite another run's
+    checkpoint or card, or write into the installed package, without --force."""
+    from archspace.training import default_checkpoint_path
+    from nacos.errors import NacosError
+
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise NacosError(f"--out: {out} must be a .pt file (its JSON card goes beside it)")
+    if force:
+        return out
+    package = default_checkpoint_path().parent.resolve()
+    if out.resolve().parent == package or package in out.resolve().parents:
+        raise NacosError(f"--out: {out} is inside the package ({package}); choose another path, or pass --force "
+                         "to replace the packaged checkpoint on purpose")
+    for path in (out, out.with_suffix(".json")):
+        if path.exists():
+            raise NacosError(f"--out: {path} exists (another run's checkpoint or card); choose another --out, "
+                             "or pass --force to overwrite it")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    out = checked_out(args.out or default_out(args.data), args.force)
     import torch
 
     from archspace import ArchSpace
     from archspace.accuracy import evaluate
     from archspace.data import load_dataset
     from archspace.supernet import Supernet
-    from archspace.training import TrainConfig, default_checkpoint_path, finalize_checkpoint, train_supernet
+    from archspace.training import TrainConfig, finalize_checkpoint, train_supernet
     from nacos.machine import machine_info
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, n_random=args.n_random,
@@ -54,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     space = ArchSpace()
     net = Supernet(space, data.in_channels, data.num_classes)
     summary = train_supernet(net, data, cfg, args.checkpoint_dir, progress=not args.quiet)
-    out = finalize_checkpoint(args.checkpoint_dir, args.out or default_checkpoint_path())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out = finalize_checkpoint(args.checkpoint_dir, out)
     card = {
         "command": "nacos " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("nacos")
         else "nacos train-supernet",
