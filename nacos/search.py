@@ -176,10 +176,21 @@ def _energy_fn(cfg: RunConfig):
     return energy
 
 
+def refuse_missing_device(cfg: RunConfig) -> None:
+    """`ConfigError` (exit 2) when the config's target needs a device this machine lacks (cuda)."""
+    if cfg.target == "cuda":
+        from schedules.targets import cuda_missing
+
+        missing = cuda_missing()
+        if missing is not None:
+            raise ConfigError(f"target: cuda needs a CUDA device: {missing}")
+
+
 def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> dict[str, Any]:
     """Run or resume the search of `cfg` in `run_dir`, then write its report. Returns the summary."""
     from nacos import loop
 
+    refuse_missing_device(cfg)  # before the run directory exists: nothing is left behind
     run, strategy, evaluator, genome_space = build_search(cfg, Path(run_dir))
     pretune = _pretune_status(cfg, evaluator)
     if progress and pretune is not None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from schedules.errors import ScheduleError
 
-__all__ = ["RpcTarget", "cuda_available", "cuda_target", "host_target", "host_threads", "parse_rpc_url", "target_str",
-           "versions"]
+__all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_threads",
+           "parse_rpc_url", "target_str", "versions"]
 
 
 def _affinity() -> int:
@@ -57,11 +57,27 @@ def cuda_available() -> bool:
         return False
 
 
+def cuda_missing() -> str | None:
+    """None when CUDA can be used; otherwise what is missing, in words a user can act on."""
+    try:
+        import tvm
+
+        if not tvm.runtime.enabled("cuda"):
+            return (f"this TVM ({tvm.__version__}) was built without the CUDA runtime (the PyPI wheel has none): "
+                    "install a CUDA build of TVM, or use target llvm or rpc://HOST:PORT/KEY")
+        if not tvm.cuda(0).exist:
+            return "TVM has the CUDA runtime but no GPU answers (tvm.cuda(0).exist is False): check the driver"
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the device is "missing"
+        return f"the CUDA device cannot be opened ({type(exc).__name__}: {exc})"
+    return None
+
+
 def cuda_target() -> Any:
     import tvm
 
-    if not cuda_available():
-        raise ScheduleError("no CUDA device: TVM has no CUDA runtime here or no GPU is present")
+    missing = cuda_missing()
+    if missing is not None:
+        raise ScheduleError(f"no CUDA device: {missing}")
     return tvm.target.Target({"kind": "cuda", "arch": "sm_" + tvm.cuda(0).compute_version.replace(".", "")},
                              host={"kind": "llvm"})
 
