@@ -167,6 +167,17 @@ class ResultFile:
         return text
 
 
+def spearman_or_none(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho (`costmodels.metrics.spearman`) for a result file: None where it is undefined
+    (fewer than 3 pairs, or a constant side), so the JSON holds null rather than NaN."""
+    from costmodels.metrics import spearman
+
+    if len(x) < 3:
+        return None
+    rho = spearman(x, y)
+    return rho if math.isfinite(rho) else None
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 3) -> str:
     """A GitHub markdown table: floats with `digits` decimals, None and NaN as "-", numbers right-aligned."""
     def cell(x: Any) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes, spearman_or_none
 
 NAME = "nb201_cosearch"
 #: mode -> the record column its search sees as latency ("macs": the MACs column)
@@ -140,15 +140,6 @@ def overlooked(rec: Records, percentile: float) -> dict[str, Any]:
             "best_overlooked_accuracy": float(rec.accuracy[hits].max()) if len(hits) else None}
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy import stats
-
-    if len(x) < 3:
-        return None
-    rho = float(stats.spearmanr(x, y).statistic)
-    return rho if math.isfinite(rho) else None
-
-
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     from archspace.nb201 import records_table_path
 
@@ -202,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "hypervolume_ratio_two_stage_over_baseline": head["hypervolume_ratio_two_stage_over_baseline"],
         "hypervolume_ratio_ci95": head["hypervolume_ratio_ci95"],
         "overlooked": int(sum(o["count"] for o in over.values())),
-        "spearman_tuned_vs_ort": _spearman(rec.signal["tvm_tuned"], rec.signal["onnxruntime"]),
+        "spearman_tuned_vs_ort": spearman_or_none(rec.signal["tvm_tuned"], rec.signal["onnxruntime"]),
         "baselines": ratios,
         "hypervolume": {m: {"mean": float(v.mean()), "per_seed": v.tolist()} for m, v in hv.items()},
         "reference_point": {"accuracy": reference[0], "deployed_ms": reference[1]},

@@ -50,7 +50,6 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -69,6 +68,7 @@ from benchmarks.common import (
     nb201_table_or_skip,
     read_json,
     resolve_sizes,
+    spearman_or_none,
     write_json,
 )
 
@@ -194,15 +194,6 @@ def conv_task_coverage(onnx_path: Path, db: Any, target: Any) -> tuple[int, int]
 # ---------------------------------------------------------------------------------------------------
 # Correlations
 # ---------------------------------------------------------------------------------------------------
-def _spearman(x: list[float], y: list[float]) -> float | None:
-    from scipy import stats
-
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    rho = float(stats.spearmanr(x, y).statistic)
-    return rho if math.isfinite(rho) else None
-
-
 def correlations(csv_path: Path, source: Any) -> dict[str, Any]:
     """Spearman between the ways (and MACs), and of each way with every published device."""
     from archspace.nb201 import NB201Table
@@ -215,10 +206,10 @@ def correlations(csv_path: Path, source: Any) -> dict[str, Any]:
     ways = [*WAYS, "deployed"]
     cols = {w: rec.latency_columns[w].tolist() for w in ways}
     macs = [float(r["macs"]) for r in csv.DictReader(open(csv_path, newline=""))]
-    between = {f"{a}~{b}": _spearman(cols[a], cols[b]) for i, a in enumerate(ways) for b in ways[i + 1:]}
-    between.update({f"{w}~macs": _spearman(cols[w], macs) for w in ways})
+    between = {f"{a}~{b}": spearman_or_none(cols[a], cols[b]) for i, a in enumerate(ways) for b in ways[i + 1:]}
+    between.update({f"{w}~macs": spearman_or_none(cols[w], macs) for w in ways})
     rows = [source.row(a) for a in rec.archs]
-    published = {d: {w: _spearman(cols[w], source.latency_columns[d][rows].tolist()) for w in ways}
+    published = {d: {w: spearman_or_none(cols[w], source.latency_columns[d][rows].tolist()) for w in ways}
                  for d in source.devices}
     return {"cells": len(rec), "between_ways": between, "with_published_devices": published}
 

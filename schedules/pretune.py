@@ -187,7 +187,8 @@ _DEADLINE_MARK = "nacos-pretune-deadline-passed"
 
 
 class _DeadlinePassed(RuntimeError):
-    """Raised by the measure callback to end a round at the deadline; caught by `_tune_round`."""
+    """Raised by the measure callback to end a round at the deadline; `_tune_tasks_until_deadline`
+    recognizes it by `_DEADLINE_MARK` in its message (TVM may rewrap it)."""
 
 
 def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int], None] | None, faults: list) -> Any:
@@ -239,7 +240,8 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
     work_dir.mkdir(exist_ok=True)
     names = [t.workload.name for t in batch]
     contexts = []
-    loggers = ms.logging.get_loggers_from_work_dir(str(work_dir), names)
+    with named_handlers_only():  # the dictConfig MetaSchedule builds names every attached handler
+        loggers = ms.logging.get_loggers_from_work_dir(str(work_dir), names)
     for task, logger, rand_state in zip(batch, loggers, fork_seed(settings.seed + round_index, n=len(batch))):
         contexts.append(ms.TuneContext(
             mod=task.module(), target=target, space_generator="post-order-apply",
@@ -254,12 +256,12 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
     with named_handlers_only():
         _tune_tasks_until_deadline(
             ms, tasks=contexts, task_weights=[max(t.weight, 1e-6) for t in batch], work_dir=str(work_dir),
-                      max_trials_global=settings.trials_per_round * len(batch),
-                      max_trials_per_task=settings.trials_per_round,
-                      num_trials_per_iter=min(settings.trials_per_iter, settings.trials_per_round),
-                      builder=bld, runner=run, database=db.ms,
-                      cost_model=cost_model if cost_model is not None else tune_settings.cost_model(),
-                      measure_callbacks=callbacks, task_scheduler="round-robin")
+            max_trials_global=settings.trials_per_round * len(batch),
+            max_trials_per_task=settings.trials_per_round,
+            num_trials_per_iter=min(settings.trials_per_iter, settings.trials_per_round),
+            builder=bld, runner=run, database=db.ms,
+            cost_model=cost_model if cost_model is not None else tune_settings.cost_model(),
+            measure_callbacks=callbacks, task_scheduler="round-robin")
     trials = len(db.ms) - before
     if faults:
         with open(db.path / "faults.jsonl", "a", encoding="utf-8") as fh:
