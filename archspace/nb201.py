@@ -332,7 +332,7 @@ def load_records(path: str | Path | None = None) -> "NB201Table":
 
 @dataclass(frozen=True)
 class NB201Result:
-    """One tabular query, shaped like `nacos.evaluation.Evaluation` so the search loop records it."""
+    """One tabular query, shaped like `nacos.search.evaluation.Evaluation` so the search loop records it."""
 
     status: str                 # ok | rejected
     metrics: dict[str, Any]

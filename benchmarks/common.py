@@ -42,7 +42,7 @@ def command_line() -> str:
 
 
 def machine() -> dict[str, Any]:
-    from nacos.machine import machine_info
+    from nacos.results.machine import machine_info
 
     return machine_info()
 

@@ -93,7 +93,7 @@ def run_config(args: argparse.Namespace, mode: str, seed: int, time_left: float)
 
 
 def _rows(run_dir: Path) -> list[Any]:
-    from nacos.store import RunDir
+    from nacos.results.store import RunDir
 
     run = RunDir.existing(run_dir)
     store = run.open_store(readonly=True)
@@ -112,7 +112,7 @@ def spent_seconds(run_dir: Path) -> float:
 
 def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
     """Run (or resume) one search with the wall clock it has left; return its rows as plain dicts."""
-    from nacos.search import run_search
+    from nacos.search.run import run_search
 
     run_dir = args.work_dir / f"{mode}-seed{seed}"
     left = args.time_per_run - spent_seconds(run_dir)
@@ -127,7 +127,7 @@ def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
 def pick_for_remeasure(rows: list[dict[str, Any]], budgets: Sequence[float], k: int) -> list[str]:
     """Baseline candidates worth a tuned measurement: its default-latency front, then the most accurate
     candidates over the largest budget by default latency (the ones tuning could bring back)."""
-    from nacos.pareto import pareto_front
+    from nacos.results.pareto import pareto_front
 
     ok = [r for r in rows if r["status"] == "ok" and r["latency_ms"] is not None]
     if not ok or k == 0:
@@ -145,7 +145,7 @@ def remeasure(args: argparse.Namespace, seed: int, run: dict[str, Any], arch_ids
               done: dict[str, Any], save) -> dict[str, Any]:
     """Tuned latency (two-stage backend, shared database) of baseline candidates; `done` caches results."""
     from archspace.space import ArchSpace, SpaceConfig
-    from nacos.tvm_latency import TunedLatency
+    from nacos.backends.tvm_tuned import TunedLatency
 
     todo = [a for a in arch_ids if a not in done]
     if not todo:
@@ -168,7 +168,7 @@ def remeasure(args: argparse.Namespace, seed: int, run: dict[str, Any], arch_ids
 
 def summarize(args: argparse.Namespace, runs: dict[str, Any], tuned: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per seed and mode: best accuracy under each budget, hypervolume on tuned latency, overlooked."""
-    from nacos.pareto import hypervolume, pareto_front
+    from nacos.results.pareto import hypervolume, pareto_front
 
     all_ms = [r["latency_ms"] for run in runs.values() for r in run["rows"] if r["status"] == "ok"]
     all_ms += [t["tuned_ms"] for seed in tuned.values() for t in seed.values() if t.get("tuned_ms")]

@@ -99,7 +99,7 @@ def layer_workload(name: str, kind: str, args: tuple):
 
 def explicit_records(work_dir: Path, workloads, n_configs: int, *, seed: int = 0, log=print) -> dict[str, list]:
     """Measure `n_configs` sampled configs of the schedules wing's explicit ScheduleConfig space per
-    workload (applied with `schedules.explicit_apply.apply_config`, built in process, timed with TVM's
+    workload (applied with `schedules.explicit.apply.apply_config`, built in process, timed with TVM's
     time_evaluator: median of 3 repeats of 10 runs). Results are appended to
     work_dir/explicit/<name>.jsonl (config JSON and ms, or the error) and reused by a rerun."""
     import random
@@ -109,9 +109,9 @@ def explicit_records(work_dir: Path, workloads, n_configs: int, *, seed: int = 0
     skip_foreign_intrinsics()
     import tvm
 
-    from schedules.explicit_apply import apply_config, layer_shape_of
-    from schedules.explicit_compile import _random_args
-    from schedules.explicit_space import ScheduleSpace
+    from schedules.explicit.apply import apply_config, layer_shape_of
+    from schedules.explicit.compile import _random_args
+    from schedules.explicit.space import ScheduleSpace
     from schedules.records import ScheduleConfig
     from schedules.targets import host_target
     from schedules.testing import TUNING_CORES
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
         recs = explicit_records(args.work_dir, workloads, n_explicit, seed=args.seed)
         explicit = config_level(workloads, recs, seed=args.seed)
         explicit["data"] = (f"{n_explicit} sampled configs per workload of the schedules wing's explicit "
-                            "ScheduleConfig space (schedules.explicit_apply), built and timed here (TVM "
+                            "ScheduleConfig space (schedules.explicit.apply), built and timed here (TVM "
                             "time_evaluator, median of 3 x 10 runs); leave-one-workload-out")
     result: dict[str, Any] = {
         "arch_kendall_tau": None, "arch_within_10pct": None,

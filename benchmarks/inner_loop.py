@@ -477,10 +477,10 @@ def _items(args, space):
 
 def _start_from_pretuned(pretuned: Path, db_dir: Path, space: Any, target: Any) -> dict[str, Any] | None:
     """Copy the pretuned database to `db_dir` when that has none yet, and return what the pretuning had
-    covered then (`nacos.space_tasks.pretune_status` of the copy; None when `db_dir` already existed)."""
+    covered then (`nacos.search.space_tasks.pretune_status` of the copy; None when `db_dir` already existed)."""
     import shutil
 
-    from nacos.space_tasks import pretune_status
+    from nacos.search.space_tasks import pretune_status
     from schedules.database import TuningDatabase
 
     if (db_dir / "database_workload.json").exists():

@@ -102,7 +102,7 @@ def run_mode(rec: Records, mode: str, seed: int, queries: int, population: int) 
 
 
 def hypervolume_of(rec: Records, rows: list[int], reference: tuple[float, float]) -> float:
-    from nacos.pareto import hypervolume
+    from nacos.results.pareto import hypervolume
 
     pts = np.stack([rec.accuracy[rows], rec.deployed[rows]], axis=1)
     return float(hypervolume(pts, ("max", "min"), reference))

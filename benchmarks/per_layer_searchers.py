@@ -98,9 +98,9 @@ def _metaschedule_func(mod: Any, task_mod: Any, workload: Any, target: Any, tria
 
 
 def _row(network: str, mod: Any, task: Any, target: Any, args_ns: argparse.Namespace) -> dict[str, Any]:
-    from schedules.explicit_apply import apply_config, layer_shape_of, template_of
-    from schedules.explicit_compile import _random_args, explicit_search
-    from schedules.explicit_space import GlobalPolicy, ScheduleSpace
+    from schedules.explicit.apply import apply_config, layer_shape_of, template_of
+    from schedules.explicit.compile import _random_args, explicit_search
+    from schedules.explicit.space import GlobalPolicy, ScheduleSpace
     from schedules.frontend import workload_of_task
     from schedules.records import ScheduleConfig
 

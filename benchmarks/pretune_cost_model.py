@@ -59,7 +59,7 @@ def _parse(argv=None) -> argparse.Namespace:
 
 def _space_tasks(pretuned: Path, target: Any) -> list[Any]:
     from archspace import ArchSpace
-    from nacos.space_tasks import space_task_file
+    from nacos.search.space_tasks import space_task_file
     from schedules.space_tasks import read_task_file
 
     path = space_task_file(pretuned, ArchSpace(), target)

@@ -139,7 +139,7 @@ def _export(name: str, resolution: int, work_dir: Path, seed: int) -> Path:
 
 def sample_policies(name: str, n: int, seed: int) -> list[Any]:
     """`n` distinct global `ScheduleConfig`s from `ScheduleSpace()`, drawn with the network's own seed."""
-    from schedules.explicit_space import ScheduleSpace
+    from schedules.explicit.space import ScheduleSpace
 
     rng = random.Random(f"{seed}:{name}")
     space = ScheduleSpace()
@@ -174,7 +174,7 @@ def measure_untuned(onnx_path: Path, target, protocol) -> dict[str, Any]:
 
 def measure_policy(onnx_path: Path, config, target, protocol) -> dict[str, Any]:
     """Every conv / dense function of the network under `GlobalPolicy(config)`; built, checked, timed."""
-    from schedules.explicit_space import GlobalPolicy, LayerShape
+    from schedules.explicit.space import GlobalPolicy, LayerShape
     from schedules.measure import compile_scheduled, measure
 
     policy = GlobalPolicy(config)

@@ -147,7 +147,7 @@ def _best_under(points: np.ndarray, budget: float) -> float | None:
 
 
 def search_device(table, device: str, s: Settings) -> dict[str, Any]:
-    from nacos.pareto import hypervolume
+    from nacos.results.pareto import hypervolume
 
     senses = ["max", "min"]
     lat = table.latency_columns[device]

@@ -121,7 +121,7 @@ def run_config(args: argparse.Namespace, mode: str, executor: str, parallel: int
 
 
 def _rows(run_dir: Path) -> list[Any]:
-    from nacos.store import RunDir
+    from nacos.results.store import RunDir
 
     store = RunDir.existing(run_dir).open_store(readonly=True)
     try:
@@ -132,7 +132,7 @@ def _rows(run_dir: Path) -> list[Any]:
 
 def run_one(args: argparse.Namespace, mode: str, label: str, executor: str, parallel: int) -> dict[str, Any]:
     """One search from scratch on `executor`, timed; its rows summarised."""
-    from nacos.search import run_search
+    from nacos.search.run import run_search
 
     run_dir = args.work_dir / f"{mode}-{label}"
     database = args.work_dir / f"{mode}-{label}-db"

@@ -30,13 +30,14 @@ from typing import Any, Sequence
 from costmodels.errors import CostModelError
 from schedules.records import LayerWorkload
 
-__all__ = ["Roofline", "calibrate", "load_or_calibrate", "measure_peak_gflops", "measure_bandwidth_gbs",
+__all__ = ["Roofline", "calibrate", "cpu_model", "load_or_calibrate", "measure_peak_gflops", "measure_bandwidth_gbs",
            "bandwidth_method", "cache_dir", "machine_key", "CALIBRATION_VERSION"]
 
 CALIBRATION_VERSION = 1
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; the platform's processor elsewhere)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -63,7 +64,7 @@ def _cores() -> int:
 
 
 def machine_key() -> str:
-    raw = f"{_cpu_model()}|{_cores()}|{platform.node()}|{platform.machine()}"
+    raw = f"{cpu_model()}|{_cores()}|{platform.node()}|{platform.machine()}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -240,7 +241,7 @@ def calibrate(*, matmul_n: int = 1024, matmul_repeats: int = 10, copy_mib: int =
         "bandwidth_gbs": bandwidth_gbs,
         "method": {"matmul": f"float32 {matmul_n}x{matmul_n} numpy matmul, best of {matmul_repeats}",
                    "bandwidth": bandwidth_method(copy_mib, copy_repeats)},
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": _cores(),
         "cpu_mhz": _cpu_mhz(),
         "host_key": machine_key(),

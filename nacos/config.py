@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nacos.errors import ConfigError
-from nacos.modes import baseline_latency_choices, get_mode, mode_names
+from nacos.search.modes import baseline_latency_choices, get_mode, mode_names
 
 __all__ = ["RunConfig", "Budgets", "TuningConfig", "StrategyConfig", "load_config", "config_from_dict",
            "MODES", "SEARCHERS", "STRATEGIES", "OBJECTIVES"]
 
-#: the search modes' names (`nacos.modes.MODES` holds the records; a mode registered later is accepted too)
+#: the search modes' names (`nacos.search.modes.MODES` holds the records; a mode registered later is accepted too)
 MODES = mode_names()
 #: schedule searchers of the inner loop: auto (MetaSchedule for the heavy unseen conv / dense tasks, the
 #: explicit space for the rest), explicit (the ScheduleConfig space only), metaschedule (every task)
@@ -78,7 +78,7 @@ class TuningConfig:
     searcher: str = "auto"
     metaschedule_trials: int = 32
     database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
-    #: two-stage: let the cost model (`nacos.screening`) skip the tuning of candidates that, even at the
+    #: two-stage: let the cost model (`nacos.search.screening`) skip the tuning of candidates that, even at the
     #: optimistic end of their predicted latency interval, are over the latency budget or dominated
     screening: bool = True
     screen_min_samples: int = 5      # measured candidates before the model screens anything
@@ -86,7 +86,7 @@ class TuningConfig:
     warmup: int = 5
     repeats: int = 30
     threads: int = 0                 # 0: every core of this machine
-    #: two-stage: each candidate's tuning runs in a worker process (`nacos.tuning_worker`); one that runs
+    #: two-stage: each candidate's tuning runs in a worker process (`nacos.backends.tuning_worker`); one that runs
     #: longer than this is killed (its whole process group) and the candidate recorded as failed
     timeout_s: float = 1800.0
     #: address-space limit (RLIMIT_AS) of that worker in MiB, 0: none; over it, the worker's allocation
@@ -142,7 +142,7 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    mode: str = "two-stage"                # a name in nacos.modes.MODES
+    mode: str = "two-stage"                # a name in nacos.search.modes.MODES
     #: baseline only: "default-schedule" (TVM, one fixed schedule for every layer) or "onnxruntime"
     #: (the modes' `backend_options`)
     baseline_latency: str = "default-schedule"

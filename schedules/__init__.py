@@ -9,15 +9,14 @@ resolved lazily (module `__getattr__`) on first use, so that `costmodels/` can r
 
 Modules: `frontend` (ONNX -> Relax, workloads), `database` (the shared tuning database), `tuner`
 (MetaSchedule and explicit-space tuning of unseen workloads), `measure` (compile, the onnxruntime
-gate, the measurement protocol, references), `targets` (host CPU, CUDA, RPC), `explicit_space` /
-`explicit_apply` / `explicit_compile` (the project's own ScheduleConfig space), `records`, `errors`.
+gate, the measurement protocol, references), `targets` (host CPU, CUDA, RPC), `explicit/`
+(the project's own ScheduleConfig space: `space`, `apply`, `compile`), `pretune`, `space_tasks`, `records`,
+`errors`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from schedules.lazy_exports import lazy_exports
 from schedules.records import LayerWorkload, Measurement, ScheduleConfig
 
 # public name -> module that defines it (imported on first access)
@@ -45,25 +44,15 @@ _LAZY = {
     "cuda_available": "schedules.targets",
     "cuda_target": "schedules.targets",
     "RpcTarget": "schedules.targets",
-    "ScheduleSpace": "schedules.explicit_space",
-    "GlobalPolicy": "schedules.explicit_space",
-    "LayerShape": "schedules.explicit_space",
-    "apply_config": "schedules.explicit_apply",
-    "schedule_module": "schedules.explicit_compile",
-    "explicit_search": "schedules.explicit_compile",
+    "ScheduleSpace": "schedules.explicit.space",
+    "GlobalPolicy": "schedules.explicit.space",
+    "LayerShape": "schedules.explicit.space",
+    "apply_config": "schedules.explicit.apply",
+    "schedule_module": "schedules.explicit.compile",
+    "explicit_search": "schedules.explicit.compile",
 }
 
 __all__ = ["LayerWorkload", "Measurement", "ScheduleConfig", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'schedules' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -128,7 +128,7 @@ def workload_of_task(task: Any) -> LayerWorkload:
     """The `LayerWorkload` record of one extracted task."""
     import tvm_ffi
 
-    from schedules.explicit_apply import layer_shape_of, main_block_kind
+    from schedules.explicit.apply import layer_shape_of, main_block_kind
 
     mod = task.dispatched[0]
     func = mod["main"]

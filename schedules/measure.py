@@ -148,11 +148,11 @@ def compile_scheduled(onnx_path: str | Path, choose: Callable[[str, Any], Any], 
     """Build `onnx_path` for `target` (default: this CPU) with each conv / dense function scheduled by
     the explicit space: `choose(function name, layer key)` gives its `ScheduleConfig` (None leaves it to
     the default lowering), elementwise functions get their own parallel / vector schedule
-    (`schedules.explicit_compile.schedule_module`). Returns the `Compiled` and the per-function notes
+    (`schedules.explicit.compile.schedule_module`). Returns the `Compiled` and the per-function notes
     ("ok" | "elementwise" | why it was left to the default lowering)."""
     import tvm
 
-    from schedules.explicit_compile import schedule_module
+    from schedules.explicit.compile import schedule_module
     from schedules.frontend import import_onnx, onnx_input_shapes
 
     start = time.perf_counter()
@@ -317,9 +317,9 @@ def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs,
 
 def compile_default_schedule(onnx_path: str | Path, target: Any = None) -> Compiled:
     """Build `onnx_path` with every conv / dense layer under one fixed default `ScheduleConfig` (each
-    tile clamped to fit the layer, `schedules.explicit_space.GlobalPolicy`): what a compiler-agnostic
+    tile clamped to fit the layer, `schedules.explicit.space.GlobalPolicy`): what a compiler-agnostic
     search that runs TVM with "one fixed schedule" deploys; no database, no per-layer search."""
-    from schedules.explicit_space import GlobalPolicy, LayerShape
+    from schedules.explicit.space import GlobalPolicy, LayerShape
     from schedules.records import ScheduleConfig
 
     policy = GlobalPolicy(ScheduleConfig())

@@ -7,7 +7,7 @@ intrinsics of CUDA, ROCm, Hexagon, ARM and Metal (TVM-NOTES.md). Two builders av
 
 - ``"inprocess"`` (default): `InProcessBuilder` builds in the tuning process, where TVM is imported
   once. A crash inside LLVM would take the tuning process with it (not seen here); in a search that
-  process is a `nacos.tuning_worker`, so the search records the candidate as failed and goes on.
+  process is a `nacos.backends.tuning_worker`, so the search records the candidate as failed and goes on.
 - ``"local"``: the stock `LocalBuilder` (a build in a child process, killed on timeout), with the
   foreign intrinsic modules replaced by empty placeholders in each worker.
 
@@ -282,8 +282,8 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
-    from schedules.explicit_compile import explicit_search
-    from schedules.explicit_space import ScheduleSpace
+    from schedules.explicit.compile import explicit_search
+    from schedules.explicit.space import ScheduleSpace
 
     space = space or ScheduleSpace()
     with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused

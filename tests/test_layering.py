@@ -109,17 +109,18 @@ def test_the_check_finds_imports_in_functions_relative_ones_and_the_allowed_exce
     (tmp_path / "schedules" / "__init__.py").write_text("")
     (tmp_path / "schedules" / "sub" / "__init__.py").write_text("from . import ok\n")
     (tmp_path / "schedules" / "sub" / "deep.py").write_text(
-        "import json\n\n\ndef late():\n    from nacos.store import ResultsStore\n    return ResultsStore\n")
+        "import json\n\n\ndef late():\n    from nacos.results.store import ResultsStore\n    return ResultsStore\n")
     (tmp_path / "costmodels").mkdir()
     (tmp_path / "costmodels" / "a.py").write_text(
         "from schedules.records import LayerWorkload\nfrom schedules import tuner\nimport tvm\n"
         "from archspace.precision import PRECISION_BYTES\nimport archspace.stats\n")
     (tmp_path / "costmodels" / "ms_cost_model.py").write_text("import tvm\nfrom ..tests import helper\n")
-    (tmp_path / "nacos").mkdir()
-    (tmp_path / "nacos" / "tuning_worker.py").write_text("import schedules.tuner\nfrom nacos import store\n")
+    (tmp_path / "nacos" / "backends").mkdir(parents=True)
+    worker = tmp_path / "nacos" / "backends" / "tuning_worker.py"
+    worker.write_text("import schedules.tuner\nfrom nacos import store\n")
 
     assert imports_of(tmp_path / "schedules" / "sub" / "__init__.py", tmp_path) == [(1, "schedules.sub")]
-    assert violations(tmp_path, "schedules") == ["schedules/sub/deep.py:5 imports nacos.store"]
+    assert violations(tmp_path, "schedules") == ["schedules/sub/deep.py:5 imports nacos.results.store"]
     assert violations(tmp_path, "costmodels") == [
         "costmodels/a.py:2 imports schedules (costmodels may read only schedules.records, archspace.precision)",
         "costmodels/a.py:3 imports tvm",
@@ -128,4 +129,4 @@ def test_the_check_finds_imports_in_functions_relative_ones_and_the_allowed_exce
         "costmodels/ms_cost_model.py:2 imports tests",
     ]
     assert violations(tmp_path, "nacos") == [
-        "nacos/tuning_worker.py:2 imports nacos (the tuning worker imports nothing above schedules)"]
+        "nacos/backends/tuning_worker.py:2 imports nacos (the tuning worker imports nothing above schedules)"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from nacos.backends.base import Backend, Built
 from nacos.errors import ConfigError
-from nacos.evaluation import LatencyResult
+from nacos.search.evaluation import LatencyResult
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_HARDWARE", "AcceleratorLatency", "parse_accel_target"]
 

@@ -9,7 +9,7 @@ splits "how long does this candidate run" into two steps:
 - `measure(built) -> LatencyResult`: time what was built by the project's one protocol. A `Built` that
   failed comes back as a failed `LatencyResult` with the same reason and details.
 
-`latency(genome, arch, onnx_path)` is build then measure: what `nacos.evaluation.CandidateEvaluator`
+`latency(genome, arch, onnx_path)` is build then measure: what `nacos.search.evaluation.CandidateEvaluator`
 calls. It lets an unexpected exception of the build through, so the evaluator records it with its
 traceback (and stops the search on a full disk) exactly as before the split; `build()` alone returns
 that exception as data too (for callers that want no exception, such as `nacos export`).
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.errors import DiskFullError, disk_full_cause
-from nacos.evaluation import LatencyResult
+from nacos.search.evaluation import LatencyResult
 
 __all__ = ["Backend", "Built"]
 

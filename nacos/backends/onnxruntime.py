@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.backends.base import Backend, Built
-from nacos.evaluation import LatencyResult
+from nacos.search.evaluation import LatencyResult
 
 __all__ = ["OnnxRuntimeLatency"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from archspace.architecture import Architecture
 from archspace.layers import conv_layers
 from nacos.backends.base import Backend, Built
-from nacos.evaluation import LatencyResult
+from nacos.search.evaluation import LatencyResult
 
 __all__ = ["TVMBackend", "make_target", "slot_keys"]
 
@@ -34,7 +34,7 @@ def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
 
 
 def slot_keys(arch: Architecture, space) -> dict[str, tuple]:
-    """slot -> the layer key `schedules.explicit_compile.layer_key` gives the compiled function."""
+    """slot -> the layer key `schedules.explicit.compile.layer_key` gives the compiled function."""
     keys = {}
     for layer in conv_layers(arch, space):
         if layer.kind == "dense":

@@ -23,7 +23,7 @@ class DefaultScheduleLatency(TVMBackend):
         return {"source": "default schedule (baseline)", "config": ScheduleConfig().to_dict()}
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
-        from schedules.explicit_space import GlobalPolicy, LayerShape
+        from schedules.explicit.space import GlobalPolicy, LayerShape
         from schedules.records import ScheduleConfig
 
         policy = GlobalPolicy(ScheduleConfig())

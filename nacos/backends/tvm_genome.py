@@ -28,7 +28,7 @@ class GenomeScheduleLatency(TVMBackend):
         return {"source": "one-stage genome", "layers": [[s, c.to_dict()] for s, c in genome.schedules]}
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
-        from schedules.explicit_space import GlobalPolicy, LayerShape
+        from schedules.explicit.space import GlobalPolicy, LayerShape
 
         by_key: dict[tuple, Any] = {}
         keys = slot_keys(arch, self.space)

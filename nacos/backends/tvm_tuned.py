@@ -3,7 +3,7 @@
 - `DatabaseLatency` ("tvm-database"): compile with the database's best records as they are, tuning
   nothing (what `nacos export` builds a two-stage candidate with).
 - `TunedLatency` ("tvm-tuned", two-stage): first tune the candidate's workloads the database has not
-  seen, in a worker process (`nacos.tuning_worker`), then compile as `DatabaseLatency` does.
+  seen, in a worker process (`nacos.backends.tuning_worker`), then compile as `DatabaseLatency` does.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from nacos.backends.base import Built
+from nacos.backends.tuning_worker import (  # HOST_CPUS: read before TVM pins a core
+    HOST_CPUS,
+    TuningJob,
+    run_tuning_worker,
+)
 from nacos.backends.tvm import TVMBackend
 from nacos.errors import DiskFullError, says_disk_full
-from nacos.tuning_worker import HOST_CPUS, TuningJob, run_tuning_worker  # HOST_CPUS: read before TVM pins a core
 
 __all__ = ["DatabaseLatency", "TunedLatency"]
 
@@ -48,7 +52,7 @@ class DatabaseLatency(TVMBackend):
 class TunedLatency(DatabaseLatency):
     """Two-stage: tune the unseen workloads into the shared database, then measure with its best records.
 
-    The tuning runs in a worker process (`nacos.tuning_worker`): a segfault, an out-of-memory kill or a
+    The tuning runs in a worker process (`nacos.backends.tuning_worker`): a segfault, an out-of-memory kill or a
     hang of TVM there (killed after ``tuning.timeout_s``) fails this candidate with the reason, and the
     search goes on. Measuring stays here: it is short, and `schedules.measure` checks each result."""
 

@@ -24,7 +24,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nacos.doctor import diagnose, format_report
+    from nacos.tools.doctor import diagnose, format_report
 
     report = diagnose(args.run_dir, repair=args.repair, database=args.database)
     if args.json:

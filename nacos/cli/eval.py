@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from nacos.config import SEARCHERS, TuningConfig
-from nacos.model_tools import LATENCY_BACKENDS
+from nacos.tools.model import LATENCY_BACKENDS
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from nacos.errors import NacosError
-    from nacos.model_tools import dumps, evaluate_architecture
+    from nacos.tools.model import dumps, evaluate_architecture
 
     if args.trials_per_workload < 1 or args.threads < 0 or args.repeats < 1 or args.warmup < 0:
         raise NacosError("--trials-per-workload and --repeats must be >= 1, --threads and --warmup >= 0")

@@ -30,8 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from nacos.export_run import ExportCheckFailed, export_candidate
-    from nacos.model_tools import dumps
+    from nacos.tools.export import ExportCheckFailed, export_candidate
+    from nacos.tools.model import dumps
 
     try:
         card = export_candidate(args.run_dir, args.pick, args.out, database=args.database,

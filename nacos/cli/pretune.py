@@ -93,11 +93,11 @@ def _bar(enabled: bool, **kw):
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from nacos.model_tools import dumps, read_space
+    from nacos.tools.model import dumps, read_space
 
     space = read_space(args.space)          # bad input is refused before anything is written
-    from nacos.space_tasks import enumerate_space_tasks, space_task_file
-    from nacos.tvm_latency import make_target
+    from nacos.backends.tvm import make_target
+    from nacos.search.space_tasks import enumerate_space_tasks, space_task_file
     from schedules.database import TuningDatabase
     from schedules.pretune import PretuneSettings, pretune, space_coverage, state_of, task_trials
     from schedules.space_tasks import task_file_digest

@@ -19,7 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nacos.search import report_run
+    from nacos.search.run import report_run
 
     summary = report_run(args.run_dir, args.baseline)
     if args.json:

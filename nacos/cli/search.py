@@ -3,7 +3,7 @@ with inherited supernet weights and on latency with the schedules TVM will run, 
 budgets, and end with a report. Settings come from --config (YAML/TOML) with flags on top; with
 neither, the embedded default runs a small two-stage co-search on this CPU.
 
---mode picks one of the search modes (the records of nacos.modes; its help lists each). Killing a run
+--mode picks one of the search modes (the records of nacos.search.modes; its help lists each). Killing a run
 and rerunning the same command resumes it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.config import SEARCHERS, RunConfig
-from nacos.modes import MODES, mode_names
+from nacos.search.modes import MODES, mode_names
 
 QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2, "searcher": "explicit"},
          "strategy": {"population": 2, "sample_size": 2}}
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"      executor {cfg.executor}, {cfg.parallel} candidate(s) at once")
             print(f"      run directory {args.run_dir} (nothing written: dry run)")
         return 0
-    from nacos.search import run_search
+    from nacos.search.run import run_search
 
     if cfg.executor != "local" and cfg.parallel == 1:
         print(f"nacos search: note: executor {cfg.executor} with parallel 1 evaluates one candidate at a time; "

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from archspace.data import load_dataset
     from archspace.supernet import Supernet
     from archspace.training import TrainConfig, finalize_checkpoint, train_supernet
-    from nacos.machine import machine_info
+    from nacos.results.machine import machine_info
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, n_random=args.n_random,
                       distill=not args.no_distill, seed=args.seed)

@@ -60,7 +60,7 @@ def _per_layer(args: argparse.Namespace, result: dict) -> list[dict]:
     import json
     import tempfile
 
-    from nacos.model_tools import check_model, read_space
+    from nacos.tools.model import check_model, read_space
     from schedules.measure import Protocol
     from schedules.per_layer import per_layer_table
     from schedules.targets import host_threads
@@ -74,7 +74,7 @@ def _per_layer(args: argparse.Namespace, result: dict) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     from nacos.errors import NacosError
-    from nacos.model_tools import dumps, tune_model
+    from nacos.tools.model import dumps, tune_model
 
     if args.trials_per_workload < 1 or args.threads < 0 or args.repeats < 1 or args.warmup < 0:
         raise NacosError("--trials-per-workload and --repeats must be >= 1, --threads and --warmup >= 0")

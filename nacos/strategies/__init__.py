@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from nacos.errors import ConfigError
-from nacos.pareto import Objective
+from nacos.results.pareto import Objective
 from nacos.strategies.aging_evolution import AgingEvolution, AgingSettings
 from nacos.strategies.base import (
     Genome,

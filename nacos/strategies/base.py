@@ -7,7 +7,7 @@ A strategy speaks ask / tell (as Optuna's study and NNI's strategies do)::
 
 Contract of `Strategy`:
 
-- **Objectives.** A strategy is built with its objectives (`nacos.pareto.Objective`: a metric name and
+- **Objectives.** A strategy is built with its objectives (`nacos.results.pareto.Objective`: a metric name and
   a sense, ``max`` or ``min``). `tell` takes the values in that order, or ``None`` for a candidate that
   failed (it scored nothing). `feasible=False` marks a candidate that a hard budget rejected (it may still
   carry values); every strategy ranks feasible candidates above infeasible ones, and failed ones last.
@@ -22,7 +22,7 @@ Contract of `Strategy`:
   nothing new (a space smaller than the budget).
 - **Outstanding asks.** Several asks may precede their tells (parallel evaluation); each counts towards n.
   Determinism across runs is then guaranteed for the sequential order (ask, tell, ask, tell, ...), which
-  is what `nacos.loop.run_search` does.
+  is what `nacos.search.loop.run_search` does.
 - **Thread safety.** None: one strategy is driven by one thread (the search driver).
 - **Layering.** Strategies know genomes only through the space protocol below; they never import torch
   or tvm, so the same class drives the tabular NAS-Bench-201 benchmark, the baseline, the two-stage and
@@ -53,7 +53,7 @@ from typing import (
 )
 
 from nacos.errors import ConfigError, NacosError
-from nacos.pareto import Objective, as_objectives
+from nacos.results.pareto import Objective, as_objectives
 
 __all__ = ["Genome", "SearchExhausted", "SearchSpace", "Strategy", "StrategySettings", "Told", "step_rng"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nacos.pareto import crowding_distance, non_dominated_sort
+from nacos.results.pareto import crowding_distance, non_dominated_sort
 from nacos.strategies.base import (
     G,
     Strategy,

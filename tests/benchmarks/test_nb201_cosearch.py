@@ -51,7 +51,7 @@ def stand_in(source, tmp_path_factory):
 
 def test_comparison_on_stand_in(stand_in, tmp_path):
     from benchmarks import nb201_cosearch
-    from nacos.pareto import hypervolume
+    from nacos.results.pareto import hypervolume
 
     out = tmp_path / "nb201_cosearch.json"
     assert nb201_cosearch.main(["--quick", "--records", str(stand_in), "--out", str(out)]) == 0

@@ -33,11 +33,11 @@ def main() -> int:
     torch.set_num_threads(1)
     import archspace.export
     import schedules.measure
-    from nacos import loop
     from nacos.config import config_from_dict
-    from nacos.evaluation import Evaluation
-    from nacos.search import _observer, build_search
-    from nacos.store import ResultsStore
+    from nacos.results.store import ResultsStore
+    from nacos.search import loop
+    from nacos.search.evaluation import Evaluation
+    from nacos.search.run import _observer, build_search
 
     cfg_path, run_dir, trace = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     fd = os.open(trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -56,7 +56,7 @@ def main() -> int:
         while True:
             for child in me.children(recursive=False):
                 try:
-                    if "nacos.tuning_worker" in " ".join(child.cmdline()) and \
+                    if "nacos.backends.tuning_worker" in " ".join(child.cmdline()) and \
                             any(f.path.endswith("/.lock") for f in child.open_files()):
                         die(phase, "during")
                 except psutil.Error:
@@ -79,7 +79,7 @@ def main() -> int:
         return wrapper
 
     archspace.export.export_onnx = traced("export", archspace.export.export_onnx)
-    import nacos.backends.tvm_tuned  # tuning runs in a worker process (nacos.tuning_worker) that this one starts
+    import nacos.backends.tvm_tuned  # tuning runs in a worker process (nacos.backends.tuning_worker) it starts
 
     nacos.backends.tvm_tuned.run_tuning_worker = traced("tune", nacos.backends.tvm_tuned.run_tuning_worker)
     schedules.measure.measure = traced("measure", schedules.measure.measure)

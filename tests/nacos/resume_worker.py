@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from archspace.nb201 import NB201Space
-from nacos.loop import run_search
-from nacos.store import ResultsStore
+from nacos.results.store import ResultsStore
+from nacos.search.loop import run_search
 from nacos.strategies import make_strategy
 from tests.nacos.nb201_objectives import TABLE_MISSING, closed_form, table
 

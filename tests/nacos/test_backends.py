@@ -20,8 +20,8 @@ SPACE = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3], "expand
 def tiny(tmp_path_factory):
     """(config, arch space, architecture, its ONNX file, a one-stage genome of it, a file that is no ONNX)."""
     from archspace.export import export_onnx
-    from nacos.cospace import CoSpace
-    from schedules.explicit_space import ScheduleSpace
+    from nacos.search.cospace import CoSpace
+    from schedules.explicit.space import ScheduleSpace
 
     tmp = tmp_path_factory.mktemp("backends")
     space = ArchSpace(SpaceConfig.from_dict(SPACE))
@@ -65,17 +65,6 @@ def test_an_instance_passes_through_and_a_non_backend_is_refused():
 def test_each_registered_name_is_its_class_name(name):
     cls = backend_class(name)
     assert issubclass(cls, Backend) and cls.name == name
-
-
-def test_the_old_modules_still_export_the_moved_names():
-    import nacos.latency
-    import nacos.tvm_latency
-    from nacos.backends.onnxruntime import OnnxRuntimeLatency
-    from nacos.backends.tvm import make_target
-    from nacos.backends.tvm_tuned import TunedLatency
-
-    assert nacos.tvm_latency.TunedLatency is TunedLatency and nacos.tvm_latency.make_target is make_target
-    assert nacos.latency.OnnxRuntimeLatency is OnnxRuntimeLatency
 
 
 def test_rpc_urls_are_parsed_in_schedules_and_refused_with_the_key_named():

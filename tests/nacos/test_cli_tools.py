@@ -18,7 +18,7 @@ from archspace.supernet import Supernet
 from archspace.training import TrainConfig, finalize_checkpoint, train_supernet
 from nacos.cli import main
 from nacos.config import config_from_dict
-from nacos.search import run_search
+from nacos.search.run import run_search
 
 SPACE = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3, 5], "expand_ratios": [3], "depths": [1, 2],
          "stem_channels": 8, "stage_channels": [8, 16], "stage_strides": [2, 2], "head_channels": 16}
@@ -86,7 +86,7 @@ def test_export_baseline_run_under_a_latency(world, capsys):
 
 
 def test_pick_by_candidate_or_architecture_id(world):
-    from nacos.export_run import pick_candidate
+    from nacos.tools.export import pick_candidate
 
     rows = json.loads((world["base"] / "report" / "candidates.json").read_text())
     store_rows = [{"id": r["id"], "seq": r["seq"], "status": r["status"], "reason": r.get("reason", ""),

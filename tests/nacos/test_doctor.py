@@ -15,7 +15,7 @@ import pytest
 
 from nacos.cli import main
 from nacos.config import config_from_dict
-from nacos.store import ResultsStore, RunDir
+from nacos.results.store import ResultsStore, RunDir
 from schedules.database import RECORD_FILE, WORKLOAD_FILE, TuningDatabase
 
 N_ROWS = 40

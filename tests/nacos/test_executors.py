@@ -27,9 +27,9 @@ from archspace.nb201 import NB201Space
 from nacos.config import config_from_dict
 from nacos.errors import ConfigError, NacosError
 from nacos.executors import DaskExecutor, ExecutorError, LocalExecutor, make_executor, parse_executor_url
-from nacos.loop import run_search
-from nacos.search import run_search as run_cosearch
-from nacos.store import ResultsStore
+from nacos.results.store import ResultsStore
+from nacos.search.loop import run_search
+from nacos.search.run import run_search as run_cosearch
 from nacos.strategies import make_strategy
 from tests.nacos.nb201_objectives import closed_form
 
@@ -141,8 +141,8 @@ def test_candidate_that_keeps_killing_workers_is_recorded_failed(tmp_path: Path,
 _DRIVER = textwrap.dedent("""
     import os, signal, sys
     from archspace.nb201 import NB201Space
-    from nacos.loop import run_search
-    from nacos.store import ResultsStore
+    from nacos.search.loop import run_search
+    from nacos.results.store import ResultsStore
     from nacos.strategies import make_strategy
     from tests.nacos.nb201_objectives import closed_form
 

@@ -8,7 +8,7 @@ import pytest
 
 from nacos.config import config_from_dict
 from nacos.errors import ConfigError
-from nacos.search import run_search
+from nacos.search.run import run_search
 
 CFG = {"mode": "baseline", "baseline_latency": "onnxruntime", "precision": "int8", "trials": 2, "seed": 1,
        "strategy": {"population": 2, "sample_size": 2}, "tuning": {"repeats": 5, "warmup": 1, "threads": 1}}

@@ -63,7 +63,7 @@ def _final(rows):
 
 
 def _front(rows) -> list[str]:
-    from nacos.pareto import pareto_front
+    from nacos.results.pareto import pareto_front
 
     ok = [(r[1], json.loads(r[3])) for r in rows if r[2] == "ok"]
     return sorted(ok[i][0] for i in pareto_front([[m["accuracy"], m["latency_ms"]] for _, m in ok], ["max", "min"]))
@@ -119,7 +119,7 @@ def test_kill_9_during_export_tuning_measurement_and_commit(checkpoint, tmp_path
     # no tuning worker of a killed search lives on (each ends itself once its search is gone)
     time.sleep(2)
     commands = {p.pid: " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])}
-    left = [pid for pid, c in commands.items() if "nacos.tuning_worker" in c and str(tmp_path) in c]
+    left = [pid for pid, c in commands.items() if "nacos.backends.tuning_worker" in c and str(tmp_path) in c]
     assert left == [], left
     assert len(db.covered()) > 0
     print(f"kills by phase: {hit}")

@@ -9,8 +9,8 @@ import pytest
 
 from archspace.nb201 import NB201Arch, NB201Space
 from nacos.errors import NacosError
-from nacos.loop import run_search
-from nacos.store import ResultsStore
+from nacos.results.store import ResultsStore
+from nacos.search.loop import run_search
 from nacos.strategies import make_strategy
 from tests.nacos.nb201_objectives import closed_form
 from tests.nacos.test_strategies import FourBits

@@ -1,4 +1,4 @@
-"""Search modes as records (`nacos.modes`): every registered mode makes its genome space, turns a genome
+"""Search modes as records (`nacos.search.modes`): every registered mode makes its genome space, turns a genome
 into an architecture, names backends the backend registry resolves, is accepted by the config and the CLI,
 and is what the search, `nacos export` and the screen read; an unknown mode is refused naming the choices;
 a new mode is one record and one registry line."""
@@ -15,7 +15,7 @@ from archspace.architecture import Architecture
 from nacos.backends import Backend, backend_class
 from nacos.config import config_from_dict
 from nacos.errors import ConfigError
-from nacos.modes import MODES, SearchMode, get_mode, mode_names, register_mode
+from nacos.search.modes import MODES, SearchMode, get_mode, mode_names, register_mode
 
 SPACE = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3], "expand_ratios": [3], "depths": [1],
          "stem_channels": 8, "stage_channels": [8], "stage_strides": [2], "head_channels": 16}
@@ -60,25 +60,25 @@ def test_each_mode_names_backends_the_backend_registry_resolves(name):
 
 @pytest.mark.parametrize("name", mode_names())
 def test_the_config_accepts_each_mode_and_the_search_gets_its_records_backend(name, space, tmp_path):
-    from nacos.latency import make_latency_backend
+    from nacos.search.modes import make_latency_backend
 
     mode = get_mode(name)
     cfg = _cfg(tmp_path, mode=name)
     assert cfg.mode == name
-    genome_space, arch_of, backend = make_latency_backend(cfg, space, None, None)
+    genome_space, arch_of, backend = make_latency_backend(cfg, space)
     assert backend.name == mode.backend_name(cfg.baseline_latency) == mode.backend
     assert arch_of is mode.arch_of
     assert isinstance(arch_of(genome_space.sample(random.Random(0))), Architecture)
 
 
 def test_baseline_latency_onnxruntime_picks_onnxruntime_and_only_there_int8_runs(space, tmp_path):
-    from nacos.latency import make_latency_backend
+    from nacos.search.modes import make_latency_backend
 
     cfg = _cfg(tmp_path, mode="baseline", baseline_latency="onnxruntime", precision="int8")
-    assert make_latency_backend(cfg, space, None, None)[2].name == "onnxruntime"
+    assert make_latency_backend(cfg, space)[2].name == "onnxruntime"
     # the option is the baseline's: another mode keeps its own backend
     two = _cfg(tmp_path, mode="two-stage", baseline_latency="onnxruntime")
-    assert make_latency_backend(two, space, None, None)[2].name == "tvm-tuned"
+    assert make_latency_backend(two, space)[2].name == "tvm-tuned"
     with pytest.raises(ConfigError, match="precision: int8 runs only with mode baseline and baseline_latency"):
         _cfg(tmp_path, mode="two-stage", baseline_latency="onnxruntime", precision="int8")
     with pytest.raises(ConfigError) as err:
@@ -112,9 +112,9 @@ def test_the_cli_offers_the_registered_modes_and_refuses_others(capsys):
 
 @pytest.mark.parametrize("name", mode_names())
 def test_export_and_the_screen_read_the_record(name, space, tmp_path):
-    from nacos.export_run import _export_backend_name, _genome_and_arch
-    from nacos.search import _screen
-    from nacos.store import RunDir
+    from nacos.results.store import RunDir
+    from nacos.search.run import _screen
+    from nacos.tools.export import _export_backend_name, _genome_and_arch
 
     mode = get_mode(name)
     cfg = _cfg(tmp_path, mode=name)
@@ -138,14 +138,14 @@ def test_the_records_pickle_for_executors_in_other_processes():
 def test_a_new_mode_is_one_record_and_one_registry_line(space, tmp_path):
     """A mode registered from outside: the config, the CLI and the search take it with no other change."""
     from nacos.cli import build_parser
-    from nacos.latency import make_latency_backend
+    from nacos.search.modes import make_latency_backend
 
     mode = SearchMode(name="onnx-only", description="architecture only, timed with onnxruntime",
                       backend="onnxruntime", export_backend="tvm-default-schedule")
     register_mode(mode)
     try:
         cfg = _cfg(tmp_path, mode="onnx-only")
-        assert make_latency_backend(cfg, space, None, None)[2].name == "onnxruntime"
+        assert make_latency_backend(cfg, space)[2].name == "onnxruntime"
         assert build_parser().parse_args(["search", "--mode", "onnx-only"]).mode == "onnx-only"
     finally:
         MODES.pop("onnx-only", None)

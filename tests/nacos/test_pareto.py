@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nacos.errors import NacosError
-from nacos.pareto import (
+from nacos.results.pareto import (
     Objective,
     as_objectives,
     best_under_budgets,

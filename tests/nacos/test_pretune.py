@@ -43,7 +43,7 @@ def _tasks_of(arch: Architecture, space: ArchSpace, tmp: Path):
 
 
 def test_enumeration_contains_every_sampled_task(tmp_path):
-    from nacos.space_tasks import enumerate_space_tasks, space_task_file
+    from nacos.search.space_tasks import enumerate_space_tasks, space_task_file
 
     space = ArchSpace(TINY)
     tasks = enumerate_space_tasks(space, _target(), tmp_path / "db")
@@ -66,7 +66,7 @@ def test_enumeration_contains_every_sampled_task(tmp_path):
 
 def test_expected_counts_are_exact_on_an_exhaustive_space(tmp_path):
     """The weights equal the average task counts over every architecture (uniformly sampled)."""
-    from nacos.space_tasks import enumerate_space_tasks
+    from nacos.search.space_tasks import enumerate_space_tasks
 
     space = ArchSpace(MINI)
     tasks = enumerate_space_tasks(space, _target(), tmp_path / "db")

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from archspace.nb201 import NB201Space
-from nacos.loop import front_records, run_search
-from nacos.store import ResultsStore
+from nacos.results.store import ResultsStore
+from nacos.search.loop import front_records, run_search
 from nacos.strategies import make_strategy
 from tests.nacos.nb201_objectives import TABLE_MISSING, closed_form
 

@@ -1,4 +1,4 @@
-"""Two-stage screening (`nacos.screening`): a real XGBoost `ArchLatencyModel` trained on measured
+"""Two-stage screening (`nacos.search.screening`): a real XGBoost `ArchLatencyModel` trained on measured
 candidates decides which new candidates are worth tuning; the history is rebuilt from the store."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 from archspace.export import export_onnx
 from archspace.space import ArchSpace
 from archspace.stats import onnx_layer_stats
-from nacos.screening import LatencyScreen, arch_workloads
-from nacos.store import ResultsStore
+from nacos.results.store import ResultsStore
+from nacos.search.screening import LatencyScreen, arch_workloads
 
 OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 

@@ -10,7 +10,7 @@ import pytest
 
 from nacos.config import config_from_dict
 from nacos.errors import ConfigError
-from nacos.search import report_run, run_search
+from nacos.search.run import report_run, run_search
 
 CFG = {"mode": "baseline", "baseline_latency": "onnxruntime", "trials": 4, "seed": 3,
        "strategy": {"population": 2, "sample_size": 2},

@@ -11,7 +11,7 @@ from archspace.data import load_dataset
 from archspace.supernet import Supernet
 from archspace.training import TrainConfig, finalize_checkpoint, train_supernet
 from nacos.config import config_from_dict
-from nacos.search import run_search
+from nacos.search.run import run_search
 
 SPACE = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3, 5], "expand_ratios": [3], "depths": [1, 2],
          "stem_channels": 8, "stage_channels": [8, 16], "stage_strides": [2, 2], "head_channels": 16}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nacos.store import (
+from nacos.results.store import (
     KEY_COLUMNS,
     SCHEMA_VERSION,
     ResultsStore,
@@ -109,7 +109,7 @@ def test_one_writer_at_a_time_and_lock_released_on_kill(tmp_path: Path) -> None:
                 reader.add("x", "{}")
         s.add("a", "{}")
     # A writer killed with SIGKILL leaves no stale lock behind.
-    code = ("import sys, time; from nacos.store import ResultsStore; "
+    code = ("import sys, time; from nacos.results.store import ResultsStore; "
             f"s = ResultsStore({str(path)!r}); print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])

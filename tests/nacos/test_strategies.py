@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from archspace import ArchSpace
 from archspace.nb201 import NB201Space
 from nacos.errors import ConfigError, NacosError
-from nacos.pareto import hypervolume
+from nacos.results.pareto import hypervolume
 from nacos.strategies import STRATEGIES, SearchExhausted, SearchSpace, make_strategy
 from tests.nacos.nb201_objectives import TABLE_MISSING, closed_form, table
 
@@ -191,7 +191,8 @@ def test_aging_ranks_feasible_above_infeasible_above_failed() -> None:
 
 
 def test_strategies_import_neither_torch_nor_tvm() -> None:
-    code = ("import sys, nacos.strategies, nacos.loop, nacos.store, nacos.pareto, archspace.nb201; "
+    code = ("import sys, nacos.strategies, nacos.search.loop, nacos.results.store, nacos.results.pareto, "
+            "archspace.nb201; "
             "bad = [m for m in ('torch', 'tvm') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 

@@ -1,7 +1,7 @@
 """A tuning worker that crashes, is killed (as the kernel's OOM killer does) or hangs costs one candidate,
 not the search: real two-stage searches (tiny space, tiny supernet, real explicit tuning in
-`nacos.tuning_worker` processes, real TVM builds and measurements). The first candidate's tuning worker
-takes a real signal at the worker's named fault point (`nacos.tuning_worker.FAULT_ENV`: holding the
+`nacos.backends.tuning_worker` processes, real TVM builds and measurements). The first candidate's tuning worker
+takes a real signal at the worker's named fault point (`nacos.backends.tuning_worker.FAULT_ENV`: holding the
 database's exclusive lock), so no test races a timer; a watcher thread records the workers started.
 
 Each test checks: that candidate's row is ``failed`` with the exact reason; the other candidates are
@@ -31,7 +31,7 @@ from tests.nacos.test_search_tvm import SPACE, checkpoint  # noqa: F401  (the ti
 
 SEED = 3
 TRIALS = 3
-WORKER = "nacos.tuning_worker"
+WORKER = "nacos.backends.tuning_worker"
 
 
 def _proposals():
@@ -132,8 +132,8 @@ def _search_with_fault(checkpoint: str, tmp_path: Path, db: Path, sig: int, time
                        monkeypatch: pytest.MonkeyPatch):
     """A search whose first tuning worker takes the fault `sig` at the worker's named fault point (holding
     the database's exclusive lock): deterministic, no timer raced."""
-    from nacos.search import run_search
-    from nacos.tuning_worker import FAULT_ENV
+    from nacos.backends.tuning_worker import FAULT_ENV
+    from nacos.search.run import run_search
 
     token = tmp_path / "fault-token"
     token.write_text("")
@@ -204,7 +204,7 @@ def test_kill_tuning_worker_sigkill_oom_fails_one_candidate_search_goes_on(check
 
     # resume: a config.json from before tuning.timeout_s / worker_memory_mb existed still resumes (today's
     # defaults fill in), with another timeout too (it may change between reruns); the failed row is final
-    from nacos.search import run_search
+    from nacos.search.run import run_search
 
     saved = tmp_path / "run" / "config.json"
     old = json.loads(saved.read_text())
@@ -233,7 +233,7 @@ def test_kill_tuning_worker_hang_sigstop_times_out_search_goes_on(checkpoint, wa
 
 
 def _tiny_job(tmp_path: Path, **kw):
-    from nacos.tuning_worker import HOST_CPUS, TuningJob
+    from nacos.backends.tuning_worker import HOST_CPUS, TuningJob
 
     return TuningJob(onnx=str(tmp_path / "model.onnx"), database=str(tmp_path / "db"),
                      target='{"kind": "llvm", "num-cores": 1}', cpus=HOST_CPUS, **kw)
@@ -246,7 +246,7 @@ def _left_behind(tmp_path: Path) -> list[int]:
 
 def test_kill_tuning_worker_over_memory_limit_crash_fails_with_reason(tmp_path):
     """tuning.worker_memory_mb is the worker's RLIMIT_AS: 200 MiB is less than importing TVM takes."""
-    from nacos.tuning_worker import run_tuning_worker
+    from nacos.backends.tuning_worker import run_tuning_worker
 
     outcome = run_tuning_worker(_tiny_job(tmp_path, memory_mb=200), 120)
     assert not outcome.ok and outcome.returncode == 1
@@ -261,7 +261,7 @@ def test_kill_tuning_worker_when_the_parent_is_interrupted(tmp_path):
     """A KeyboardInterrupt (Ctrl-C) in the search while it waits: the worker's group is killed and reaped."""
     import _thread
 
-    from nacos.tuning_worker import run_tuning_worker
+    from nacos.backends.tuning_worker import run_tuning_worker
 
     stopped: list[int] = []
 
@@ -304,8 +304,8 @@ def test_pickle_tuned_latency_with_its_worker_settings(tmp_path):
 
     import cloudpickle
 
+    from nacos.backends.tvm_tuned import TunedLatency
     from nacos.config import config_from_dict
-    from nacos.tvm_latency import TunedLatency
 
     backend = TunedLatency(config_from_dict({"tuning": {"database": str(tmp_path / "db"), "timeout_s": 7,
                                                         "worker_memory_mb": 4096}}))
@@ -322,7 +322,7 @@ def test_kill_9_of_the_search_takes_its_tuning_worker_along(tmp_path):
     import sys
 
     code = ("import subprocess, sys, time\n"
-            "p = subprocess.Popen([sys.executable, '-c', 'import time, nacos.tuning_worker as w; "
+            "p = subprocess.Popen([sys.executable, '-c', 'import time, nacos.backends.tuning_worker as w; "
             "w._die_with_parent(0.1); time.sleep(120)'], start_new_session=True)\n"
             "print(p.pid, flush=True)\n"
             "time.sleep(120)\n")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from schedules.database import TuningDatabase
-from schedules.explicit_apply import apply_config, layer_shape_of, main_block_kind
-from schedules.explicit_compile import schedule_module
-from schedules.explicit_space import ConfigDoesNotFit, ScheduleSpace
+from schedules.explicit.apply import apply_config, layer_shape_of, main_block_kind
+from schedules.explicit.compile import schedule_module
+from schedules.explicit.space import ConfigDoesNotFit, ScheduleSpace
 from schedules.frontend import extract_workloads, import_onnx
 from schedules.measure import Protocol, compile, measure
 from schedules.records import ScheduleConfig
@@ -41,7 +41,7 @@ def test_every_sampled_config_builds_and_matches_pytorch(torch_models, target, t
 
         def choose(name, key):
             shape = key  # (kind, oc, oh, ow, reduction, kernel)
-            from schedules.explicit_space import LayerShape
+            from schedules.explicit.space import LayerShape
 
             cfg = space.sample(rng, LayerShape(*shape[:5]))
             chosen[name] = cfg
@@ -74,8 +74,8 @@ def test_a_config_that_does_not_fit_is_refused_with_its_reason(models, target):
 def test_explicit_search_tries_the_default_rule_first(models, target):
     import tvm
 
-    from schedules.explicit_compile import explicit_search
-    from schedules.explicit_space import GlobalPolicy
+    from schedules.explicit.compile import explicit_search
+    from schedules.explicit.space import GlobalPolicy
 
     mod = import_onnx(models["a"])
     for _, func in mod.functions.items():

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from schedules.explicit_apply import apply_config, layer_shape_of, main_block_kind, template_of
-from schedules.explicit_compile import _random_args, schedule_elementwise, schedule_module
-from schedules.explicit_space import GlobalPolicy, ScheduleSpace
+from schedules.explicit.apply import apply_config, layer_shape_of, main_block_kind, template_of
+from schedules.explicit.compile import _random_args, schedule_elementwise, schedule_module
+from schedules.explicit.space import GlobalPolicy, ScheduleSpace
 from schedules.frontend import import_onnx
 from schedules.records import ScheduleConfig
 

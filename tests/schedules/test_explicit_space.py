@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from schedules.explicit_space import (
+from schedules.explicit.space import (
     MIN_LANES,
     ConfigDoesNotFit,
     GlobalPolicy,

@@ -278,7 +278,7 @@ def test_unknown_key_unreachable_tracker_and_a_peer_that_is_no_tracker_fail_fast
 
 def test_search_with_a_key_no_server_has_records_failed_rows_with_the_reason(cluster, checkpoint, tmp_path):
     from nacos.config import config_from_dict
-    from nacos.search import run_search
+    from nacos.search.run import run_search
 
     cfg = config_from_dict({"mode": "baseline", "trials": 1, "data": "digits", "checkpoint": checkpoint,
                             "space": SPACE, "target": f"rpc://127.0.0.1:{cluster.port}/no-such-board",

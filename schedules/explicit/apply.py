@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schedules.explicit_space import ConfigDoesNotFit, LayerShape, check_fits
+from schedules.explicit.space import ConfigDoesNotFit, LayerShape, check_fits
 from schedules.records import ScheduleConfig
 
 __all__ = ["apply_config", "main_block_kind", "layer_shape_of", "template_of", "MAIN_BLOCKS", "PARALLEL_MIN"]

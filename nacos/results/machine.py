@@ -7,16 +7,9 @@ import os
 import platform
 from importlib import metadata
 
+from costmodels.roofline import cpu_model
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+__all__ = ["cpu_model", "machine_info", "tool_versions"]
 
 
 def tool_versions() -> dict[str, str]:

@@ -25,8 +25,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from schedules.explicit_apply import apply_config, layer_shape_of, main_block_kind
-from schedules.explicit_space import ConfigDoesNotFit, GlobalPolicy, ScheduleSpace
+from schedules.explicit.apply import apply_config, layer_shape_of, main_block_kind
+from schedules.explicit.space import ConfigDoesNotFit, GlobalPolicy, ScheduleSpace
 from schedules.records import ScheduleConfig
 
 __all__ = ["LayerKey", "layer_key", "schedule_module", "schedule_elementwise", "explicit_search", "ExplicitResult",
@@ -177,7 +177,7 @@ def explicit_search(func, space: ScheduleSpace, target, n: int, seed: int = 0, *
     """Try `n` configs of `space` for `func`; build, check and time each; keep the fastest.
 
     With ``adapt`` (default) the first is the default rule for this layer and every sample is read
-    for the layer by `GlobalPolicy` (vector axis and width; see `schedules.explicit_space`), so the
+    for the layer by `GlobalPolicy` (vector axis and width; see `schedules.explicit.space`), so the
     search never does worse than the default and spends its samples on tiles, order, unroll and
     parallel choices; without, the samples are the space's fitting configs taken literally.
     A config whose build fails or whose output differs from the unscheduled function's (> 1e-4 of

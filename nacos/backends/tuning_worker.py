@@ -3,7 +3,7 @@ TVM there costs one candidate, not the search.
 
 Two-stage mode tunes each candidate's unseen workloads with TVM (`schedules.tuner.explicit_tune` or
 MetaSchedule's `tune`), native code that can segfault, run out of memory or hang (apache/tvm#12330).
-`TunedLatency` therefore runs the tuning as ``python -m nacos.tuning_worker JOB_JSON``:
+`TunedLatency` therefore runs the tuning as ``python -m nacos.backends.tuning_worker JOB_JSON``:
 
 - the worker opens the shared `schedules.database.TuningDatabase` itself (tuning holds its file lock,
   `TuningDatabase.writing()`), tunes, and prints its report as one line ``NACOS_TUNING_REPORT {json}``
@@ -54,7 +54,7 @@ __all__ = ["FAULT_ENV", "HOST_CPUS", "TuningJob", "WorkerOutcome", "run_tuning_w
 
 REPORT_TAG = "NACOS_TUNING_REPORT "
 ERROR_TAG = "NACOS_TUNING_ERROR "
-_MODULE = "nacos.tuning_worker"
+_MODULE = "nacos.backends.tuning_worker"
 #: the search's pid, handed to the worker: the worker ends itself once its parent is not that process
 PARENT_ENV = "NACOS_TUNING_PARENT_PID"
 #: ``SIGNAL:TOKEN``: the fault-injection point for tests (see the module's docstring)
@@ -70,7 +70,7 @@ except AttributeError:  # pragma: no cover - not Linux
     HOST_CPUS = ()
 
 #: the packages' root, put on the worker's PYTHONPATH (the worker imports nacos and schedules)
-_ROOT = str(Path(__file__).resolve().parent.parent)
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def _tune(job: TuningJob) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nacos.tuning_worker JOB_JSON``: tune, print the report line, exit 0 (1 on an error)."""
+    """``python -m nacos.backends.tuning_worker JOB_JSON``: tune, print the report line, exit 0 (1 on an error)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print(f"usage: python -m {_MODULE} JOB_JSON", file=sys.stderr)

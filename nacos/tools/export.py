@@ -97,7 +97,7 @@ def pick_candidate(rows: list[dict[str, Any]], pick: str) -> Picked:
 def _load_run(run_dir: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
     """(RunDir, RunConfig, store rows) of an existing run directory; read only."""
     from nacos.config import config_from_dict
-    from nacos.store import RunDir
+    from nacos.results.store import RunDir
 
     run = RunDir.existing(run_dir)
     if not run.config_path.exists():
@@ -116,8 +116,8 @@ def _load_run(run_dir: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
 
 def _genome_and_arch(cfg: Any, space: Any, row: dict[str, Any]) -> tuple[Any, Any]:
     """The row's genome (an Architecture, or a one-stage CoGenome) and its Architecture, as the mode's
-    record (`nacos.modes`) reads them."""
-    from nacos.modes import get_mode
+    record (`nacos.search.modes`) reads them."""
+    from nacos.search.modes import get_mode
 
     mode = get_mode(cfg.mode)
     genome = mode.genome_space(space).parse(json.dumps(row["genome"]))
@@ -155,7 +155,7 @@ def _export_backend_reads_database(cfg: Any) -> bool:
 def _export_backend_name(cfg: Any) -> str:
     """The backend that builds the mode's library (its record's `export_backend`): two-stage compiles with
     the database as it is (an export never tunes), the others with the schedules their search measured."""
-    from nacos.modes import get_mode
+    from nacos.search.modes import get_mode
 
     return get_mode(cfg.mode).export_backend
 
@@ -253,7 +253,7 @@ def export_candidate(run_dir: Path | str, pick: str = "best", out: Path | str | 
                      database: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Export the picked candidate of `run_dir` into `out`; returns the card (plus ``out``)."""
     from archspace.space import ArchSpace, SpaceConfig
-    from nacos.model_tools import Stages
+    from nacos.tools.model import Stages
 
     # Step 1. Read and check everything the user named; nothing is written before this passes.
     run, cfg, rows = _load_run(Path(run_dir))

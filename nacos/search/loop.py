@@ -2,7 +2,7 @@
 
 `run_search` knows nothing of TVM, supernets or tables: `evaluate(genome)` returns an evaluation (an
 object with `status` ok / rejected / failed, `metrics` and `reason`, such as
-`nacos.evaluation.Evaluation`, or a plain metrics mapping meaning ok), or raises, which records the
+`nacos.search.evaluation.Evaluation`, or a plain metrics mapping meaning ok), or raises, which records the
 candidate as failed with the exception as its reason. The loop:
 
 1. checks that the store was started by the same strategy (name, seed, objectives, settings) and the
@@ -34,8 +34,8 @@ from typing import Any
 
 from nacos.errors import DiskFullError, NacosError, disk_full_cause
 from nacos.executors import Executor, Pending, make_executor
-from nacos.pareto import pareto_front
-from nacos.store import CandidateRecord, ResultsStore
+from nacos.results.pareto import pareto_front
+from nacos.results.store import CandidateRecord, ResultsStore
 from nacos.strategies.base import SearchExhausted, Strategy
 
 __all__ = ["SearchSummary", "front_records", "objective_values", "run_search"]

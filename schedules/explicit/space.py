@@ -7,7 +7,7 @@ which outer loops are parallelised, and an unroll factor. `ScheduleSpace` enumer
 mutates and crosses such configs; `check_fits` says why a config does not fit a layer's shape;
 `GlobalPolicy` is one rule applied to every layer of a network (the survey's "schedule 1 / 2").
 
-This module needs no TVM; applying a config to a TensorIR function is `schedules.explicit_apply`.
+This module needs no TVM; applying a config to a TensorIR function is `schedules.explicit.apply`.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def contiguous_axis(shape: LayerShape) -> str:
     NCHW data and OIHW weights: on a conv with an output map the columns (``"ow"``) are contiguous,
     while output channels are a whole map (data) or ``C_in * k * k`` (weights) apart. On a pointwise
     conv over a 1x1 map ``"ow"`` is the rfactor template over input channels (contiguous weight rows,
-    see `schedules.explicit_apply`). A dense layer's weights are (K, N): output channels (``"oc"``)
+    see `schedules.explicit.apply`). A dense layer's weights are (K, N): output channels (``"oc"``)
     are contiguous. A depthwise conv on a map of fewer than `MIN_LANES` positions has too few columns
     for a vector, so it vectorises over channels."""
     if shape.kind == "dense":

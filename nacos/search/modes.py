@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 from nacos.errors import ConfigError
 
-__all__ = ["MODES", "SCREENS", "SearchMode", "baseline_latency_choices", "get_mode", "mode_names",
-           "register_mode"]
+__all__ = ["MODES", "SCREENS", "SearchMode", "baseline_latency_choices", "get_mode", "make_latency_backend",
+           "mode_names", "register_mode"]
 
-#: what a mode may screen: "latency": `nacos.screening.LatencyScreen` lets the cost model skip the
+#: what a mode may screen: "latency": `nacos.search.screening.LatencyScreen` lets the cost model skip the
 #: tuning of a candidate that cannot matter (recorded as rejected, ``screened: true``)
 SCREENS = ("latency",)
 
@@ -39,9 +39,9 @@ def same_genome(genome: Any) -> Any:
 
 
 def co_space(space: Any) -> Any:
-    """The one-stage genome space: architecture x one `ScheduleConfig` per layer (`nacos.cospace`)."""
-    from nacos.cospace import CoSpace
-    from schedules.explicit_space import ScheduleSpace
+    """The one-stage genome space: architecture x one `ScheduleConfig` per layer (`nacos.search.cospace`)."""
+    from nacos.search.cospace import CoSpace
+    from schedules.explicit.space import ScheduleSpace
 
     return CoSpace(space, ScheduleSpace())
 
@@ -156,3 +156,12 @@ def baseline_latency_choices() -> tuple[str, ...]:
     for mode in MODES.values():
         out.extend(k for k, _ in mode.backend_options if k not in out)
     return tuple(out)
+
+
+def make_latency_backend(cfg: Any, space: Any) -> tuple[Any, Any, Any]:
+    """(genome space, genome -> Architecture, latency backend) for the run's mode: what its record names,
+    the backend resolved by `nacos.backends.registry.get_backend` from ``baseline_latency``."""
+    from nacos.backends.registry import get_backend
+
+    mode = get_mode(cfg.mode)
+    return mode.genome_space(space), mode.arch_of, get_backend(mode.backend_name(cfg.baseline_latency), cfg, space)

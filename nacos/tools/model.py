@@ -4,8 +4,8 @@ or score one architecture the way the search scores a candidate.
 
 Every check of the user's input runs before anything is written (no database directory, no file),
 so bad input costs nothing but its message (`NacosError` / `ArchSpaceError`: exit code 2). The
-measuring itself is the search's own: `nacos.tvm_latency` / `nacos.latency` backends and
-`nacos.evaluation.CandidateEvaluator`, so a figure printed here is the figure a search would record.
+measuring itself is the search's own: `nacos.backends` latency backends and
+`nacos.search.evaluation.CandidateEvaluator`, so a figure printed here is the figure a search would record.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def evaluate_architecture(arch_file: Path, *, checkpoint: str = "default", data:
     from archspace.training import load_supernet
     from nacos.backends.registry import get_backend
     from nacos.errors import ConfigError
-    from nacos.evaluation import CandidateEvaluator
+    from nacos.search.evaluation import CandidateEvaluator
 
     if latency not in LATENCY_BACKENDS:
         raise NacosError(f"--latency: unknown backend {latency!r}; choose one of {sorted(LATENCY_BACKENDS)}")

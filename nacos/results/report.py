@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from nacos.pareto import Objective, best_under_budgets, hypervolume, pareto_front
+from nacos.results.pareto import Objective, best_under_budgets, hypervolume, pareto_front
 
 __all__ = ["build_report", "front_of", "REFERENCE_POINTS"]
 

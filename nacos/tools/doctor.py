@@ -15,7 +15,7 @@ What is checked (each file gets one `FileCheck`: ok / damaged / missing / unsafe
   as unsafe and never opened.
 
 Each format's owner checks (and repairs) its own files; this module only turns their findings into
-one report: `nacos.store.verify_store`, `schedules.database.verify_database`,
+one report: `nacos.results.store.verify_store`, `schedules.database.verify_database`,
 `costmodels.persist.verify_model_dir`.
 
 Nothing is written unless ``repair=True``. Repairs never delete: a damaged tail of a JSON-lines file
@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nacos.store import ResultsStore, RunDir, RunDirError, StoreError, aside_path, verify_store
+from nacos.results.store import ResultsStore, RunDir, RunDirError, StoreError, aside_path, verify_store
 
 __all__ = ["DoctorReport", "FileCheck", "diagnose", "format_report"]
 
@@ -79,7 +79,7 @@ class DoctorReport:
 
 def _mode_checks_database(mode: str) -> bool:
     """Whether a run of `mode` has its config's tuning database checked (the mode's record says)."""
-    from nacos.modes import get_mode
+    from nacos.search.modes import get_mode
 
     return get_mode(mode).checks_database
 

@@ -77,7 +77,7 @@ class CandidateEvaluator:
         self.latency_backend = latency
         self.arch_of = arch_of
         self.energy = energy
-        #: two-stage: a `nacos.screening.LatencyScreen` that may skip the tuning of a hopeless candidate
+        #: two-stage: a `nacos.search.screening.LatencyScreen` that may skip the tuning of a hopeless candidate
         self.screen = screen
 
     def __call__(self, genome: Any) -> Evaluation:
@@ -128,9 +128,9 @@ class CandidateEvaluator:
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
         if cfg.precision == "int8":
-            # int8 runs through onnxruntime's quantized model (nacos.int8): its own accuracy counts,
+            # int8 runs through onnxruntime's quantized model (nacos.search.int8): its own accuracy counts,
             # and its latency is measured on it
-            from nacos.int8 import onnx_accuracy, quantize_candidate
+            from nacos.search.int8 import onnx_accuracy, quantize_candidate
 
             onnx_path = quantize_candidate(self.supernet, arch, self.dataset, onnx_path.parent)
             metrics["accuracy_fp32"] = metrics["accuracy"]

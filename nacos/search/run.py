@@ -5,7 +5,7 @@ latency of `schedules` (through a backend chosen by the mode), the cost models o
 the generic loop / strategies / store of this package. Rerunning it on the same run directory resumes.
 
 The mode (``baseline``, ``two-stage``, ``one-stage``: same space, budgets and seed make them comparable)
-is a record of `nacos.modes`: its genome space, genome -> architecture, latency backend and what it may
+is a record of `nacos.search.modes`: its genome space, genome -> architecture, latency backend and what it may
 screen; nothing here dispatches on its name.
 
 Aging evolution optimises the first objective (accuracy) under the hard budgets; NSGA-II all of them.
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nacos.config import OBJECTIVES, RunConfig
 from nacos.errors import ConfigError, DiskFullError, NacosError, disk_full_cause
+from schedules.records import LayerWorkload
 
 __all__ = ["run_search", "build_search", "report_run"]
 
@@ -69,9 +71,9 @@ def build_search(cfg: RunConfig, run_dir: Path):
     from archspace.data import load_dataset
     from archspace.space import ArchSpace, SpaceConfig
     from archspace.training import load_supernet
-    from nacos.evaluation import CandidateEvaluator
-    from nacos.latency import make_latency_backend
-    from nacos.store import RunDir
+    from nacos.results.store import RunDir
+    from nacos.search.evaluation import CandidateEvaluator
+    from nacos.search.modes import make_latency_backend
     from nacos.strategies import make_strategy
 
     space = ArchSpace(SpaceConfig.from_dict(dict(cfg.space)))
@@ -93,10 +95,10 @@ def build_search(cfg: RunConfig, run_dir: Path):
         if diff:
             raise ConfigError(f"{run.root}: was started with another configuration (differs in {diff}); "
                               "resume with the same settings or use a new --run-dir")
-    from nacos.store import atomic_write_text
+    from nacos.results.store import atomic_write_text
 
     atomic_write_text(saved, cfg.to_json() + "\n")
-    genome_space, arch_of, backend = make_latency_backend(cfg, space, supernet, run)
+    genome_space, arch_of, backend = make_latency_backend(cfg, space)
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
@@ -130,12 +132,12 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
 def _screen(cfg: RunConfig, space, run):
     """The cost-model screen of a mode that screens latency (two-stage), its history rebuilt from the rows
     already committed; None when the mode screens nothing or ``tuning.screening`` is off."""
-    from nacos.modes import get_mode
+    from nacos.search.modes import get_mode
 
     mode = get_mode(cfg.mode)
     if not mode.screens_latency() or not cfg.tuning.screening:
         return None
-    from nacos.screening import LatencyScreen
+    from nacos.search.screening import LatencyScreen
 
     screen = LatencyScreen(space, _objectives(cfg), latency_budget_ms=cfg.budgets.latency_ms,
                            min_samples=cfg.tuning.screen_min_samples, margin=cfg.tuning.screen_margin,
@@ -159,13 +161,31 @@ def _observer(evaluator, genome_space, arch_of):
     return lambda record: screen.observe_record(record, genome_space.parse, arch_of)
 
 
+_KIND = {"Conv": "conv2d", "Gemm": "dense", "MatMul": "dense"}
+
+
+def layer_workloads(layers: Sequence[dict[str, Any]]) -> list[LayerWorkload]:
+    """Plain `LayerWorkload` records (fp32 bytes of inputs, weights and output) from layer statistics
+    (`archspace.stats.LayerStat.to_dict()`), for the analytical cost models."""
+    import numpy as np
+
+    out = []
+    for i, layer in enumerate(layers):
+        if not layer.get("macs") and not layer.get("output_shape"):
+            continue
+        elements = layer.get("input_elements", 0) + layer["params"] + int(np.prod(layer["output_shape"] or [0]))
+        out.append(LayerWorkload(name=layer["name"] or f"layer{i}", op_kind=_KIND.get(layer["op_type"], "elementwise"),
+                                 input_shapes=(), output_shape=tuple(layer["output_shape"]), macs=int(layer["macs"]),
+                                 bytes=4 * int(elements)))
+    return out
+
+
 def _energy_fn(cfg: RunConfig):
     """Operation-level energy (MACs and bytes moved) from `costmodels.energy`, when available."""
     try:
         from costmodels.energy import energy_report
     except ImportError:  # pragma: no cover - costmodels is part of the package
         return None
-    from nacos.latency import layer_workloads
 
     def energy(metrics: dict[str, Any]) -> dict[str, float]:
         report = energy_report(layer_workloads(metrics["layers"]), precision=cfg.precision,
@@ -188,7 +208,7 @@ def refuse_missing_device(cfg: RunConfig) -> None:
 
 def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> dict[str, Any]:
     """Run or resume the search of `cfg` in `run_dir`, then write its report. Returns the summary."""
-    from nacos import loop
+    from nacos.search import loop
 
     refuse_missing_device(cfg)  # before the run directory exists: nothing is left behind
     run, strategy, evaluator, genome_space = build_search(cfg, Path(run_dir))
@@ -221,13 +241,13 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
 def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
     """A mode that tunes (two-stage): whether the tuning database was pretuned for this space (`nacos
     pretune`), and its coverage."""
-    from nacos.modes import get_mode
+    from nacos.search.modes import get_mode
 
     backend = evaluator.latency_backend
     if not get_mode(cfg.mode).tunes or getattr(backend, "db", None) is None:
         return None
     from archspace.space import ArchSpace, SpaceConfig
-    from nacos.space_tasks import pretune_status
+    from nacos.search.space_tasks import pretune_status
 
     supernet = evaluator.supernet
     return pretune_status(backend.db, ArchSpace(SpaceConfig.from_dict(dict(cfg.space))), backend.target,
@@ -237,9 +257,9 @@ def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
 def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict[str, Any]:
     """(Re)make the report of a run directory from its store."""
     from nacos.config import config_from_dict
-    from nacos.pareto import as_objectives
-    from nacos.report import build_report
-    from nacos.store import RunDir
+    from nacos.results.pareto import as_objectives
+    from nacos.results.report import build_report
+    from nacos.results.store import RunDir
 
     run = RunDir.existing(run_dir)
     if not run.config_path.exists():
