@@ -29,12 +29,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from costmodels.accelerator_mapping import MappingRule, rule_temporal_stage
 from costmodels.errors import CostModelError
 
 __all__ = ["AcceleratorCost", "AcceleratorModel", "COSTED_OPS", "HARDWARE", "LayerCache", "LayerCost",
@@ -462,14 +463,21 @@ class AcceleratorModel:
             self._accelerator = _parse_accelerator(_read_yaml(self.hardware_path, "hardware"), self.hardware_path)
         return self._accelerator
 
-    def cache_key(self, layer: Any) -> str:
-        blob = json.dumps([_shape_key(layer), _mapping_attributes(layer), self.digest, self.version,
-                           self.settings.to_json()], sort_keys=True)
+    def cache_key(self, layer: Any, rule: MappingRule | None = None) -> str:
+        parts: list[Any] = [_shape_key(layer), _mapping_attributes(layer), self.digest, self.version,
+                            self.settings.to_json()]
+        if rule is not None:  # a fixed mapping rule; without one, LOMA's search (the keys of before)
+            parts.append({"rule": rule.to_json()})
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def cost(self, onnx_path: str | Path) -> AcceleratorCost:
+    def cost(self, onnx_path: str | Path, rule: MappingRule | None = None,
+             layer_rules: Mapping[str, MappingRule] | None = None) -> AcceleratorCost:
         """Every layer's best mapping and cost (see the module docstring); `CostModelError` for a file
-        that is no ONNX model or that ZigZag's parser cannot read."""
+        that is no ONNX model or that ZigZag's parser cannot read. Without `rule`, ZigZag's LOMA engine
+        searches each layer's temporal mapping; with one (`costmodels.accelerator_mapping.MappingRule`),
+        every layer runs under that fixed loop order and tiling, except those `layer_rules` names (ONNX
+        node name -> rule: a per-layer mapping, as the one-stage genome holds)."""
         from zigzag.parser.onnx.onnx_model_parser import ONNXModelParser
         from zigzag.workload.layer_node import LayerNode
 
@@ -496,7 +504,8 @@ class AcceleratorModel:
                 if not isinstance(node, LayerNode):
                     not_costed.append(NotCosted(node.name, op_type, f"ZigZag maps only {', '.join(COSTED_OPS)}"))
                     continue
-                key = self.cache_key(node)
+                layer_rule = (layer_rules or {}).get(node.name, rule)
+                key = self.cache_key(node, layer_rule)
                 record = self._lookup(key)
                 if record is not None:
                     hits += 1
@@ -505,7 +514,7 @@ class AcceleratorModel:
                     continue
                 calls += 1
                 try:
-                    record = self._map_layer(node, op_type)
+                    record = self._map_layer(node, op_type, layer_rule)
                 except Exception as exc:  # noqa: BLE001 - a layer ZigZag cannot map is reported, not fatal
                     not_costed.append(NotCosted(node.name, op_type, f"ZigZag failed: {type(exc).__name__}: {exc}"))
                     continue
@@ -526,8 +535,9 @@ class AcceleratorModel:
         else:
             self._memory[key] = record
 
-    def _map_layer(self, layer: Any, op_type: str) -> dict[str, Any]:
-        """One ZigZag mapping search: spatial mappings, LOMA's temporal mappings, each priced, the best kept."""
+    def _map_layer(self, layer: Any, op_type: str, rule: MappingRule | None = None) -> dict[str, Any]:
+        """One ZigZag mapping search: spatial mappings, LOMA's temporal mappings (or the one `rule` makes),
+        each priced, the best kept."""
         from zigzag.mapping.temporal_mapping import TemporalMappingType
         from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
         from zigzag.stages.main import MainStage
@@ -539,7 +549,8 @@ class AcceleratorModel:
         reduce = {"EDP": MinimalEDPStage, "energy": MinimalEnergyStage, "latency": MinimalLatencyStage}[s.objective]
         # the stages api.get_hardware_performance_zigzag runs below its WorkloadStage, without the ones that
         # write files (pickles, JSON, plots) or sum over layers
-        stages = [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage, CostModelStage]
+        temporal = TemporalMappingGeneratorStage if rule is None else rule_temporal_stage(rule)
+        stages = [reduce, SpatialMappingGeneratorStage, reduce, temporal, CostModelStage]
         results = MainStage(stages, accelerator=self._accel(), layer=layer, loma_lpf_limit=s.lpf_limit,
                             loma_show_progress_bar=False, nb_mappings_generated=s.spatial_mappings,
                             enable_mix_spatial_mapping_generation=False,

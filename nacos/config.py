@@ -30,7 +30,7 @@ SEARCHERS = ("auto", "explicit", "metaschedule")
 STRATEGIES = ("aging", "nsga2", "random")
 #: objective name -> sense ("max" or "min")
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "peak_memory_mb": "min", "params": "min",
-              "energy_mj": "min"}
+              "energy_mj": "min", "edp": "min"}
 _HUGE = 1e12
 
 
@@ -52,6 +52,8 @@ class Budgets:
     memory_budgets_mb: tuple[float, ...] = (0.125, 0.25, 0.5)   # soft, reported
     latency_budgets_ms: tuple[float, ...] = ()      # soft, reported
     params_budget: int | None = None                # soft, reported
+    energy_mj: float | None = None                  # hard: energy per inference above it is rejected
+    edp: float | None = None                        # hard: energy x latency (mJ x ms) above it is rejected
 
     def __post_init__(self) -> None:
         _finite("budgets.latency_ms", self.latency_ms)
@@ -61,6 +63,11 @@ class Budgets:
         for i, v in enumerate(self.latency_budgets_ms):
             _finite(f"budgets.latency_budgets_ms[{i}]", v)
         _finite("budgets.params_budget", self.params_budget)
+        for key in ("energy_mj", "edp"):
+            value = getattr(self, key)
+            _finite(f"budgets.{key}", value)
+            if value is not None and value <= 0:
+                raise ConfigError(f"budgets.{key}: must be > 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,21 @@ class StrategyConfig:
             raise ConfigError(f"strategy.mutation_prob: must be in (0, 1], got {self.mutation_prob}")
 
 
+def _check_accel_target(target: str) -> None:
+    """``accel://HARDWARE``: a shipped ZigZag array's name or an existing hardware YAML (its content is
+    checked by ZigZag's validator when the backend is made, the key named on every error)."""
+    from costmodels.accelerator import HARDWARE
+
+    hardware = target[len("accel://"):]
+    if hardware in HARDWARE:
+        return
+    if not hardware.endswith((".yaml", ".yml")):
+        raise ConfigError(f"target: {target!r}: unknown accelerator {hardware!r}; choose one of "
+                          f"{', '.join(sorted(HARDWARE))} or give accel://PATH.yaml")
+    if not Path(hardware).is_file():
+        raise ConfigError(f"target: {target!r}: no hardware file {hardware}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     mode: str = "two-stage"                # a name in nacos.search.modes.MODES
@@ -149,7 +171,9 @@ class RunConfig:
     seed: int = 0
     trials: int = 6                        # candidates evaluated (rows in the results store)
     time_limit_s: float | None = None      # stop proposing after this many seconds
-    target: str = "llvm"                   # llvm | cuda | rpc://HOST:PORT/KEY
+    #: llvm | cuda | rpc://HOST:PORT/KEY | accel://HARDWARE (a ZigZag array: a shipped name such as
+    #: eyeriss-like, or a hardware YAML path; each mode then runs its accelerator backend)
+    target: str = "llvm"
     precision: str = "fp32"
     data: str = "mnist5k"
     checkpoint: str = "default"            # supernet checkpoint ("default": the packaged one)
@@ -179,6 +203,12 @@ class RunConfig:
         if self.baseline_latency not in baseline_latency_choices():
             raise ConfigError(f"baseline_latency: must be {' or '.join(baseline_latency_choices())}, "
                               f"got {self.baseline_latency!r}")
+        if self.target.startswith("accel://"):
+            _check_accel_target(self.target)
+            if self.baseline_latency != "default-schedule":
+                raise ConfigError(f"baseline_latency: {self.baseline_latency!r} applies to the CPU / GPU targets; "
+                                  "on an accel:// target the baseline is one fixed mapping rule for every layer")
+            mode = mode.for_target(self.target)
         if mode.backend_name(self.baseline_latency) == "macs" and (self.budgets.latency_ms is not None
                                                                    or self.budgets.latency_budgets_ms):
             raise ConfigError("budgets.latency_ms: baseline_latency macs counts MACs and times nothing, "
@@ -196,8 +226,9 @@ class RunConfig:
             raise ConfigError("precision: int8 runs only with mode baseline and baseline_latency onnxruntime "
                               "(TVM 0.27's Relax ONNX frontend cannot import quantized models: no "
                               "DequantizeLinear / QLinearConv converter)")
-        if not (self.target in ("llvm", "cuda") or self.target.startswith("rpc://")):
-            raise ConfigError(f"target: must be llvm, cuda or rpc://HOST:PORT/KEY, got {self.target!r}")
+        if not (self.target in ("llvm", "cuda") or self.target.startswith(("rpc://", "accel://"))):
+            raise ConfigError(f"target: must be llvm, cuda, rpc://HOST:PORT/KEY or accel://HARDWARE, "
+                              f"got {self.target!r}")
         if not self.objectives:
             raise ConfigError("objectives: at least one objective is needed")
         for o in self.objectives:

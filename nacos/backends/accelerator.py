@@ -6,8 +6,18 @@ chosen mapping.
 seen cost a ZigZag call); `measure` reads the result out. The latency in ms is the layers' cycles at a
 clock: ZigZag prices cycles, not time, and its shipped arrays name no clock, so the default is
 `DEFAULT_CLOCK_MHZ` (200 MHz, Eyeriss' own figure, Chen et al. ISSCC 2016); set `clock_mhz` for another
-array. ``target: accel://<hardware>`` names the array (`parse_accel_target`); until `nacos.config`
-accepts that form, a run whose target is not ``accel://`` gets the Eyeriss-like array.
+array. ``target: accel://<hardware>`` names the array (`parse_accel_target`); a run whose target is not
+``accel://`` (a backend asked for by name, `nacos eval --latency zigzag`) gets the Eyeriss-like array.
+
+Three backends, one per search mode on an accelerator (`nacos.search.modes`, ``SearchMode.accel_backend``):
+
+- ``zigzag``: ZigZag's LOMA engine searches each layer's temporal mapping (two-stage: the architecture
+  outside, the mapping per layer inside);
+- ``zigzag-fixed``: one fixed mapping rule for every layer (`costmodels.accelerator_mapping.MappingRule`,
+  the default `ScheduleConfig`'s loop order and tiles), the way a fixed-dataflow accelerator runs
+  whatever it is given (baseline);
+- ``zigzag-genome``: the one-stage genome's per-layer `ScheduleConfig` as each layer's mapping rule
+  (NAAS's dual space: the architecture and the mapping searched by one evolutionary algorithm).
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ from nacos.backends.base import Backend, Built
 from nacos.errors import ConfigError
 from nacos.search.evaluation import LatencyResult
 
-__all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_HARDWARE", "AcceleratorLatency", "parse_accel_target"]
+__all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_HARDWARE", "AcceleratorLatency", "FixedMappingAccelerator",
+           "GenomeMappingAccelerator", "parse_accel_target"]
 
 DEFAULT_CLOCK_MHZ = 200.0
 DEFAULT_HARDWARE = "eyeriss-like"
@@ -48,13 +59,14 @@ class AcceleratorLatency(Backend):
 
     def __init__(self, hardware: str = DEFAULT_HARDWARE, clock_mhz: float = DEFAULT_CLOCK_MHZ,
                  cache: str | Path | None = None, mapping: str | Path | None = None,
-                 settings: Any = None) -> None:
+                 settings: Any = None, space: Any = None) -> None:
         from costmodels.accelerator import AcceleratorModel
         from costmodels.errors import CostModelError
 
         if not clock_mhz > 0:
             raise ConfigError(f"clock_mhz: must be > 0, got {clock_mhz}")
         self.clock_mhz = float(clock_mhz)
+        self.space = space
         try:
             self.model = AcceleratorModel(hardware, mapping, settings, cache)
         except CostModelError as exc:
@@ -65,10 +77,14 @@ class AcceleratorLatency(Backend):
         target = str(getattr(cfg, "target", ""))
         hardware = parse_accel_target(target) if target.startswith("accel://") else DEFAULT_HARDWARE
         cache = Path(cfg.tuning.database).parent / CACHE_NAME
-        return cls(hardware, cache=cache)
+        return cls(hardware, cache=cache, space=space)
+
+    def _rules(self, genome: Any, arch: Any, onnx_path: Path) -> dict[str, Any]:
+        """`AcceleratorModel.cost`'s mapping arguments: none, LOMA searches every layer."""
+        return {}
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
-        cost = self.model.cost(onnx_path)
+        cost = self.model.cost(onnx_path, **self._rules(genome, arch, onnx_path))
         return Built(True, seconds=cost.seconds, artifact=cost)
 
     def _measure(self, built: Built) -> LatencyResult:
@@ -89,3 +105,50 @@ class AcceleratorLatency(Backend):
             **built.details,
         }
         return LatencyResult(ms, details=details)
+
+
+
+class FixedMappingAccelerator(AcceleratorLatency):
+    """Every layer under one fixed mapping rule (the default `ScheduleConfig`'s loop order and tiles):
+    the compiler-agnostic baseline on an accelerator."""
+
+    name = "zigzag-fixed"
+
+    def _rules(self, genome: Any, arch: Any, onnx_path: Path) -> dict[str, Any]:
+        from costmodels.accelerator_mapping import MappingRule
+
+        return {"rule": MappingRule()}
+
+
+class GenomeMappingAccelerator(AcceleratorLatency):
+    """The one-stage genome's `ScheduleConfig` per layer as that layer's mapping rule. The model's
+    conv / dense nodes are matched, in order, with the architecture's compute layers
+    (`archspace.layers.conv_layers`); a layer the genome holds no config for (its shape shares another
+    slot's, as in the TVM genome backend) takes that slot's, else the default rule."""
+
+    name = "zigzag-genome"
+
+    def _rules(self, genome: Any, arch: Any, onnx_path: Path) -> dict[str, Any]:
+        import onnx
+
+        from archspace.layers import conv_layers
+        from costmodels.accelerator import COSTED_OPS
+        from costmodels.accelerator_mapping import MappingRule
+        from nacos.backends.tvm import slot_keys
+
+        layers = conv_layers(arch, self.space) if self.space is not None else conv_layers(arch)
+        nodes = [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
+                 if n.op_type in COSTED_OPS]
+        if len(nodes) != len(layers):
+            raise ConfigError(f"zigzag-genome: the model has {len(nodes)} conv / dense nodes, the architecture "
+                              f"{len(layers)} compute layers; cannot pair the genome's mappings with them")
+        keys = slot_keys(arch, self.space)
+        by_slot = dict(genome.schedules)
+        by_key: dict[tuple, Any] = {}
+        for slot, config in genome.schedules:
+            by_key.setdefault(keys[slot], config)
+        rules = {}
+        for node, layer in zip(nodes, layers):
+            config = by_slot.get(layer.slot) or by_key.get(keys[layer.slot])
+            rules[node] = MappingRule.from_schedule_config(config) if config is not None else MappingRule()
+        return {"rule": MappingRule(), "layer_rules": rules}

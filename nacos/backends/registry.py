@@ -23,6 +23,8 @@ BACKENDS: dict[str, str] = {
     "tvm-database": "nacos.backends.tvm_tuned:DatabaseLatency",
     "tvm-tuned": "nacos.backends.tvm_tuned:TunedLatency",
     "zigzag": "nacos.backends.accelerator:AcceleratorLatency",
+    "zigzag-fixed": "nacos.backends.accelerator:FixedMappingAccelerator",
+    "zigzag-genome": "nacos.backends.accelerator:GenomeMappingAccelerator",
 }
 
 

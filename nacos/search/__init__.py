@@ -32,6 +32,7 @@ _EXPORTS = {
     "make_latency_backend": "nacos.search.modes",
     "mode_names": "nacos.search.modes",
     "register_mode": "nacos.search.modes",
+    "run_mode": "nacos.search.modes",
     "run_search": "nacos.search.run",
     "build_search": "nacos.search.run",
     "report_run": "nacos.search.run",

@@ -150,10 +150,22 @@ class CandidateEvaluator:
         if not lat.ok:
             return "failed", metrics, f"latency: {lat.reason}"
         metrics["latency_ms"] = lat.ms
-        if self.energy is not None:
+        if isinstance(lat.details.get("energy_mj"), (int, float)):
+            metrics["energy_mj"] = float(lat.details["energy_mj"])  # the backend prices energy (an accelerator)
+            metrics["energy_source"] = lat.details.get("measured_by", metrics["latency_backend"])
+        elif self.energy is not None:
             metrics.update(self.energy({**metrics, "layers": [s.to_dict() for s in layers]}))
+            metrics["energy_source"] = "costmodels.energy (operation-level)"
+        if isinstance(metrics.get("energy_mj"), (int, float)):
+            metrics["edp"] = metrics["energy_mj"] * lat.ms   # mJ x ms, on every backend alike
         metrics.update(budget_flags(cfg, metrics))
-        # Step 5. The hard latency budget.
+        # Step 5. The hard latency, energy and EDP budgets.
         if cfg.budgets.latency_ms is not None and lat.ms > cfg.budgets.latency_ms:
             return "rejected", metrics, f"latency {lat.ms:.4f} ms over the budget {cfg.budgets.latency_ms:g} ms"
+        for key, unit in (("energy_mj", "mJ"), ("edp", "mJ x ms")):
+            limit = getattr(cfg.budgets, key)
+            if limit is not None and metrics.get(key) is None:
+                return "rejected", metrics, f"{key}: no {key} for this candidate, and a budget on it"
+            if limit is not None and metrics[key] > limit:
+                return "rejected", metrics, f"{key} {metrics[key]:.4g} {unit} over the budget {limit:g} {unit}"
         return "ok", metrics, ""

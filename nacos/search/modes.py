@@ -15,13 +15,14 @@ neither TVM nor torch: the one-stage genome space is built inside its function.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from nacos.errors import ConfigError
 
 __all__ = ["MODES", "SCREENS", "SearchMode", "baseline_latency_choices", "get_mode", "make_latency_backend",
-           "mode_names", "register_mode"]
+           "mode_names", "register_mode", "run_mode"]
 
 #: what a mode may screen: "latency": `nacos.search.screening.LatencyScreen` lets the cost model skip the
 #: tuning of a candidate that cannot matter (recorded as rejected, ``screened: true``)
@@ -78,6 +79,9 @@ class SearchMode:
     #: `nacos doctor` checks the config's ``tuning.database`` for a run of this mode (the TVM modes:
     #: the database is shared across their runs)
     checks_database: bool = False
+    #: the backend on an accelerator target (``target: accel://HARDWARE``, a ZigZag model), where no TVM
+    #: runs: nothing is tuned, screened or exported as a library there (`for_target`)
+    accel_backend: str = ""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.screens) - set(SCREENS))
@@ -91,6 +95,16 @@ class SearchMode:
     def screens_latency(self) -> bool:
         return "latency" in self.screens
 
+    def for_target(self, target: str) -> SearchMode:
+        """This mode as it runs on `target`: itself, or on ``accel://`` its accelerator backend (mapping
+        searched, fixed or in the genome), with nothing tuned, screened or checked in a TVM database."""
+        if not str(target).startswith("accel://"):
+            return self
+        if not self.accel_backend:
+            raise ConfigError(f"target: mode {self.name} has no accelerator backend; use llvm, cuda or rpc://")
+        return dataclasses.replace(self, backend=self.accel_backend, export_backend=self.accel_backend,
+                                   backend_options=(), screens=(), tunes=False, checks_database=False)
+
 
 BASELINE = SearchMode(
     name="baseline",
@@ -100,6 +114,7 @@ BASELINE = SearchMode(
     backend_options=(("default-schedule", "tvm-default-schedule"), ("onnxruntime", "onnxruntime"),
                      ("macs", "macs")),
     export_backend="tvm-default-schedule",
+    accel_backend="zigzag-fixed",
 )
 
 TWO_STAGE = SearchMode(
@@ -111,6 +126,7 @@ TWO_STAGE = SearchMode(
     screens=("latency",),
     tunes=True,
     checks_database=True,
+    accel_backend="zigzag",
 )
 
 ONE_STAGE = SearchMode(
@@ -121,6 +137,7 @@ ONE_STAGE = SearchMode(
     genome_space=co_space,
     arch_of=co_genome_arch,
     checks_database=True,
+    accel_backend="zigzag-genome",
 )
 
 #: name -> record, in the order --help and error messages list them; one line per mode
@@ -158,10 +175,15 @@ def baseline_latency_choices() -> tuple[str, ...]:
     return tuple(out)
 
 
+def run_mode(cfg: Any) -> SearchMode:
+    """The mode a run configuration runs: its ``mode`` on its ``target`` (`SearchMode.for_target`)."""
+    return get_mode(cfg.mode).for_target(cfg.target)
+
+
 def make_latency_backend(cfg: Any, space: Any) -> tuple[Any, Any, Any]:
     """(genome space, genome -> Architecture, latency backend) for the run's mode: what its record names,
     the backend resolved by `nacos.backends.registry.get_backend` from ``baseline_latency``."""
     from nacos.backends.registry import get_backend
 
-    mode = get_mode(cfg.mode)
+    mode = run_mode(cfg)
     return mode.genome_space(space), mode.arch_of, get_backend(mode.backend_name(cfg.baseline_latency), cfg, space)

@@ -132,9 +132,9 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
 def _screen(cfg: RunConfig, space, run):
     """The cost-model screen of a mode that screens latency (two-stage), its history rebuilt from the rows
     already committed; None when the mode screens nothing or ``tuning.screening`` is off."""
-    from nacos.search.modes import get_mode
+    from nacos.search.modes import run_mode
 
-    mode = get_mode(cfg.mode)
+    mode = run_mode(cfg)
     if not mode.screens_latency() or not cfg.tuning.screening:
         return None
     from nacos.search.screening import LatencyScreen
@@ -197,7 +197,17 @@ def _energy_fn(cfg: RunConfig):
 
 
 def refuse_missing_device(cfg: RunConfig) -> None:
-    """`ConfigError` (exit 2) when the config's target needs a device this machine lacks (cuda)."""
+    """`ConfigError` (exit 2) when the config's target needs a device this machine lacks (cuda), or names
+    an accelerator ZigZag cannot read (a hardware YAML its validator refuses, ZigZag not installed)."""
+    if cfg.target.startswith("accel://"):
+        from costmodels.accelerator import AcceleratorModel
+        from costmodels.errors import CostModelError
+        from nacos.backends.accelerator import parse_accel_target
+
+        try:
+            AcceleratorModel(parse_accel_target(cfg.target))
+        except CostModelError as exc:
+            raise ConfigError(f"target: {exc}") from exc
     if cfg.target == "cuda":
         from schedules.targets import cuda_missing
 
@@ -241,10 +251,10 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
 def _pretune_status(cfg: RunConfig, evaluator) -> dict[str, Any] | None:
     """A mode that tunes (two-stage): whether the tuning database was pretuned for this space (`nacos
     pretune`), and its coverage."""
-    from nacos.search.modes import get_mode
+    from nacos.search.modes import run_mode
 
     backend = evaluator.latency_backend
-    if not get_mode(cfg.mode).tunes or getattr(backend, "db", None) is None:
+    if not run_mode(cfg).tunes or getattr(backend, "db", None) is None:
         return None
     from archspace.space import ArchSpace, SpaceConfig
     from nacos.search.space_tasks import pretune_status

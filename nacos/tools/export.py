@@ -117,9 +117,9 @@ def _load_run(run_dir: Path) -> tuple[Any, Any, list[dict[str, Any]]]:
 def _genome_and_arch(cfg: Any, space: Any, row: dict[str, Any]) -> tuple[Any, Any]:
     """The row's genome (an Architecture, or a one-stage CoGenome) and its Architecture, as the mode's
     record (`nacos.search.modes`) reads them."""
-    from nacos.search.modes import get_mode
+    from nacos.search.modes import run_mode
 
-    mode = get_mode(cfg.mode)
+    mode = run_mode(cfg)
     genome = mode.genome_space(space).parse(json.dumps(row["genome"]))
     return genome, mode.arch_of(genome)
 
@@ -155,9 +155,9 @@ def _export_backend_reads_database(cfg: Any) -> bool:
 def _export_backend_name(cfg: Any) -> str:
     """The backend that builds the mode's library (its record's `export_backend`): two-stage compiles with
     the database as it is (an export never tunes), the others with the schedules their search measured."""
-    from nacos.search.modes import get_mode
+    from nacos.search.modes import run_mode
 
-    return get_mode(cfg.mode).export_backend
+    return run_mode(cfg).export_backend
 
 
 def _compile(cfg: Any, space: Any, genome: Any, arch: Any, onnx_path: Path, database: str | None
@@ -257,6 +257,10 @@ def export_candidate(run_dir: Path | str, pick: str = "best", out: Path | str | 
 
     # Step 1. Read and check everything the user named; nothing is written before this passes.
     run, cfg, rows = _load_run(Path(run_dir))
+    if str(cfg.target).startswith("accel://"):
+        raise NacosError(f"{run_dir}: a run on {cfg.target} has no compiled library to export (ZigZag prices "
+                         f"a mapping per layer, it builds nothing); each row's latency details hold the "
+                         f"per-layer mappings (nacos report)")
     picked = pick_candidate(rows, pick)
     space = ArchSpace(SpaceConfig.from_dict(dict(cfg.space)))
     genome, arch = _genome_and_arch(cfg, space, picked.row)

@@ -99,9 +99,9 @@ def counted(monkeypatch):
     calls: list[str] = []
     real = AcceleratorModel._map_layer
 
-    def spy(self, layer, op_type):
+    def spy(self, layer, op_type, rule=None):
         calls.append(layer.name)
-        return real(self, layer, op_type)
+        return real(self, layer, op_type, rule)
 
     monkeypatch.setattr(AcceleratorModel, "_map_layer", spy)
     return calls

@@ -37,12 +37,12 @@ def tiny(tmp_path_factory):
 
 
 def _genome_for(name, genome):
-    return genome if name == "tvm-genome-schedules" else genome.arch
+    return genome if name in ("tvm-genome-schedules", "zigzag-genome") else genome.arch
 
 
 def _needs_extra(name):
-    """The zigzag backend needs the optional accel extra (ZigZag, Python >= 3.11; CI installs it)."""
-    if name == "zigzag":
+    """The zigzag backends need the optional accel extra (ZigZag, Python >= 3.11; CI installs it)."""
+    if name.startswith("zigzag"):
         pytest.importorskip("zigzag", reason="backend zigzag needs ZigZag: pip install nacos[accel]")
 
 

@@ -42,7 +42,7 @@ def test_yaml_and_toml_files_with_overrides(tmp_path):
     ({"strategy": {"sample_size": 50}}, "strategy.sample_size"),
     ({"space": {"kernel_sizes": [2]}}, "space: space.kernel_sizes"),
     ({"space": {"colours": [2]}}, "space: space: unknown key"),
-    ({"target": "tpu"}, "target: must be llvm, cuda or rpc"),
+    ({"target": "tpu"}, "target: must be llvm, cuda, rpc://HOST:PORT/KEY or accel://HARDWARE"),
     ({"tuning": {"screen_min_samples": 1}}, "tuning.screen_min_samples"),
     ({"tuning": {"screen_margin": -0.5}}, "tuning.screen_margin"),
     ({"tuning": {"screening": "yes"}}, "tuning.screening"),
