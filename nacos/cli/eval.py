@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from nacos.config import SEARCHERS, TuningConfig
+from nacos.results.records import Status
 from nacos.tools.model import LATENCY_BACKENDS
 
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  params       {r.get('params', 0)}  ({r.get('param_mb', 0):.3f} MB fp32)")
         print(f"  peak memory  {r.get('peak_memory_mb', 0) * 1024:.1f} KB (activations, fp32)")
         print(f"  latency      {lat}  ({r.get('latency_backend', args.latency)})")
-    if r["status"] != "ok":
+    if r["status"] != Status.OK:
         print(f"nacos eval: {r['status']}: {r['reason']}", file=sys.stderr)
         return 1
     return 0

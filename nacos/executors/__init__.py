@@ -13,7 +13,8 @@ An executor is named by a URL (`make_executor`, the run config's ``executor`` ke
 Contract of `Executor`:
 
 - ``submit(evaluate, genome)`` starts one evaluation and returns a `Pending` whose ``result()`` blocks
-  and returns ``(status, metrics, reason, seconds)``, the row to commit (`evaluate_one`'s form). A
+  and returns an `Evaluation` (``status``, ``metrics``, ``reason``, ``seconds``: `nacos.results.records`),
+  the row to commit (`evaluate_one`'s form). A
   candidate whose evaluation raised is ``failed`` with the exception as its reason; so is one whose
   evaluation killed more workers than the cluster allows (Dask's ``KilledWorker``). A fault of the
   cluster itself (scheduler gone, evaluator that cannot be serialised) raises `ExecutorError`.

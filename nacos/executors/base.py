@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nacos.errors import ConfigError, NacosError, disk_full_cause
+from nacos.results.records import Evaluation, Status
 
 __all__ = ["Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending", "Row", "evaluate_one",
            "make_executor", "parse_executor_url"]
 
-Row = tuple[str, dict[str, Any], str, float]   # (status, metrics, reason, seconds)
+Row = Evaluation   # the row to commit (its old name)
 
 
 class ExecutorError(NacosError):
@@ -30,15 +31,16 @@ def evaluate_one(evaluate: Callable[[Any], Any], genome: Any) -> Row:
     except Exception as exc:  # noqa: BLE001  (a failing candidate is data, not the end of the search)
         if disk_full_cause(exc) is not None:
             raise  # not the candidate's fault: its row stays unfinished, the search stops, a rerun resumes
-        return "failed", {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0
+        return Evaluation(Status.FAILED, {}, f"{type(exc).__name__}: {exc}".strip()[:2000], time.time() - t0)
     seconds = time.time() - t0
     if isinstance(result, Mapping):
-        return "ok", dict(result), "", seconds
+        return Evaluation(Status.OK, dict(result), "", seconds)
     status = getattr(result, "status", None)
-    if status not in ("ok", "rejected", "failed"):
-        return "failed", {}, f"evaluate returned {type(result).__name__} with status {status!r}", seconds
-    return status, dict(getattr(result, "metrics", {}) or {}), str(getattr(result, "reason", "") or ""), \
-        float(getattr(result, "seconds", 0.0) or seconds)
+    if status not in (Status.OK, Status.REJECTED, Status.FAILED):
+        return Evaluation(Status.FAILED, {}, f"evaluate returned {type(result).__name__} with status {status!r}",
+                          seconds)
+    return Evaluation(status, dict(getattr(result, "metrics", {}) or {}), str(getattr(result, "reason", "") or ""),
+                      float(getattr(result, "seconds", 0.0) or seconds))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from nacos.errors import ConfigError
 from nacos.executors.base import Executor, ExecutorError, Pending, Row, evaluate_one, parse_executor_url
+from nacos.results.records import Evaluation, Status
 
 __all__ = ["DaskExecutor", "SHARE_MIN_BYTES"]
 
@@ -72,7 +73,7 @@ class _DaskPending(Pending):
             return self._future.result()
         except KilledWorker as exc:
             # Every worker that tried it died: the candidate is recorded as failed and the search goes on.
-            return "failed", {}, f"KilledWorker: {exc}"[:2000], time.time() - self._t0
+            return Evaluation(Status.FAILED, {}, f"KilledWorker: {exc}"[:2000], time.time() - self._t0)
         except Exception as exc:  # noqa: BLE001
             raise ExecutorError(f"dask: the evaluation of a candidate did not come back: "
                                 f"{type(exc).__name__}: {exc}") from exc

@@ -9,6 +9,8 @@ from __future__ import annotations
 from schedules.lazy_exports import lazy_exports
 
 _EXPORTS = {
+    "Evaluation": "nacos.results.records",
+    "Status": "nacos.results.records",
     "cpu_model": "nacos.results.machine",
     "machine_info": "nacos.results.machine",
     "tool_versions": "nacos.results.machine",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nacos.results.pareto import Objective, best_under_budgets, hypervolume, pareto_front
+from nacos.results.records import Status
 
 __all__ = ["build_report", "front_of", "REFERENCE_POINTS"]
 
@@ -24,7 +25,7 @@ _SCALAR = (int, float, str, bool, type(None))
 
 
 def _ok(rows: Iterable[Mapping[str, Any]], objectives: Sequence[Objective]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if r["status"] == "ok"
+    return [r for r in rows if r["status"] == Status.OK
             and all(isinstance(r["metrics"].get(o.name), (int, float)) and not math.isnan(r["metrics"][o.name])
                     for o in objectives)]
 
@@ -113,7 +114,7 @@ def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
             for i, layer in enumerate(layers_of(r)):
                 layer_rows.append({"id": r["id"], "index": i, **layer})
     _write_table(out_dir / "layers", layer_rows)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "rejected", "failed")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in (Status.OK, Status.REJECTED, Status.FAILED)}
     # two-stage: rejected rows the cost model screened out before tuning (a subset of "rejected")
     counts["screened"] = sum(bool(r["metrics"].get("screened")) for r in rows)
     summary = {"title": title, "evaluated": len(rows), **counts,
@@ -133,7 +134,8 @@ def deployment_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Compiled TVM against onnxruntime over the candidates timed both ways (TVM modes time onnxruntime
     beside each candidate, in a process of its own): which runtime a user should deploy each with."""
     pairs = [(r["metrics"]["latency_ms"], r["metrics"]["latency_onnxruntime_ms"]) for r in rows
-             if r.get("status") in ("ok", "rejected") and isinstance(r["metrics"].get("latency_onnxruntime_ms"), float)
+             if r.get("status") in (Status.OK, Status.REJECTED)
+             and isinstance(r["metrics"].get("latency_onnxruntime_ms"), float)
              and isinstance(r["metrics"].get("latency_ms"), (int, float)) and r["metrics"]["latency_ms"] > 0]
     if not pairs:
         return {"timed_both": 0}
@@ -185,7 +187,7 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
     if rows and "accuracy" in names:
         best, curve = -math.inf, []
         for r in rows:
-            if r["status"] == "ok" and isinstance(r["metrics"].get("accuracy"), float):
+            if r["status"] == Status.OK and isinstance(r["metrics"].get("accuracy"), float):
                 best = max(best, r["metrics"]["accuracy"])
             curve.append(100 * best if best > -math.inf else float("nan"))
         fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nacos.errors import NacosError
+from nacos.results.records import Status
 
 __all__ = [
     "FINAL_STATUSES",
@@ -57,8 +58,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-FINAL_STATUSES = ("ok", "failed", "rejected")
-UNFINISHED_STATUSES = ("pending", "running")
+FINAL_STATUSES = (Status.OK, Status.FAILED, Status.REJECTED)
+UNFINISHED_STATUSES = (Status.PENDING, Status.RUNNING)
 #: metrics copied into their own REAL columns (all metrics stay in the JSON column)
 KEY_COLUMNS = ("accuracy", "latency_ms", "peak_memory_mb", "params", "energy_mj")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -104,7 +105,7 @@ class CandidateRecord:
     seq: int
     id: str
     genome: str
-    status: str
+    status: Status
     reason: str = ""
     metrics: Mapping[str, Any] = field(default_factory=dict)
     attempts: int = 0
@@ -337,6 +338,10 @@ class ResultsStore:
             values["metrics"] = json.loads(values["metrics"])
         except json.JSONDecodeError as exc:
             raise StoreError(f"{self.path}: row {values['seq']}: metrics are not valid JSON ({exc})") from exc
+        try:
+            values["status"] = Status(values["status"])
+        except ValueError:
+            raise StoreError(f"{self.path}: row {values['seq']}: unknown status {values['status']!r}") from None
         return CandidateRecord(**values)
 
     def records(self, statuses: Sequence[str] | None = None) -> list[CandidateRecord]:

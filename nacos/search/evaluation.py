@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 from archspace.architecture import Architecture
 from nacos.config import RunConfig
 from nacos.errors import DiskFullError, disk_full_cause
+from nacos.results.records import Evaluation, Status
 
 __all__ = ["Evaluation", "LatencyResult", "LatencyBackend", "CandidateEvaluator", "budget_flags"]
 
@@ -40,13 +41,6 @@ class LatencyBackend(Protocol):
 
     def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult: ...
 
-
-@dataclass(frozen=True)
-class Evaluation:
-    status: str                       # ok | rejected | failed
-    metrics: dict[str, Any]
-    reason: str = ""
-    seconds: float = 0.0
 
 
 def budget_flags(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, bool]:
@@ -89,12 +83,12 @@ class CandidateEvaluator:
                 # ... unless the disk is full: that is not the candidate's fault, and recording it as failed
                 # would lose it for good. Its row stays unfinished and is evaluated again on resume.
                 raise DiskFullError(f"candidate {getattr(genome, 'id', '?')}: {disk_full_cause(exc)}") from exc
-            status, metrics = "failed", {}
+            status, metrics = Status.FAILED, {}
             reason = f"{type(exc).__name__}: {exc}".strip()[:500]
             metrics["traceback"] = traceback.format_exc(limit=4)[-2000:]
         return Evaluation(status, metrics, reason, time.time() - t0)
 
-    def _evaluate(self, genome: Any) -> tuple[str, dict[str, Any], str]:
+    def _evaluate(self, genome: Any) -> tuple[Status, dict[str, Any], str]:
         from archspace.accuracy import evaluate
         from archspace.stats import PRECISION_BYTES, onnx_layer_stats, peak_memory
 
@@ -123,7 +117,7 @@ class CandidateEvaluator:
         limit = cfg.budgets.active_memory_budget_mb
         if limit is not None and metrics["peak_memory_mb"] > limit:
             metrics.update(budget_flags(cfg, metrics))
-            return "rejected", metrics, (f"peak activation memory {metrics['peak_memory_mb']:.3f} MB over the "
+            return Status.REJECTED, metrics, (f"peak activation memory {metrics['peak_memory_mb']:.3f} MB over the "
                                          f"active budget {limit:g} MB")
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
@@ -142,13 +136,13 @@ class CandidateEvaluator:
             if not decision.passed:
                 metrics["screened"] = True
                 metrics.update(budget_flags(cfg, metrics))
-                return "rejected", metrics, f"screened: {decision.reason}"
+                return Status.REJECTED, metrics, f"screened: {decision.reason}"
         # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides).
         lat = self.latency_backend.latency(genome, arch, onnx_path)
         metrics["latency_backend"] = self.latency_backend.name
         metrics.update({f"latency_{k}": v for k, v in lat.details.items() if not isinstance(v, (dict, list))})
         if not lat.ok:
-            return "failed", metrics, f"latency: {lat.reason}"
+            return Status.FAILED, metrics, f"latency: {lat.reason}"
         metrics["latency_ms"] = lat.ms
         if isinstance(lat.details.get("energy_mj"), (int, float)):
             metrics["energy_mj"] = float(lat.details["energy_mj"])  # the backend prices energy (an accelerator)
@@ -161,11 +155,11 @@ class CandidateEvaluator:
         metrics.update(budget_flags(cfg, metrics))
         # Step 5. The hard latency, energy and EDP budgets.
         if cfg.budgets.latency_ms is not None and lat.ms > cfg.budgets.latency_ms:
-            return "rejected", metrics, f"latency {lat.ms:.4f} ms over the budget {cfg.budgets.latency_ms:g} ms"
+            return Status.REJECTED, metrics, f"latency {lat.ms:.4f} ms over the budget {cfg.budgets.latency_ms:g} ms"
         for key, unit in (("energy_mj", "mJ"), ("edp", "mJ x ms")):
             limit = getattr(cfg.budgets, key)
             if limit is not None and metrics.get(key) is None:
-                return "rejected", metrics, f"{key}: no {key} for this candidate, and a budget on it"
+                return Status.REJECTED, metrics, f"{key}: no {key} for this candidate, and a budget on it"
             if limit is not None and metrics[key] > limit:
-                return "rejected", metrics, f"{key} {metrics[key]:.4g} {unit} over the budget {limit:g} {unit}"
-        return "ok", metrics, ""
+                return Status.REJECTED, metrics, f"{key} {metrics[key]:.4g} {unit} over the budget {limit:g} {unit}"
+        return Status.OK, metrics, ""

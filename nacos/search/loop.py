@@ -35,6 +35,7 @@ from typing import Any
 from nacos.errors import DiskFullError, NacosError, disk_full_cause
 from nacos.executors import Executor, Pending, make_executor
 from nacos.results.pareto import pareto_front
+from nacos.results.records import Evaluation, Status
 from nacos.results.store import CandidateRecord, ResultsStore
 from nacos.strategies.base import SearchExhausted, Strategy
 
@@ -68,7 +69,7 @@ class SearchSummary:
 def objective_values(strategy: Strategy, status: str,
                      metrics: Mapping[str, Any]) -> tuple[tuple[float, ...] | None, str]:
     """The strategy's objective vector from a row's metrics (None when missing), and why if missing."""
-    if status == "failed":
+    if status == Status.FAILED:
         return None, ""
     values = []
     for o in strategy.objectives:
@@ -83,7 +84,7 @@ def front_records(records: list[CandidateRecord], strategy: Strategy) -> list[Ca
     """The feasible (status ok) records on the Pareto front of the strategy's objectives."""
     rows, points = [], []
     for r in records:
-        if r.status != "ok":
+        if r.status != Status.OK:
             continue
         values, _ = objective_values(strategy, r.status, r.metrics)
         if values is not None:
@@ -96,7 +97,7 @@ def front_records(records: list[CandidateRecord], strategy: Strategy) -> list[Ca
 
 def _tell(strategy: Strategy, genome: Any, record: CandidateRecord) -> None:
     values, _ = objective_values(strategy, record.status, record.metrics)
-    strategy.tell(genome, values, record.status == "ok")
+    strategy.tell(genome, values, record.status == Status.OK)
 
 
 def _check_fingerprint(strategy: Strategy, store: ResultsStore) -> None:
@@ -192,7 +193,7 @@ def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: Result
                     except SearchExhausted:
                         asking, stopped_by = False, "exhausted"
                         continue
-                    seq = store.add(genome.id, genome.to_json(), status="running")
+                    seq = store.add(genome.id, genome.to_json(), status=Status.RUNNING)
                     window.append(_Slot(seq, genome, pending=ex.submit(evaluate, genome)))
             if not window:
                 break
@@ -278,14 +279,13 @@ def _check_parallel(store: ResultsStore, parallel: int) -> None:
                          f"use a new run directory")
 
 
-def _commit(store: ResultsStore, strategy: Strategy, seq: int,
-            row: tuple[str, dict[str, Any], str, float]) -> CandidateRecord:
-    status, metrics, reason, seconds = row
-    if status == "ok":
+def _commit(store: ResultsStore, strategy: Strategy, seq: int, row: Evaluation) -> CandidateRecord:
+    status, metrics, reason, seconds = row.status, row.metrics, row.reason, row.seconds
+    if status == Status.OK:
         # An "ok" without its objectives cannot be ranked: record it as failed, saying what is missing.
         values, why = objective_values(strategy, status, metrics)
         if values is None:
-            status, reason = "failed", why
+            status, reason = Status.FAILED, why
     return store.finish(seq, status, metrics, reason, seconds)
 
 

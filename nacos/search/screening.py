@@ -30,6 +30,7 @@ import numpy as np
 
 from archspace.architecture import Architecture
 from archspace.layers import conv_layers
+from nacos.results.records import Status
 from schedules.records import LayerWorkload
 
 __all__ = ["ScreenDecision", "LatencyScreen", "arch_workloads"]
@@ -100,7 +101,7 @@ class LatencyScreen:
 
     def observe_record(self, record: Any, parse: Callable[[str], Any], arch_of: Callable[[Any], Architecture]) -> None:
         """`observe` a committed `CandidateRecord` of the results store if it was measured."""
-        if record.status == "ok":
+        if record.status == Status.OK:
             self.observe(arch_of(parse(record.genome)), record.metrics)
 
     # ------------------------------------------------------------------ decision

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nacos.results.records import Status
 from nacos.results.store import ResultsStore, RunDir, RunDirError, StoreError, aside_path, verify_store
 
 __all__ = ["DoctorReport", "FileCheck", "diagnose", "format_report"]
@@ -154,7 +155,7 @@ def _check_artifacts(run: RunDir, store: ResultsStore, repair: bool, checks: lis
         return
     n_ok = 0
     for record in records:
-        if record.status != "ok":
+        if record.status != Status.OK:
             continue
         name = record.metrics.get("arch_id", record.id) if isinstance(record.metrics, dict) else record.id
         if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:

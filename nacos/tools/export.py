@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.errors import NacosError
+from nacos.results.records import Status
 
 __all__ = ["ExportCheckFailed", "Picked", "export_candidate", "pick_candidate"]
 
@@ -60,7 +61,7 @@ def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def pick_candidate(rows: list[dict[str, Any]], pick: str) -> Picked:
     """best | under:LATENCY_MS | a candidate id or architecture id, among the store's rows."""
-    ok = [r for r in rows if r["status"] == "ok" and r["metrics"].get("accuracy") is not None]
+    ok = [r for r in rows if r["status"] == Status.OK and r["metrics"].get("accuracy") is not None]
     if pick == "best":
         if not ok:
             raise NacosError(f"--pick best: the run has no ok candidate ({len(rows)} rows, "
@@ -86,7 +87,7 @@ def pick_candidate(rows: list[dict[str, Any]], pick: str) -> Picked:
     if not matches:
         raise NacosError(f"--pick {pick}: no candidate or architecture of that id in the run; use best, "
                          f"under:LATENCY_MS or one of the ids `nacos report` lists")
-    good = [r for r in matches if r["status"] == "ok"]
+    good = [r for r in matches if r["status"] == Status.OK]
     if not good:
         r = matches[0]
         raise NacosError(f"--pick {pick}: candidate {r['id']} is {r['status']} ({r['reason'] or 'no reason'}); "

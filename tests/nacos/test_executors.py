@@ -216,9 +216,9 @@ def test_heavy_parts_of_the_evaluator_are_shipped_once_per_worker(tmp_path: Path
     evaluator = WithBigArray(np.arange(1 << 18, dtype=np.float64))     # 2 MiB
     genomes = [NB201Space().sample(i) for i in range(8)]
     rows = [cluster.submit(evaluator, g).result() for g in genomes]
-    assert cluster.n_shared == 1 and all(r[0] == "ok" for r in rows)
+    assert cluster.n_shared == 1 and all(r.status == "ok" for r in rows)
     by_pid: dict[int, set[int]] = {}
-    for _, metrics, _, _ in rows:
+    for metrics in (r.metrics for r in rows):
         assert metrics["table_sum"] == float(evaluator.table.sum())
         by_pid.setdefault(metrics["pid"], set()).add(metrics["table_id"])
     assert all(len(ids) == 1 for ids in by_pid.values())              # the same object in each worker's memory
