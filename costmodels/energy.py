@@ -33,7 +33,8 @@ from costmodels.errors import CostModelError
 from costmodels.workloads import DTYPE_BYTES
 from schedules.records import LayerWorkload
 
-__all__ = ["EnergyConstants", "HOROWITZ_2014", "LayerEnergy", "EnergyReport", "op_energy", "proxy_energy_j",
+__all__ = ["EnergyConstants", "HOROWITZ_2014", "LayerEnergy", "EnergyReport", "PLACEHOLDER_POWER_W", "op_energy",
+           "proxy_energy_j",
            "energy_report"]
 
 PJ = 1e-12
@@ -98,6 +99,12 @@ def op_energy(layers: Sequence[LayerWorkload], precision: str = "fp32",
         memory = nbytes * per_byte * PJ
         out.append(LayerEnergy(w.name, compute * w.count, register * w.count, memory * w.count, level))
     return out
+
+
+#: the proxy's power when the caller has no figure: a placeholder, and every report says so
+PLACEHOLDER_POWER_W = 15.0
+PLACEHOLDER_POWER_SOURCE = ("placeholder 15 W (a laptop-class CPU package, not measured); set power_w to a "
+                            "datasheet TDP, a power meter's or RAPL's average")
 
 
 def proxy_energy_j(latency_ms: float, power_w: float) -> float:

@@ -63,11 +63,8 @@ class Budgets:
         for i, v in enumerate(self.latency_budgets_ms):
             _finite(f"budgets.latency_budgets_ms[{i}]", v)
         _finite("budgets.params_budget", self.params_budget)
-        for key in ("energy_mj", "edp"):
-            value = getattr(self, key)
-            _finite(f"budgets.{key}", value)
-            if value is not None and value <= 0:
-                raise ConfigError(f"budgets.{key}: must be > 0, got {value}")
+        _finite("budgets.energy_mj", self.energy_mj)
+        _finite("budgets.edp", self.edp)
 
 
 @dataclass(frozen=True)
@@ -189,6 +186,9 @@ class RunConfig:
     #: candidates evaluated at once (proposal n waits for proposal n - parallel); changes what is
     #: proposed, so it is fixed for the life of a run directory. Set it to about the number of workers.
     parallel: int = 1
+    #: average power (W) of the device while it runs a candidate, for the energy proxy (measured latency
+    #: x power, `energy_proxy_mj`); None: a placeholder that each row names (`energy_power_source`)
+    power_w: float | None = None
 
     def __post_init__(self) -> None:
         from nacos.executors import parse_executor_url
@@ -215,6 +215,7 @@ class RunConfig:
                               "so no budget in milliseconds applies (nor budgets.latency_budgets_ms); drop "
                               "it (the comparisons judge the picks on their deployed latency) or use "
                               "baseline_latency onnxruntime")
+        _finite("power_w", self.power_w)
         if self.trials < 1 or self.trials > 1_000_000:
             raise ConfigError(f"trials: must be in 1..1000000, got {self.trials}")
         _finite("time_limit_s", self.time_limit_s)

@@ -20,7 +20,7 @@ __all__ = ["build_report", "front_of", "REFERENCE_POINTS"]
 
 #: Hypervolume reference per objective: the worst value a candidate may have and still count.
 REFERENCE_POINTS = {"accuracy": 0.0, "latency_ms": None, "peak_memory_mb": None, "params": None,
-                    "energy_mj": None}
+                    "energy_mj": None, "edp": None}
 _SCALAR = (int, float, str, bool, type(None))
 
 
@@ -146,6 +146,16 @@ def deployment_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "best_tvm_over_onnxruntime": min(ratios) if ratios else None}
 
 
+#: (metric, axis label, file) of the accuracy-against-cost plots
+_COST_PLOTS = (("latency_ms", "latency (ms, as compiled)", "accuracy_vs_latency.png"),
+               ("energy_mj", "energy per inference (mJ)", "accuracy_vs_energy.png"),
+               ("edp", "energy x latency (mJ x ms)", "accuracy_vs_edp.png"))
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, title: str) -> None:
     import matplotlib
 
@@ -153,23 +163,27 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
     import matplotlib.pyplot as plt
 
     names = [o.name for o in objectives]
-    if "accuracy" in names and "latency_ms" in names:
+    ok = _ok(rows, objectives)
+    for key, label, filename in _COST_PLOTS:
+        # accuracy against each cost the run's rows carry: the front drawn where the cost is an objective
+        if "accuracy" not in names or not ok or not all(_number(r["metrics"].get(key)) for r in ok):
+            continue
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        ok = _ok(rows, objectives)
-        ax.scatter([r["metrics"]["latency_ms"] for r in ok], [100 * r["metrics"]["accuracy"] for r in ok],
+        ax.scatter([r["metrics"][key] for r in ok], [100 * r["metrics"]["accuracy"] for r in ok],
                    s=14, alpha=0.5, label="candidates")
-        ax.plot([r["metrics"]["latency_ms"] for r in front], [100 * r["metrics"]["accuracy"] for r in front],
-                "o-", color="C3", label="front")
-        if baseline_rows:
-            bfront = front_of(baseline_rows, objectives)
-            ax.plot([r["metrics"]["latency_ms"] for r in bfront], [100 * r["metrics"]["accuracy"] for r in bfront],
-                    "s--", color="C2", label="baseline front")
-        ax.set_xlabel("latency (ms, as compiled)")
+        if key in names:
+            ax.plot([r["metrics"][key] for r in front], [100 * r["metrics"]["accuracy"] for r in front],
+                    "o-", color="C3", label="front")
+            if baseline_rows:
+                bfront = front_of(baseline_rows, objectives)
+                ax.plot([r["metrics"][key] for r in bfront], [100 * r["metrics"]["accuracy"] for r in bfront],
+                        "s--", color="C2", label="baseline front")
+        ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(title or "accuracy vs latency")
+        ax.set_title(title or f"accuracy vs {label.split(' (')[0]}")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out_dir / "accuracy_vs_latency.png", dpi=120)
+        fig.savefig(out_dir / filename, dpi=120)
         plt.close(fig)
     if layer_rows:
         first = layer_rows[0]["id"]

@@ -150,8 +150,8 @@ class CandidateEvaluator:
         elif self.energy is not None:
             metrics.update(self.energy({**metrics, "layers": [s.to_dict() for s in layers]}))
             metrics["energy_source"] = "costmodels.energy (operation-level)"
-        if isinstance(metrics.get("energy_mj"), (int, float)):
-            metrics["edp"] = metrics["energy_mj"] * lat.ms   # mJ x ms, on every backend alike
+        if isinstance(metrics.get("energy_mj"), (int, float)) and metrics.get("latency_unit") != "MMAC":
+            metrics["edp"] = metrics["energy_mj"] * lat.ms   # mJ x ms, on every backend that times
         metrics.update(budget_flags(cfg, metrics))
         # Step 5. The hard latency, energy and EDP budgets.
         if cfg.budgets.latency_ms is not None and lat.ms > cfg.budgets.latency_ms:

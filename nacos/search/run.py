@@ -181,17 +181,28 @@ def layer_workloads(layers: Sequence[dict[str, Any]]) -> list[LayerWorkload]:
 
 
 def _energy_fn(cfg: RunConfig):
-    """Operation-level energy (MACs and bytes moved) from `costmodels.energy`, when available."""
-    try:
-        from costmodels.energy import energy_report
-    except ImportError:  # pragma: no cover - costmodels is part of the package
-        return None
+    """Both energy estimates of `costmodels.energy` for a candidate: ``energy_mj``, the operation-level
+    model (MACs and bytes moved per memory level and precision, Horowitz's constants), and
+    ``energy_proxy_mj``, its measured latency x the device's average power (``power_w``, else a
+    placeholder that ``energy_power_source`` names); the proxy only where the latency is a time."""
+    from costmodels.energy import PLACEHOLDER_POWER_SOURCE, PLACEHOLDER_POWER_W, energy_report
 
-    def energy(metrics: dict[str, Any]) -> dict[str, float]:
+    power, source = ((cfg.power_w, "power_w of the run config") if cfg.power_w is not None
+                     else (PLACEHOLDER_POWER_W, PLACEHOLDER_POWER_SOURCE))
+
+    def energy(metrics: dict[str, Any]) -> dict[str, Any]:
+        timed = metrics.get("latency_unit") != "MMAC"     # the macs proxy counts, it does not time
         report = energy_report(layer_workloads(metrics["layers"]), precision=cfg.precision,
-                               latency_ms=metrics.get("latency_ms"))
+                               latency_ms=metrics.get("latency_ms") if timed else None,
+                               power_w=power if timed else None, power_source=source if timed else "")
         d = report.to_dict()
-        return {k: v for k, v in d.items() if isinstance(v, (int, float))}
+        out: dict[str, Any] = {k: v for k, v in d.items() if isinstance(v, (int, float))}
+        out["energy_mj"] = report.op_model_j * 1e3
+        out["energy_constants"] = report.constants_source
+        if report.proxy_j is not None:
+            out["energy_proxy_mj"] = report.proxy_j * 1e3
+            out["energy_power_source"] = source
+        return out
 
     return energy
 

@@ -94,3 +94,32 @@ def test_cli_search_and_report_json(tmp_path):
     assert isinstance(report["front"], list) and report["evaluated"] == 2
     res = _nacos("search", "--config", str(cfg), "--run-dir", str(tmp_path / "dry"), "--dry-run")
     assert res.returncode == 0 and "plan: baseline search" in res.stdout and not (tmp_path / "dry").exists()
+
+
+def test_energy_is_an_objective_and_a_budget_with_both_estimates_in_every_row(tmp_path):
+    """`objectives: [accuracy, energy_mj]`: every row carries the operation-level energy (energy_mj) and the
+    measured-latency x power proxy (energy_proxy_mj, power_w or a named placeholder); the front is computed
+    on energy and plotted; a hard energy budget rejects with the reason."""
+    cfg = config_from_dict({**CFG, "trials": 3, "objectives": ["accuracy", "energy_mj"], "power_w": 7.5})
+    summary = run_search(cfg, tmp_path / "run", progress=False)
+    assert summary["ok"] == 3 and summary["front"]
+    rows = json.loads((tmp_path / "run" / "report" / "candidates.json").read_text())
+    for row in rows:
+        assert row["energy_mj"] == pytest.approx(row["op_model_j"] * 1e3) and row["energy_mj"] > 0
+        # ms x W = mJ
+        assert row["energy_proxy_mj"] == pytest.approx(row["latency_ms"] * 7.5)
+        assert row["energy_power_source"] == "power_w of the run config"
+        assert row["edp"] == pytest.approx(row["energy_mj"] * row["latency_ms"])
+    front = json.loads((tmp_path / "run" / "report" / "front.json").read_text())
+    assert "energy_mj" in json.dumps(front)
+    assert (tmp_path / "run" / "report" / "accuracy_vs_energy.png").stat().st_size > 0
+    # the smallest energy of the run as a hard budget: the others are rejected, saying why
+    least = min(r["energy_mj"] for r in rows)
+    tight = config_from_dict({**CFG, "trials": 3, "budgets": {"energy_mj": least * 1.0001}})
+    again = run_search(tight, tmp_path / "tight", progress=False)
+    tight_rows = json.loads((tmp_path / "tight" / "report" / "candidates.json").read_text())
+    assert again["ok"] >= 1 and again["rejected"] == 3 - again["ok"]
+    assert all("energy_mj" in r["reason"] and "over the budget" in r["reason"]
+               for r in tight_rows if r["status"] == "rejected")
+    # without power_w the proxy uses a placeholder, and the row says so
+    assert "placeholder" in tight_rows[0]["energy_power_source"]
