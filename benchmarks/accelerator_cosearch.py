@@ -27,8 +27,14 @@ comparison asks whether the search found better architectures, not which mapping
 - ``spearman_vs_published_eyeriss``: from `benchmarks/accelerator_eyeriss.py`'s result (how close the
   model ranks NAS-Bench-201 cells to HW-NAS-Bench's Eyeriss column).
 
-Not here yet: the NAS-Bench-201 cells (the record-set comparison of `benchmarks/nb201_cosearch.py` on the
-accelerator) and the accelerator's sizing as a third axis.
+On NAS-Bench-201 (``nb201``): a seeded sample of connected cells, each built as its real network
+(`archspace.nb201_net`, 1x3x32x32) and costed by ZigZag under the fixed rule and under the searched mapping;
+then NSGA-II over the sample (`archspace.nb201.NB201Subspace`, the same queries and seeds per mode) on
+(published CIFAR-10 accuracy, EDP): baseline sees the fixed rule's EDP, two-stage the searched mapping's;
+the queried cells judged by the better of the two, hypervolume ratio two-stage / baseline. One-stage is
+not run on the cells: a cell's genome holds no per-layer mapping genes.
+
+Not here yet: the accelerator's sizing (PE array, buffers) as a third axis.
 
     python -m benchmarks.accelerator_cosearch            # 5 seeds x 24 candidates per mode
     python -m benchmarks.accelerator_cosearch --quick    # 2 seeds x 3 candidates
@@ -54,6 +60,8 @@ SIZES = {
     "seeds": Size(2, 5, "seeds per mode"),
     "trials": Size(3, 24, "candidates per search"),
     "population": Size(2, 8, "NSGA-II population"),
+    "nb201_cells": Size(0, 200, "NAS-Bench-201 cells in the sample (0: skip that part)"),
+    "nb201_queries": Size(12, 50, "queries per NAS-Bench-201 run"),
 }
 
 
@@ -177,6 +185,76 @@ def summarize(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]],
     }
 
 
+def nb201_part(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The NAS-Bench-201 comparison (module docstring); None when the table is absent or no cells asked."""
+    from benchmarks.common import nb201_table_or_skip
+
+    csv = nb201_table_or_skip(NAME, None) if args.nb201_cells else None
+    if csv is None:
+        return None
+    import numpy as np
+    import torch
+
+    from archspace.export import export_module
+    from archspace.nb201 import NB201Subspace, NB201Table
+    from archspace.nb201_net import build_nb201_network
+    from benchmarks.accelerator_eyeriss import sample_cells
+    from costmodels.accelerator import AcceleratorModel
+    from costmodels.accelerator_mapping import MappingRule
+    from nacos.backends.accelerator import CACHE_NAME, DEFAULT_CLOCK_MHZ
+    from nacos.results.pareto import hypervolume
+    from nacos.strategies import make_strategy
+
+    table = NB201Table(csv)
+    model = AcceleratorModel(args.hardware, cache=args.work_dir / CACHE_NAME)
+    cells = sample_cells(table, args.nb201_cells, seed=0)
+    edp = {"fixed": [], "searched": []}
+    for k, i in enumerate(cells):
+        path = args.work_dir / "nb201" / f"nb201_{i:05d}.onnx"
+        if not path.is_file():
+            torch.manual_seed(0)
+            export_module(build_nb201_network(table.archs[i].to_string()), torch.zeros(1, 3, 32, 32), path, seed=0)
+        for way, rule in (("fixed", MappingRule()), ("searched", None)):
+            cost = model.cost(path, rule)
+            edp[way].append(cost.energy_pj * 1e-9 * cost.latency_cycles / (DEFAULT_CLOCK_MHZ * 1e3))
+        if not args.quiet and (k + 1) % 20 == 0:
+            print(f"[{NAME}] nb201: {k + 1}/{len(cells)} cells costed", file=sys.stderr)
+    archs = [table.archs[i] for i in cells]
+    accuracy = np.array([table.accuracy(a, "cifar10") for a in archs])
+    fixed, searched = np.array(edp["fixed"]), np.array(edp["searched"])
+    deployed = np.minimum(fixed, searched)
+    reference = (float(accuracy.min()), float(deployed.max()) * 1.0001)
+    row = {a: j for j, a in enumerate(archs)}
+    queries = min(args.nb201_queries, len(archs) - 1)
+    hv: dict[str, list[float]] = {"baseline": [], "two-stage": []}
+    for seed in range(args.seeds):
+        for mode, signal in (("baseline", fixed), ("two-stage", searched)):
+            strategy = make_strategy("nsga2", NB201Subspace(archs), seed,
+                                     objectives=[("accuracy", "max"), ("edp", "min")], population=args.population)
+            asked = []
+            for _ in range(queries):
+                arch = strategy.ask()
+                j = row[arch]
+                strategy.tell(arch, [float(accuracy[j]), float(signal[j])], True)
+                asked.append(j)
+            pts = np.stack([accuracy[asked], deployed[asked]], axis=1)
+            hv[mode].append(float(hypervolume(pts, ("max", "min"), reference)))
+    means = {m: statistics.fmean(v) for m, v in hv.items()}
+    return {"cells": len(cells), "queries": queries, "dataset": "cifar10", "reference_point": list(reference),
+            "hypervolume_per_seed": hv, "hypervolume_mean": means,
+            "hypervolume_ratio_two_stage_over_baseline": (means["two-stage"] / means["baseline"]
+                                                          if means["baseline"] > 0 else None),
+            "fixed_over_searched_edp": {"geomean": _geomean(list(fixed / searched)),
+                                        "range": [float((fixed / searched).min()), float((fixed / searched).max())]},
+            "spearman_fixed_vs_searched_edp": _spearman(list(fixed), list(searched))}
+
+
+def _spearman(x: list[float], y: list[float]) -> float | None:
+    from benchmarks.common import spearman_or_none
+
+    return spearman_or_none(x, y)
+
+
 def _published_spearman() -> float | None:
     result = read_json(RESULTS_DIR / "accelerator_eyeriss.json") or {}
     return result.get("spearman_vs_published_eyeriss")
@@ -186,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     settings = {"seeds": args.seeds, "trials": args.trials, "population": args.population,
+                "nb201_cells": args.nb201_cells, "nb201_queries": args.nb201_queries,
                 "hardware": args.hardware, "space": "MBConv (ArchSpace())", "strategy": "nsga2",
                 "objectives": ["accuracy", "edp"]}
     result = ResultFile(NAME, args.out or RESULTS_DIR / f"{NAME}.json", settings)
@@ -203,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result.payload["deployed"] = per_arch
     result.payload.update(summarize(args, runs, per_arch, layers))
     result.payload["spearman_vs_published_eyeriss"] = _published_spearman()
+    result.payload["nb201"] = nb201_part(args)
     result.payload["complete"] = True
     result.save()
     s = result.payload
@@ -213,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"hypervolume ratio two-stage / baseline {s['hypervolume_ratio_two_stage_over_baseline']}, "
           f"one-stage / baseline {s['hypervolume_ratio_one_stage_over_baseline']}; fixed rule over searched "
           f"mapping per layer: EDP geomean {s['mapping_speedup']['edp_geomean']}")
+    if s["nb201"]:
+        print(f"NAS-Bench-201 ({s['nb201']['cells']} cells): hypervolume ratio two-stage / baseline "
+              f"{s['nb201']['hypervolume_ratio_two_stage_over_baseline']}")
     return 0
 
 
