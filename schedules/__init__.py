@@ -16,43 +16,24 @@ gate, the measurement protocol, references), `targets` (host CPU, CUDA, RPC), `e
 
 from __future__ import annotations
 
-from schedules.lazy_exports import lazy_exports
+from schedules.lazy_exports import exported_names, lazy_exports
 from schedules.records import LayerWorkload, Measurement, ScheduleConfig
 
-# public name -> module that defines it (imported on first access)
+# module -> the public names it defines (each imported on first access)
 _LAZY = {
-    "ScheduleError": "schedules.errors",
-    "DatabaseCorrupted": "schedules.errors",
-    "import_onnx": "schedules.frontend",
-    "onnx_input_shapes": "schedules.frontend",
-    "extract_workloads": "schedules.frontend",
-    "extract_tasks": "schedules.frontend",
-    "TuningDatabase": "schedules.database",
-    "tune": "schedules.tuner",
-    "explicit_tune": "schedules.tuner",
-    "TuneReport": "schedules.tuner",
-    "TuneSettings": "schedules.tuner",
-    "Protocol": "schedules.measure",
-    "Compiled": "schedules.measure",
-    "compile": "schedules.measure",
-    "compile_scheduled": "schedules.measure",
-    "measure_onnx": "schedules.measure",
-    "reference_onnxruntime": "schedules.measure",
-    "reference_torch": "schedules.measure",
-    "host_target": "schedules.targets",
-    "host_threads": "schedules.targets",
-    "cuda_available": "schedules.targets",
-    "cuda_target": "schedules.targets",
-    "RpcTarget": "schedules.targets",
-    "ScheduleSpace": "schedules.explicit.space",
-    "GlobalPolicy": "schedules.explicit.space",
-    "LayerShape": "schedules.explicit.space",
-    "apply_config": "schedules.explicit.apply",
-    "schedule_module": "schedules.explicit.compile",
-    "explicit_search": "schedules.explicit.compile",
+    "schedules.errors": ("ScheduleError", "DatabaseCorrupted"),
+    "schedules.frontend": ("import_onnx", "onnx_input_shapes", "extract_workloads", "extract_tasks"),
+    "schedules.database": ("TuningDatabase",),
+    "schedules.tuner": ("tune", "explicit_tune", "TuneReport", "TuneSettings"),
+    "schedules.measure": ("Protocol", "Compiled", "compile", "compile_scheduled", "measure_onnx",
+                          "reference_onnxruntime", "reference_torch"),
+    "schedules.targets": ("host_target", "host_threads", "cuda_available", "cuda_target", "RpcTarget"),
+    "schedules.explicit.space": ("ScheduleSpace", "GlobalPolicy", "LayerShape"),
+    "schedules.explicit.apply": ("apply_config",),
+    "schedules.explicit.compile": ("schedule_module", "explicit_search"),
 }
 
-__all__ = ["LayerWorkload", "Measurement", "ScheduleConfig", *_LAZY]
+__all__ = ["LayerWorkload", "Measurement", "ScheduleConfig", *exported_names(_LAZY)]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

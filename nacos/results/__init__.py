@@ -6,42 +6,22 @@ Importing the package is cheap: each name is imported from its module on first u
 
 from __future__ import annotations
 
-from schedules.lazy_exports import lazy_exports
+from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
-    "Evaluation": "nacos.results.records",
-    "Status": "nacos.results.records",
-    "cpu_model": "nacos.results.machine",
-    "machine_info": "nacos.results.machine",
-    "tool_versions": "nacos.results.machine",
-    "SENSES": "nacos.results.pareto",
-    "Objective": "nacos.results.pareto",
-    "as_objectives": "nacos.results.pareto",
-    "best_under_budgets": "nacos.results.pareto",
-    "crowding_distance": "nacos.results.pareto",
-    "dominates": "nacos.results.pareto",
-    "hypervolume": "nacos.results.pareto",
-    "hypervolume_2d": "nacos.results.pareto",
-    "non_dominated_sort": "nacos.results.pareto",
-    "pareto_front": "nacos.results.pareto",
-    "build_report": "nacos.results.report",
-    "front_of": "nacos.results.report",
-    "REFERENCE_POINTS": "nacos.results.report",
-    "FINAL_STATUSES": "nacos.results.store",
-    "KEY_COLUMNS": "nacos.results.store",
-    "SCHEMA_VERSION": "nacos.results.store",
-    "UNFINISHED_STATUSES": "nacos.results.store",
-    "CandidateRecord": "nacos.results.store",
-    "ResultsStore": "nacos.results.store",
-    "RunDir": "nacos.results.store",
-    "RunDirError": "nacos.results.store",
-    "StoreError": "nacos.results.store",
-    "StoreFinding": "nacos.results.store",
-    "StoreLockedError": "nacos.results.store",
-    "aside_path": "nacos.results.store",
-    "atomic_write_text": "nacos.results.store",
-    "verify_store": "nacos.results.store",
+    "nacos.results.records": ("Evaluation", "Status"),
+    "nacos.results.machine": ("cpu_model", "machine_info", "tool_versions"),
+    "nacos.results.pareto": (
+        "SENSES", "Objective", "as_objectives", "best_under_budgets", "crowding_distance", "dominates",
+        "hypervolume", "hypervolume_2d", "non_dominated_sort", "pareto_front",
+    ),
+    "nacos.results.report": ("build_report", "front_of", "REFERENCE_POINTS"),
+    "nacos.results.store": (
+        "FINAL_STATUSES", "KEY_COLUMNS", "SCHEMA_VERSION", "UNFINISHED_STATUSES", "CandidateRecord",
+        "ResultsStore", "RunDir", "RunDirError", "StoreError", "StoreFinding", "StoreLockedError", "aside_path",
+        "atomic_write_text", "verify_store",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

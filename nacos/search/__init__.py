@@ -8,41 +8,23 @@ Importing the package is cheap: each name is imported from its module on first u
 
 from __future__ import annotations
 
-from schedules.lazy_exports import lazy_exports
+from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
-    "CoGenome": "nacos.search.cospace",
-    "CoSpace": "nacos.search.cospace",
-    "ScheduleSpaceLike": "nacos.search.cospace",
-    "Evaluation": "nacos.search.evaluation",
-    "LatencyResult": "nacos.search.evaluation",
-    "LatencyBackend": "nacos.search.evaluation",
-    "CandidateEvaluator": "nacos.search.evaluation",
-    "budget_flags": "nacos.search.evaluation",
-    "quantize_candidate": "nacos.search.int8",
-    "onnx_accuracy": "nacos.search.int8",
-    "SearchSummary": "nacos.search.loop",
-    "front_records": "nacos.search.loop",
-    "objective_values": "nacos.search.loop",
-    "MODES": "nacos.search.modes",
-    "SCREENS": "nacos.search.modes",
-    "SearchMode": "nacos.search.modes",
-    "baseline_latency_choices": "nacos.search.modes",
-    "get_mode": "nacos.search.modes",
-    "make_latency_backend": "nacos.search.modes",
-    "mode_names": "nacos.search.modes",
-    "register_mode": "nacos.search.modes",
-    "run_mode": "nacos.search.modes",
-    "run_search": "nacos.search.run",
-    "build_search": "nacos.search.run",
-    "report_run": "nacos.search.run",
-    "ScreenDecision": "nacos.search.screening",
-    "LatencyScreen": "nacos.search.screening",
-    "arch_workloads": "nacos.search.screening",
-    "enumerate_space_tasks": "nacos.search.space_tasks",
-    "space_task_file": "nacos.search.space_tasks",
-    "enumeration_architectures": "nacos.search.space_tasks",
+    "nacos.search.cospace": ("CoGenome", "CoSpace", "ScheduleSpaceLike"),
+    "nacos.search.evaluation": (
+        "Evaluation", "LatencyResult", "LatencyBackend", "CandidateEvaluator", "budget_flags",
+    ),
+    "nacos.search.int8": ("quantize_candidate", "onnx_accuracy"),
+    "nacos.search.loop": ("SearchSummary", "front_records", "objective_values"),
+    "nacos.search.modes": (
+        "MODES", "SCREENS", "SearchMode", "baseline_latency_choices", "get_mode", "make_latency_backend",
+        "mode_names", "register_mode", "run_mode",
+    ),
+    "nacos.search.run": ("run_search", "build_search", "report_run"),
+    "nacos.search.screening": ("ScreenDecision", "LatencyScreen", "arch_workloads"),
+    "nacos.search.space_tasks": ("enumerate_space_tasks", "space_task_file", "enumeration_architectures"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

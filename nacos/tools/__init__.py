@@ -6,28 +6,16 @@ Importing the package is cheap: each name is imported from its module on first u
 
 from __future__ import annotations
 
-from schedules.lazy_exports import lazy_exports
+from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
-    "DoctorReport": "nacos.tools.doctor",
-    "FileCheck": "nacos.tools.doctor",
-    "diagnose": "nacos.tools.doctor",
-    "format_report": "nacos.tools.doctor",
-    "ExportCheckFailed": "nacos.tools.export",
-    "Picked": "nacos.tools.export",
-    "export_candidate": "nacos.tools.export",
-    "pick_candidate": "nacos.tools.export",
-    "LATENCY_BACKENDS": "nacos.tools.model",
-    "ModelInput": "nacos.tools.model",
-    "Stages": "nacos.tools.model",
-    "check_model": "nacos.tools.model",
-    "check_onnx_file": "nacos.tools.model",
-    "dumps": "nacos.tools.model",
-    "evaluate_architecture": "nacos.tools.model",
-    "read_architecture_file": "nacos.tools.model",
-    "read_space": "nacos.tools.model",
-    "tune_model": "nacos.tools.model",
+    "nacos.tools.doctor": ("DoctorReport", "FileCheck", "diagnose", "format_report"),
+    "nacos.tools.export": ("ExportCheckFailed", "Picked", "export_candidate", "pick_candidate"),
+    "nacos.tools.model": (
+        "LATENCY_BACKENDS", "ModelInput", "Stages", "check_model", "check_onnx_file", "dumps",
+        "evaluate_architecture", "read_architecture_file", "read_space", "tune_model",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

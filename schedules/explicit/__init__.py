@@ -8,34 +8,21 @@ Importing the package is cheap: each name is imported from its module on first u
 
 from __future__ import annotations
 
-from schedules.lazy_exports import lazy_exports
+from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
-    "apply_config": "schedules.explicit.apply",
-    "main_block_kind": "schedules.explicit.apply",
-    "layer_shape_of": "schedules.explicit.apply",
-    "template_of": "schedules.explicit.apply",
-    "MAIN_BLOCKS": "schedules.explicit.apply",
-    "PARALLEL_MIN": "schedules.explicit.apply",
-    "LayerKey": "schedules.explicit.compile",
-    "layer_key": "schedules.explicit.compile",
-    "schedule_module": "schedules.explicit.compile",
-    "schedule_elementwise": "schedules.explicit.compile",
-    "explicit_search": "schedules.explicit.compile",
-    "ExplicitResult": "schedules.explicit.compile",
-    "time_prim_func": "schedules.explicit.compile",
-    "PARALLEL_ELEMENTS": "schedules.explicit.compile",
-    "ScheduleSpace": "schedules.explicit.space",
-    "LayerShape": "schedules.explicit.space",
-    "check_fits": "schedules.explicit.space",
-    "fits": "schedules.explicit.space",
-    "GlobalPolicy": "schedules.explicit.space",
-    "ConfigDoesNotFit": "schedules.explicit.space",
-    "contiguous_axis": "schedules.explicit.space",
-    "largest_divisor_at_most": "schedules.explicit.space",
-    "VECTOR_LANES": "schedules.explicit.space",
-    "MIN_LANES": "schedules.explicit.space",
+    "schedules.explicit.apply": (
+        "apply_config", "main_block_kind", "layer_shape_of", "template_of", "MAIN_BLOCKS", "PARALLEL_MIN",
+    ),
+    "schedules.explicit.compile": (
+        "LayerKey", "layer_key", "schedule_module", "schedule_elementwise", "explicit_search", "ExplicitResult",
+        "time_prim_func", "PARALLEL_ELEMENTS",
+    ),
+    "schedules.explicit.space": (
+        "ScheduleSpace", "LayerShape", "check_fits", "fits", "GlobalPolicy", "ConfigDoesNotFit", "contiguous_axis",
+        "largest_divisor_at_most", "VECTOR_LANES", "MIN_LANES",
+    ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
