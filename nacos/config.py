@@ -49,6 +49,7 @@ class Budgets:
 
     latency_ms: float | None = None                 # hard: tuned latency above it is rejected
     active_memory_budget_mb: float | None = None    # hard: peak activation memory above it is rejected
+    param_memory_budget_mb: float | None = None     # hard: weights (MB at the run's precision) above it rejected
     memory_budgets_mb: tuple[float, ...] = (0.125, 0.25, 0.5)   # soft, reported
     latency_budgets_ms: tuple[float, ...] = ()      # soft, reported
     params_budget: int | None = None                # soft, reported
@@ -58,6 +59,7 @@ class Budgets:
     def __post_init__(self) -> None:
         _finite("budgets.latency_ms", self.latency_ms)
         _finite("budgets.active_memory_budget_mb", self.active_memory_budget_mb)
+        _finite("budgets.param_memory_budget_mb", self.param_memory_budget_mb)
         for i, v in enumerate(self.memory_budgets_mb):
             _finite(f"budgets.memory_budgets_mb[{i}]", v)
         for i, v in enumerate(self.latency_budgets_ms):

@@ -122,12 +122,27 @@ def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
                "front": [_flat(r) for r in front], "best_under_latency_budget": best,
                "report_dir": str(out_dir)}
     summary["deployment"] = deployment_summary(rows)
+    summary["soft_budget_violations"] = soft_budget_violations(rows)
     if baseline_rows is not None:
         bvalues = [[r["metrics"][o.name] for o in objectives] for r in _ok(baseline_rows, objectives)]
         summary["baseline_hypervolume"] = hypervolume(bvalues, objectives, ref) if bvalues else 0.0
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _plots(rows, front, objectives, out_dir, baseline_rows, layer_rows, title)
     return summary
+
+
+def soft_budget_violations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per soft budget (the rows' ``over_*`` flags): how many evaluated candidates are over it, of how many."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["status"] not in (Status.OK, Status.REJECTED):
+            continue
+        for key, value in r["metrics"].items():
+            if key.startswith("over_") and isinstance(value, bool):
+                entry = out.setdefault(key, {"over": 0, "of": 0})
+                entry["over"] += int(value)
+                entry["of"] += 1
+    return dict(sorted(out.items()))
 
 
 def deployment_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

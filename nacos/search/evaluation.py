@@ -119,6 +119,11 @@ class CandidateEvaluator:
             metrics.update(budget_flags(cfg, metrics))
             return Status.REJECTED, metrics, (f"peak activation memory {metrics['peak_memory_mb']:.3f} MB over the "
                                          f"active budget {limit:g} MB")
+        limit = cfg.budgets.param_memory_budget_mb
+        if limit is not None and metrics["param_mb"] > limit:
+            metrics.update(budget_flags(cfg, metrics))
+            return Status.REJECTED, metrics, (f"weights {metrics['param_mb']:.3f} MB ({cfg.precision}) over the "
+                                              f"parameter-memory budget {limit:g} MB")
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
         if cfg.precision == "int8":

@@ -111,19 +111,24 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
     peak activation memory only grows with resolution, width, depth and expand ratio, so the space's
     smallest architecture bounds it from below. (A latency budget has no such cheap bound: candidates
     over it are rejected one by one, with the reason, and the report says none met it.)"""
-    limit = cfg.budgets.active_memory_budget_mb
-    if limit is None:
+    limit, weights_limit = cfg.budgets.active_memory_budget_mb, cfg.budgets.param_memory_budget_mb
+    if limit is None and weights_limit is None:
         return
     import tempfile
 
     from archspace.export import export_onnx
-    from archspace.stats import peak_memory
+    from archspace.stats import PRECISION_BYTES, onnx_layer_stats, peak_memory
 
     smallest = space.smallest()
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(smallest, Path(tmp) / "smallest.onnx", batch=cfg.batch, supernet=supernet, check=False)
         mb = peak_memory(path, cfg.precision).bytes / (1024 * 1024)
-    if limit < mb:
+        weights_mb = sum(s.params for s in onnx_layer_stats(path)) * PRECISION_BYTES[cfg.precision] / (1024 * 1024)
+    if weights_limit is not None and weights_limit < weights_mb:
+        raise ConfigError(f"budgets.param_memory_budget_mb: {weights_limit:g} MB is below the weights of the space's "
+                          f"smallest architecture ({weights_mb:.4f} MB at {cfg.precision}): no architecture of the "
+                          "space can meet it")
+    if limit is not None and limit < mb:
         raise ConfigError(f"budgets.active_memory_budget_mb: {limit:g} MB is below the peak activation memory of the "
                           f"space's smallest architecture ({mb:.4f} MB at {cfg.precision}, batch {cfg.batch}): no "
                           "architecture of the space can meet it")

@@ -123,3 +123,33 @@ def test_energy_is_an_objective_and_a_budget_with_both_estimates_in_every_row(tm
                for r in tight_rows if r["status"] == "rejected")
     # without power_w the proxy uses a placeholder, and the row says so
     assert "placeholder" in tight_rows[0]["energy_power_source"]
+
+
+def test_a_hard_parameter_memory_budget_rejects_and_the_report_counts_soft_violations(tmp_path):
+    from archspace.export import export_onnx
+    from archspace.space import ArchSpace
+    from archspace.stats import onnx_layer_stats
+
+    space = ArchSpace()
+    smallest = export_onnx(space.smallest(), tmp_path / "smallest.onnx", check=False)
+    weights_mb = sum(s.params for s in onnx_layer_stats(smallest)) * 4 / (1024 * 1024)
+    cfg = config_from_dict({**CFG, "trials": 3, "budgets": {"param_memory_budget_mb": weights_mb * 1.0001,
+                                                             "memory_budgets_mb": [0.1, 1.0]}})
+    summary = run_search(cfg, tmp_path / "run", progress=False)
+    rows = json.loads((tmp_path / "run" / "report" / "candidates.json").read_text())
+    assert summary["rejected"] >= 1 and summary["ok"] + summary["rejected"] == 3
+    for r in rows:
+        if r["status"] == "rejected":
+            assert "over the parameter-memory budget" in r["reason"] and "accuracy" not in r
+        else:
+            assert r["param_mb"] <= weights_mb * 1.0001
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    violations = report["soft_budget_violations"]
+    assert set(violations) == {"over_memory_0.1mb", "over_memory_1mb"}
+    assert violations["over_memory_0.1mb"]["of"] == 3
+    assert violations["over_memory_0.1mb"]["over"] == sum(r["over_memory_0.1mb"] for r in rows)
+    # a weights budget below the smallest architecture's: exit 2 before anything is written
+    with pytest.raises(ConfigError, match="param_memory_budget_mb.*no architecture of the space can meet it"):
+        run_search(config_from_dict({**CFG, "budgets": {"param_memory_budget_mb": weights_mb / 2}}),
+                   tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()
