@@ -134,15 +134,16 @@ class GenomeMappingAccelerator(AcceleratorLatency):
         from archspace.layers import conv_layers
         from costmodels.accelerator import COSTED_OPS
         from costmodels.accelerator_mapping import MappingRule
-        from nacos.backends.tvm import slot_keys
+        from nacos.backends.tvm import model_io, slot_keys
 
-        layers = conv_layers(arch, self.space) if self.space is not None else conv_layers(arch)
+        io = model_io(onnx_path)
+        layers = conv_layers(arch, self.space, *io)
         nodes = [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
                  if n.op_type in COSTED_OPS]
         if len(nodes) != len(layers):
             raise ConfigError(f"zigzag-genome: the model has {len(nodes)} conv / dense nodes, the architecture "
                               f"{len(layers)} compute layers; cannot pair the genome's mappings with them")
-        keys = slot_keys(arch, self.space)
+        keys = slot_keys(arch, self.space, *io)
         by_slot = dict(genome.schedules)
         by_key: dict[tuple, Any] = {}
         for slot, config in genome.schedules:

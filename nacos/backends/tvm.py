@@ -33,10 +33,22 @@ def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
     return host_target(threads or None), RpcTarget(host, port, key)
 
 
-def slot_keys(arch: Architecture, space) -> dict[str, tuple]:
-    """slot -> the layer key `schedules.explicit.compile.layer_key` gives the compiled function."""
+def model_io(onnx_path: Path | str) -> tuple[int, int]:
+    """(input channels, classes) of an exported candidate: what its data set has, read off the model (the
+    genotype does not hold them: a user's supernet may take 3 channels and 4 classes)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    channels = graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    classes = graph.output[0].type.tensor_type.shape.dim[-1].dim_value
+    return int(channels) or 1, int(classes) or 10
+
+
+def slot_keys(arch: Architecture, space, in_channels: int = 1, num_classes: int = 10) -> dict[str, tuple]:
+    """slot -> the layer key `schedules.explicit.compile.layer_key` gives the compiled function, for a
+    network of `in_channels` inputs and `num_classes` outputs (`model_io` reads them off the model)."""
     keys = {}
-    for layer in conv_layers(arch, space):
+    for layer in conv_layers(arch, space, in_channels, num_classes):
         if layer.kind == "dense":
             keys[layer.slot] = ("dense", layer.out_channels, 1, 1, layer.in_channels, 1)
         else:

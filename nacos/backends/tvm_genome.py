@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.backends.base import Built
-from nacos.backends.tvm import TVMBackend, slot_keys
+from nacos.backends.tvm import TVMBackend, model_io, slot_keys
 
 __all__ = ["GenomeScheduleLatency"]
 
@@ -31,7 +31,7 @@ class GenomeScheduleLatency(TVMBackend):
         from schedules.explicit.space import GlobalPolicy, LayerShape
 
         by_key: dict[tuple, Any] = {}
-        keys = slot_keys(arch, self.space)
+        keys = slot_keys(arch, self.space, *model_io(onnx_path))
         for slot, config in genome.schedules:
             by_key.setdefault(keys[slot], config)
 
@@ -41,5 +41,7 @@ class GenomeScheduleLatency(TVMBackend):
             return None if config is None else GlobalPolicy(config).for_layer(LayerShape(*key[:5]))
 
         compiled, notes = self._compile_scheduled(onnx_path, choose)
-        unscheduled = sorted(n for n, v in notes.items() if v != "ok")
+        # a conv / dense function left without its genome's config ("elementwise": the fused elementwise
+        # functions, scheduled by the elementwise rule, are not layers)
+        unscheduled = sorted(n for n, v in notes.items() if v not in ("ok", "elementwise"))
         return self._built(compiled, {"unscheduled_layers": len(unscheduled)})

@@ -102,7 +102,7 @@ def build_search(cfg: RunConfig, run_dir: Path):
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
-                                   energy=_energy_fn(cfg), screen=_screen(cfg, space, run))
+                                   energy=_energy_fn(cfg), screen=_screen(cfg, space, run, supernet))
     return run, strategy, evaluator, genome_space
 
 
@@ -134,7 +134,7 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
                           "architecture of the space can meet it")
 
 
-def _screen(cfg: RunConfig, space, run):
+def _screen(cfg: RunConfig, space, run, supernet: Any = None):
     """The cost-model screen of a mode that screens latency (two-stage), its history rebuilt from the rows
     already committed; None when the mode screens nothing or ``tuning.screening`` is off."""
     from nacos.search.modes import run_mode
@@ -146,7 +146,9 @@ def _screen(cfg: RunConfig, space, run):
 
     screen = LatencyScreen(space, _objectives(cfg), latency_budget_ms=cfg.budgets.latency_ms,
                            min_samples=cfg.tuning.screen_min_samples, margin=cfg.tuning.screen_margin,
-                           batch=cfg.batch, seed=cfg.seed, model_dir=run.costmodel_dir / "arch_latency")
+                           batch=cfg.batch, seed=cfg.seed, model_dir=run.costmodel_dir / "arch_latency",
+                           in_channels=getattr(supernet, "in_channels", 1),
+                           num_classes=getattr(supernet, "num_classes", 10))
     store = run.open_store(readonly=True) if run.store_path.exists() else None
     if store is not None:
         parse = mode.genome_space(space).parse

@@ -36,11 +36,13 @@ from schedules.records import LayerWorkload
 __all__ = ["ScreenDecision", "LatencyScreen", "arch_workloads"]
 
 
-def arch_workloads(arch: Architecture, space: Any, batch: int = 1) -> list[LayerWorkload]:
+def arch_workloads(arch: Architecture, space: Any, batch: int = 1, in_channels: int = 1,
+                   num_classes: int = 10) -> list[LayerWorkload]:
     """The conv / dense layers of `arch` as plain `LayerWorkload` records (fp32 bytes), computed from
-    the genotype alone: no export, so the driver can featurize any committed row."""
+    the genotype alone (and the data's channels and classes): no export, so the driver can featurize any
+    committed row."""
     out = []
-    for layer in conv_layers(arch, space):
+    for layer in conv_layers(arch, space, in_channels, num_classes):
         hw = (layer.out_size, layer.out_size) if layer.kind != "dense" else (1, 1)
         in_shape = (batch, layer.in_channels, layer.in_size, layer.in_size)
         out_shape = (batch, layer.out_channels, *hw)
@@ -67,8 +69,9 @@ class LatencyScreen:
 
     def __init__(self, space: Any, objectives: Sequence[tuple[str, str]], *, latency_budget_ms: float | None,
                  min_samples: int = 5, margin: float = 0.1, batch: int = 1, seed: int = 0,
-                 model_dir: Path | None = None) -> None:
+                 model_dir: Path | None = None, in_channels: int = 1, num_classes: int = 10) -> None:
         self.space = space
+        self.io = (in_channels, num_classes)   # the data's: the stem and the classifier depend on them
         self.objectives = list(objectives)
         self.latency_budget_ms = latency_budget_ms
         self.min_samples = min_samples
@@ -94,7 +97,8 @@ class LatencyScreen:
         ms = metrics.get("latency_ms")
         if not isinstance(ms, (int, float)) or not ms > 0 or ms != ms or ms == float("inf"):
             return
-        self._samples.append(ArchSample(tuple(arch_workloads(arch, self.space, self.batch)), float(ms), arch.id))
+        workloads = tuple(arch_workloads(arch, self.space, self.batch, *self.io))
+        self._samples.append(ArchSample(workloads, float(ms), arch.id))
         values = {name: float(metrics[name]) for name, _ in self.objectives
                   if isinstance(metrics.get(name), (int, float))}
         self._points.append((arch.id, values))
@@ -138,7 +142,7 @@ class LatencyScreen:
         if len(self._samples) < self.min_samples:
             return ScreenDecision(True, f"warming up ({len(self._samples)}/{self.min_samples} measured)")
         model, half_width = self._fit()
-        mid = float(model.predict([arch_workloads(arch, self.space, self.batch)])[0])
+        mid = float(model.predict([arch_workloads(arch, self.space, self.batch, *self.io)])[0])
         low, high = mid * math.exp(-half_width), mid * math.exp(half_width)
         optimistic = low / (1.0 + self.margin)
         predicted = {"latency_predicted_ms": mid, "latency_predicted_low_ms": low, "latency_predicted_high_ms": high}

@@ -118,3 +118,19 @@ def test_history_rebuilt_from_the_store_gives_the_same_decisions(tmp_path: Path)
         x, y = live.check(a, {"accuracy": 0.7}), rebuilt.check(a, {"accuracy": 0.7})
         assert (x.passed, x.reason) == (y.passed, y.reason)
         assert json.dumps(x.predicted) == json.dumps(y.predicted)
+
+
+def test_workloads_follow_the_data_channels_and_classes():
+    """A user's 3-channel, 4-class data changes the stem's and the classifier's shapes: the screen's
+    features (and the one-stage slot keys) are computed for them, not for MNIST's 1 channel and 10 classes."""
+    from nacos.backends.tvm import slot_keys
+
+    space = ArchSpace()
+    arch = space.sample(random.Random(0))
+    mnist, mine = arch_workloads(arch, space), arch_workloads(arch, space, 1, 3, 4)
+    assert mnist[0].input_shapes[0][1] == 1 and mine[0].input_shapes[0][1] == 3
+    assert mnist[-1].output_shape[1] == 10 and mine[-1].output_shape[1] == 4
+    assert mine[0].macs == 3 * mnist[0].macs and mine[1:-1] == mnist[1:-1]
+    keys = slot_keys(arch, space, 3, 4)
+    assert keys["stem"][4] == 3 and keys["classifier"][1] == 4
+    assert slot_keys(arch, space)["stem"][4] == 1
