@@ -168,6 +168,19 @@ def _tagged(out: str, tag: str) -> dict[str, Any] | None:
     return None
 
 
+#: how a failed allocation reads where it first fails under an address-space limit (seen: Python's
+#: MemoryError, an OSError ENOMEM, OpenBLAS giving up, the loader unable to map TVM's shared library)
+_ALLOCATION_FAILURES = ("memory", "failed to map segment", "cannot allocate", "errno 12", "enomem")
+
+
+def with_memory_hint(reason: str, memory_mb: int) -> str:
+    """`reason`, plus which limit it ran under when it reads as a failed allocation and a limit was set."""
+    low = reason.lower()
+    if memory_mb and "tuning.worker_memory_mb" not in reason and any(w in low for w in _ALLOCATION_FAILURES):
+        return f"{reason} (out of memory under tuning.worker_memory_mb = {memory_mb} MiB)"
+    return reason
+
+
 def run_tuning_worker(job: TuningJob, timeout_s: float, *, python: str | None = None) -> WorkerOutcome:
     """Run `job` in a fresh worker process (its own process group); wait at most `timeout_s` seconds.
 
@@ -205,10 +218,8 @@ def run_tuning_worker(job: TuningJob, timeout_s: float, *, python: str | None = 
     if rc != 0:
         error = _tagged(stdout, ERROR_TAG)
         detail = error.get("error") if error else None
-        reason = f"tuning worker failed (exit {rc}): {detail or _tail(stderr) or 'no output'}"
-        if job.memory_mb and "tuning.worker_memory_mb" not in reason and "memory" in reason.lower():
-            # a native library that exits on a failed allocation (OpenBLAS does) leaves no Python error
-            reason += f" (out of memory under tuning.worker_memory_mb = {job.memory_mb} MiB)"
+        reason = with_memory_hint(f"tuning worker failed (exit {rc}): {detail or _tail(stderr) or 'no output'}",
+                                  job.memory_mb)
         return WorkerOutcome(False, reason, returncode=rc, seconds=seconds)
     report = _tagged(stdout, REPORT_TAG)
     if report is None or not REPORT_KEYS <= set(report):

@@ -257,6 +257,21 @@ def test_kill_tuning_worker_over_memory_limit_crash_fails_with_reason(tmp_path):
     assert _left_behind(tmp_path) == []
 
 
+@pytest.mark.parametrize("detail", [
+    "MemoryError: ", "OSError: [Errno 12] Cannot allocate memory",
+    "OSError: /venv/lib/python3.11/site-packages/tvm/lib/libtvm_runtime.so: failed to map segment from shared object",
+    "OpenBLAS : Program will terminate because you tried to allocate too many memory regions."])
+def test_every_way_an_allocation_fails_under_the_limit_names_the_limit(detail):
+    """Where an allocation first fails under RLIMIT_AS varies from run to run (the last one above was seen
+    in CI); each reads as out of memory under the limit, and nothing else does."""
+    from nacos.backends.tuning_worker import with_memory_hint
+
+    reason = f"tuning worker failed (exit 1): {detail}"
+    assert with_memory_hint(reason, 200).endswith("(out of memory under tuning.worker_memory_mb = 200 MiB)")
+    assert with_memory_hint(reason, 0) == reason                    # no limit set: no hint
+    assert with_memory_hint("tuning worker failed (exit 1): ValueError: bad shape", 200).endswith("bad shape")
+
+
 def test_kill_tuning_worker_when_the_parent_is_interrupted(tmp_path):
     """A KeyboardInterrupt (Ctrl-C) in the search while it waits: the worker's group is killed and reaped."""
     import _thread
