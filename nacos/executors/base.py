@@ -13,17 +13,15 @@ from typing import Any
 from nacos.errors import ConfigError, NacosError, disk_full_cause
 from nacos.results.records import Evaluation, Status
 
-__all__ = ["Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending", "Row", "evaluate_one",
+__all__ = ["Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending", "evaluate_one",
            "make_executor", "parse_executor_url"]
-
-Row = Evaluation   # the row to commit (its old name)
 
 
 class ExecutorError(NacosError):
     """The executor itself failed (bad URL, unreachable scheduler, an evaluator that cannot be shipped)."""
 
 
-def evaluate_one(evaluate: Callable[[Any], Any], genome: Any) -> Row:
+def evaluate_one(evaluate: Callable[[Any], Any], genome: Any) -> Evaluation:
     """Run `evaluate(genome)` and turn what it returned (or raised) into the row to commit."""
     t0 = time.time()
     try:
@@ -100,7 +98,7 @@ class Pending(ABC):
     """One submitted evaluation."""
 
     @abstractmethod
-    def result(self) -> Row:
+    def result(self) -> Evaluation:
         """Block until done; the row to commit (a candidate that killed its workers: ``failed``)."""
 
     def cancel(self) -> None:
@@ -134,10 +132,10 @@ class Executor(ABC):
 
 
 class _Done(Pending):
-    def __init__(self, row: Row) -> None:
+    def __init__(self, row: Evaluation) -> None:
         self._row = row
 
-    def result(self) -> Row:
+    def result(self) -> Evaluation:
         return self._row
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nacos.errors import ConfigError
-from nacos.executors.base import Executor, ExecutorError, Pending, Row, evaluate_one, parse_executor_url
+from nacos.executors.base import Executor, ExecutorError, Pending, evaluate_one, parse_executor_url
 from nacos.results.records import Evaluation, Status
 
 __all__ = ["DaskExecutor", "SHARE_MIN_BYTES"]
@@ -55,7 +55,7 @@ class _SharedUnpickler(pickle.Unpickler):
         return self._shared[pid]
 
 
-def _remote_evaluate(payload: bytes, genome: Any, keys: tuple[str, ...], *shared: Any) -> Row:
+def _remote_evaluate(payload: bytes, genome: Any, keys: tuple[str, ...], *shared: Any) -> Evaluation:
     """The task a Dask worker runs: the evaluator (its heavy parts from the worker's memory) on one genome."""
     evaluate = _SharedUnpickler(io.BytesIO(payload), dict(zip(keys, shared))).load()
     return evaluate_one(evaluate, genome)
@@ -66,7 +66,7 @@ class _DaskPending(Pending):
         self._future = future
         self._t0 = t0
 
-    def result(self) -> Row:
+    def result(self) -> Evaluation:
         from distributed import KilledWorker
 
         try:
