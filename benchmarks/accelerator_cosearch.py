@@ -46,13 +46,21 @@ shared by every run), and benchmarks/results/accelerator_cosearch.json is rewrit
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, read_json, resolve_sizes
+from benchmarks.common import (
+    RESULTS_DIR,
+    ResultFile,
+    Size,
+    add_sizes,
+    geomean_or_none,
+    read_json,
+    resolve_sizes,
+    spearman_or_none,
+)
 
 NAME = "accelerator_cosearch"
 MODES = ("baseline", "two-stage", "one-stage")
@@ -112,7 +120,7 @@ def deployed_costs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> tupl
     the fixed rule over the searched mapping in cycles and EDP.)"""
     from costmodels.accelerator import AcceleratorModel
     from costmodels.accelerator_mapping import MappingRule
-    from nacos.backends.accelerator import CACHE_NAME, DEFAULT_CLOCK_MHZ
+    from nacos.backends.accelerator import CACHE_NAME, cost_edp
 
     model = AcceleratorModel(args.hardware, cache=args.work_dir / CACHE_NAME)
     per_arch: dict[str, dict[str, float]] = {}
@@ -121,8 +129,7 @@ def deployed_costs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> tupl
         if row["arch_id"] in per_arch:
             continue
         searched, fixed = model.cost(row["onnx"]), model.cost(row["onnx"], MappingRule())
-        ms = [c.latency_cycles / (DEFAULT_CLOCK_MHZ * 1e3) for c in (fixed, searched)]
-        edps = [c.energy_pj * 1e-9 * t for c, t in zip((fixed, searched), ms)]   # mJ x ms, as the rows
+        edps = [cost_edp(c) for c in (fixed, searched)]   # mJ x ms, as the rows
         per_arch[row["arch_id"]] = {"fixed_edp": edps[0], "searched_edp": edps[1], "deployed_edp": min(edps)}
         for f, s in zip(fixed.layers, searched.layers):
             layers.setdefault(s.shape_key, {"op_type": s.op_type, "cycles_fixed_over_searched":
@@ -135,11 +142,6 @@ def _hv(points: list[tuple[float, float]], reference: tuple[float, float]) -> fl
     from nacos.results.pareto import hypervolume
 
     return float(hypervolume(points, ("max", "min"), reference)) if points else 0.0
-
-
-def _geomean(xs: Sequence[float]) -> float | None:
-    xs = [x for x in xs if x > 0 and math.isfinite(x)]
-    return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else None
 
 
 def summarize(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]],
@@ -178,9 +180,9 @@ def summarize(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]],
         "modes": per_mode,
         "hypervolume_ratio_two_stage_over_baseline": ratio["two-stage"],
         "hypervolume_ratio_one_stage_over_baseline": ratio["one-stage"],
-        "mapping_speedup": {"layers": len(layers), "cycles_geomean": _geomean(cycles),
+        "mapping_speedup": {"layers": len(layers), "cycles_geomean": geomean_or_none(cycles),
                             "cycles_range": [min(cycles), max(cycles)] if cycles else None,
-                            "edp_geomean": _geomean(edp), "edp_range": [min(edp), max(edp)] if edp else None,
+                            "edp_geomean": geomean_or_none(edp), "edp_range": [min(edp), max(edp)] if edp else None,
                             "layers_where_fixed_is_worse": sum(1 for x in edp if x > 1.0)},
     }
 
@@ -201,7 +203,7 @@ def nb201_part(args: argparse.Namespace) -> dict[str, Any] | None:
     from benchmarks.accelerator_eyeriss import sample_cells
     from costmodels.accelerator import AcceleratorModel
     from costmodels.accelerator_mapping import MappingRule
-    from nacos.backends.accelerator import CACHE_NAME, DEFAULT_CLOCK_MHZ
+    from nacos.backends.accelerator import CACHE_NAME, cost_edp
     from nacos.results.pareto import hypervolume
     from nacos.strategies import make_strategy
 
@@ -215,8 +217,7 @@ def nb201_part(args: argparse.Namespace) -> dict[str, Any] | None:
             torch.manual_seed(0)
             export_module(build_nb201_network(table.archs[i].to_string()), torch.zeros(1, 3, 32, 32), path, seed=0)
         for way, rule in (("fixed", MappingRule()), ("searched", None)):
-            cost = model.cost(path, rule)
-            edp[way].append(cost.energy_pj * 1e-9 * cost.latency_cycles / (DEFAULT_CLOCK_MHZ * 1e3))
+            edp[way].append(cost_edp(model.cost(path, rule)))
         if not args.quiet and (k + 1) % 20 == 0:
             print(f"[{NAME}] nb201: {k + 1}/{len(cells)} cells costed", file=sys.stderr)
     archs = [table.archs[i] for i in cells]
@@ -244,15 +245,9 @@ def nb201_part(args: argparse.Namespace) -> dict[str, Any] | None:
             "hypervolume_per_seed": hv, "hypervolume_mean": means,
             "hypervolume_ratio_two_stage_over_baseline": (means["two-stage"] / means["baseline"]
                                                           if means["baseline"] > 0 else None),
-            "fixed_over_searched_edp": {"geomean": _geomean(list(fixed / searched)),
+            "fixed_over_searched_edp": {"geomean": geomean_or_none(list(fixed / searched)),
                                         "range": [float((fixed / searched).min()), float((fixed / searched).max())]},
-            "spearman_fixed_vs_searched_edp": _spearman(list(fixed), list(searched))}
-
-
-def _spearman(x: list[float], y: list[float]) -> float | None:
-    from benchmarks.common import spearman_or_none
-
-    return spearman_or_none(x, y)
+            "spearman_fixed_vs_searched_edp": spearman_or_none(list(fixed), list(searched))}
 
 
 def _published_spearman() -> float | None:

@@ -21,7 +21,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,12 @@ def spearman_or_none(x: Sequence[float], y: Sequence[float]) -> float | None:
         return None
     rho = spearman(x, y)
     return rho if math.isfinite(rho) else None
+
+
+def geomean_or_none(xs: Iterable[float | None]) -> float | None:
+    """The geometric mean of the positive finite values of `xs` (None and the rest skipped); None if none."""
+    good = [x for x in xs if x is not None and x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in good) / len(good)) if good else None
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int = 3) -> str:

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, save_figure, write_json
+from benchmarks.common import RESULTS_DIR, command_line, geomean_or_none, machine, read_json, save_figure, write_json
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
 NETWORKS = ("vgg16", "resnet18", "resnet34", "mobilenet_v2", "mnasnet")
@@ -159,11 +159,6 @@ def _network_settings(args) -> dict[str, Any]:
 
 
 # -- summary --------------------------------------------------------------------------------------
-def _geomean(xs) -> float | None:
-    xs = [x for x in xs if x is not None and x > 0 and math.isfinite(x)]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
-
-
 def _ratio(a, b) -> float | None:
     return a / b if a is not None and b is not None and b > 0 else None
 
@@ -199,10 +194,10 @@ def _row_derived(row: dict[str, Any], peak: float, bandwidth: float | None) -> N
 def _part_summary(rows: list[dict[str, Any]], peak: float) -> dict[str, Any]:
     return {
         "rows": len(rows),
-        "geomean_tuned_tvm_over_ort": _geomean(r["tvm_over_ort"] for r in rows),
-        "geomean_tuned_tvm_over_torch": _geomean(r["tvm_over_torch"] for r in rows),
-        "geomean_untuned_tvm_over_ort": _geomean(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in rows),
-        "geomean_tuned_over_untuned_tvm": _geomean(r["tuned_over_untuned"] for r in rows),
+        "geomean_tuned_tvm_over_ort": geomean_or_none(r["tvm_over_ort"] for r in rows),
+        "geomean_tuned_tvm_over_torch": geomean_or_none(r["tvm_over_torch"] for r in rows),
+        "geomean_untuned_tvm_over_ort": geomean_or_none(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in rows),
+        "geomean_tuned_over_untuned_tvm": geomean_or_none(r["tuned_over_untuned"] for r in rows),
         "tuned_faster_than_untuned": sum(1 for r in rows if r["tuned_over_untuned"] is not None
                                          and r["tuned_over_untuned"] < 1.0),
         "tuned_faster_than_ort": sum(1 for r in rows if r["tvm_over_ort"] is not None and r["tvm_over_ort"] < 1.0),
@@ -226,8 +221,8 @@ def _summarize(payload: dict[str, Any]) -> None:
     sampled = [r for r in rows if r["kind"] == "sampled"]
     nets = [r for r in rows if r["kind"] == "network"]
     # the sampled part's figures under their original names (docs and older readers use them)
-    payload["geomean_tvm_over_ort"] = _geomean(r["tvm_over_ort"] for r in sampled)
-    payload["geomean_untuned_over_ort"] = _geomean(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in sampled)
+    payload["geomean_tvm_over_ort"] = geomean_or_none(r["tvm_over_ort"] for r in sampled)
+    payload["geomean_untuned_over_ort"] = geomean_or_none(_ratio(r["tvm_untuned_ms"], r["ort_ms"]) for r in sampled)
     payload["hit_rate_last"] = sampled[-1]["hit_rate"] if sampled else None
     trials = sum(r["ms_trials"] for r in rows)
     secs = sum(r["ms_seconds"] for r in rows)

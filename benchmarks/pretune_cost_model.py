@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import RESULTS_DIR, command_line, geomean_or_none, machine, read_json, write_json
 
 ARMS = ("metaschedule-xgb", "database-xgb")
 
@@ -86,11 +86,6 @@ def _records_in_order(db_dir: Path) -> dict[str, list[float]]:
 def _best_ms(secs: list[float], first: int | None = None) -> float | None:
     best = min(secs[:first] if first else secs, default=math.inf)
     return best * 1e3 if math.isfinite(best) else None
-
-
-def _geomean(xs) -> float | None:
-    xs = [x for x in xs if x is not None and x > 0 and math.isfinite(x)]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
 
 
 def _database_model(pretuned: Path, held_out: set[str], target: Any) -> tuple[Any, dict[str, Any]]:
@@ -150,8 +145,8 @@ def _summarize(payload: dict[str, Any]) -> None:
             if a["best_ms_half"] and b["best_ms_half"]:
                 ratios_half.append(a["best_ms_half"] / b["best_ms_half"])
     payload["pairs"] = len(ratios)
-    payload["geomean_best_database_over_metaschedule"] = _geomean(ratios)
-    payload["geomean_best_half_trials_database_over_metaschedule"] = _geomean(ratios_half)
+    payload["geomean_best_database_over_metaschedule"] = geomean_or_none(ratios)
+    payload["geomean_best_half_trials_database_over_metaschedule"] = geomean_or_none(ratios_half)
     payload["database_better_tasks"] = sum(1 for r in ratios if r < 1.0)
     g = payload["geomean_best_database_over_metaschedule"]
     payload["verdict"] = ("no complete pair yet" if g is None else

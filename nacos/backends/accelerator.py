@@ -30,12 +30,22 @@ from nacos.errors import ConfigError
 from nacos.search.evaluation import LatencyResult
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_HARDWARE", "AcceleratorLatency", "FixedMappingAccelerator",
-           "GenomeMappingAccelerator", "parse_accel_target"]
+           "GenomeMappingAccelerator", "cost_edp", "cost_ms", "parse_accel_target"]
 
 DEFAULT_CLOCK_MHZ = 200.0
 DEFAULT_HARDWARE = "eyeriss-like"
 #: the layer cache's file name, beside the tuning database (``.nacos-cache/`` by default)
 CACHE_NAME = "accelerator-layers.jsonl"
+
+
+def cost_ms(cost: Any, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> float:
+    """An `AcceleratorCost`'s latency in ms: its cycles at `clock_mhz`."""
+    return cost.latency_cycles / (clock_mhz * 1e3)
+
+
+def cost_edp(cost: Any, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> float:
+    """An `AcceleratorCost`'s EDP as a search row has it: energy in mJ x latency in ms."""
+    return cost.energy_pj * 1e-9 * cost_ms(cost, clock_mhz)
 
 
 def parse_accel_target(target: str) -> str:
@@ -92,7 +102,7 @@ class AcceleratorLatency(Backend):
         if not cost.layers:
             return LatencyResult(float("nan"), ok=False, reason="ZigZag costed no layer of the model",
                                  details={"not_costed": [n.to_json() for n in cost.not_costed]})
-        ms = cost.latency_cycles / (self.clock_mhz * 1e3)
+        ms = cost_ms(cost, self.clock_mhz)
         details = {
             "measured_by": f"zigzag {self.model.version} on {self.model.hardware} at {self.clock_mhz:g} MHz",
             "hardware": self.model.hardware, "clock_mhz": self.clock_mhz,
@@ -105,7 +115,6 @@ class AcceleratorLatency(Backend):
             **built.details,
         }
         return LatencyResult(ms, details=details)
-
 
 
 class FixedMappingAccelerator(AcceleratorLatency):
@@ -134,20 +143,17 @@ class GenomeMappingAccelerator(AcceleratorLatency):
         from archspace.layers import conv_layers
         from costmodels.accelerator import COSTED_OPS
         from costmodels.accelerator_mapping import MappingRule
-        from nacos.backends.tvm import model_io, slot_keys
+        from nacos.backends.tvm import configs_by_layer_key, model_io, slot_keys
 
-        io = model_io(onnx_path)
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        io = model_io(onnx_path, graph)
         layers = conv_layers(arch, self.space, *io)
-        nodes = [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
-                 if n.op_type in COSTED_OPS]
+        nodes = [n.name for n in graph.node if n.op_type in COSTED_OPS]
         if len(nodes) != len(layers):
             raise ConfigError(f"zigzag-genome: the model has {len(nodes)} conv / dense nodes, the architecture "
                               f"{len(layers)} compute layers; cannot pair the genome's mappings with them")
         keys = slot_keys(arch, self.space, *io)
-        by_slot = dict(genome.schedules)
-        by_key: dict[tuple, Any] = {}
-        for slot, config in genome.schedules:
-            by_key.setdefault(keys[slot], config)
+        by_slot, by_key = dict(genome.schedules), configs_by_layer_key(genome, keys)
         rules = {}
         for node, layer in zip(nodes, layers):
             config = by_slot.get(layer.slot) or by_key.get(keys[layer.slot])

@@ -33,12 +33,14 @@ def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
     return host_target(threads or None), RpcTarget(host, port, key)
 
 
-def model_io(onnx_path: Path | str) -> tuple[int, int]:
+def model_io(onnx_path: Path | str, graph: Any = None) -> tuple[int, int]:
     """(input channels, classes) of an exported candidate: what its data set has, read off the model (the
-    genotype does not hold them: a user's supernet may take 3 channels and 4 classes)."""
-    import onnx
+    genotype does not hold them: a user's supernet may take 3 channels and 4 classes). `graph`: the
+    model's graph when the caller has loaded it already."""
+    if graph is None:
+        import onnx
 
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
     channels = graph.input[0].type.tensor_type.shape.dim[1].dim_value
     classes = graph.output[0].type.tensor_type.shape.dim[-1].dim_value
     return int(channels) or 1, int(classes) or 10
@@ -55,6 +57,14 @@ def slot_keys(arch: Architecture, space, in_channels: int = 1, num_classes: int 
             reduction = 1 if layer.kind == "depthwise_conv2d" else layer.in_channels // layer.groups
             keys[layer.slot] = (layer.kind, layer.out_channels, layer.out_size, layer.out_size, reduction, layer.kernel)
     return keys
+
+
+def configs_by_layer_key(genome: Any, keys: dict[str, tuple]) -> dict[tuple, Any]:
+    """layer key -> the one-stage genome's config of the first slot with that key (`keys`: `slot_keys`)."""
+    by_key: dict[tuple, Any] = {}
+    for slot, config in genome.schedules:
+        by_key.setdefault(keys[slot], config)
+    return by_key
 
 
 class TVMBackend(Backend):

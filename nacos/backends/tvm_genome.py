@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nacos.backends.base import Built
-from nacos.backends.tvm import TVMBackend, model_io, slot_keys
+from nacos.backends.tvm import TVMBackend, configs_by_layer_key, model_io, slot_keys
 
 __all__ = ["GenomeScheduleLatency"]
 
@@ -30,10 +30,7 @@ class GenomeScheduleLatency(TVMBackend):
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
         from schedules.explicit.space import GlobalPolicy, LayerShape
 
-        by_key: dict[tuple, Any] = {}
-        keys = slot_keys(arch, self.space, *model_io(onnx_path))
-        for slot, config in genome.schedules:
-            by_key.setdefault(keys[slot], config)
+        by_key = configs_by_layer_key(genome, slot_keys(arch, self.space, *model_io(onnx_path)))
 
         def choose(name: str, key: tuple):
             config = by_key.get(key)
