@@ -179,6 +179,7 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
 
     names = [o.name for o in objectives]
     ok = _ok(rows, objectives)
+    bfront = front_of(baseline_rows, objectives) if baseline_rows else []
     for key, label, filename in _COST_PLOTS:
         # accuracy against each cost the run's rows carry: the front drawn where the cost is an objective
         if "accuracy" not in names or not ok or not all(_number(r["metrics"].get(key)) for r in ok):
@@ -190,7 +191,6 @@ def _plots(rows, front, objectives, out_dir: Path, baseline_rows, layer_rows, ti
             ax.plot([r["metrics"][key] for r in front], [100 * r["metrics"]["accuracy"] for r in front],
                     "o-", color="C3", label="front")
             if baseline_rows:
-                bfront = front_of(baseline_rows, objectives)
                 ax.plot([r["metrics"][key] for r in bfront], [100 * r["metrics"]["accuracy"] for r in bfront],
                         "s--", color="C2", label="baseline front")
         ax.set_xlabel(label)

@@ -42,7 +42,6 @@ class LatencyBackend(Protocol):
     def latency(self, genome: Any, arch: Architecture, onnx_path: Path) -> LatencyResult: ...
 
 
-
 def budget_flags(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, bool]:
     """Soft budgets: one violation flag per reporting budget (as the edge-optimization seed does)."""
     flags: dict[str, bool] = {}
@@ -113,17 +112,15 @@ class CandidateEvaluator:
         for p in PRECISION_BYTES:
             metrics[f"param_mb_{p}"] = params * PRECISION_BYTES[p] / MB
             metrics[f"peak_memory_mb_{p}"] = peaks[p].bytes / MB
-        # Step 2. The hard memory budget rejects before anything costly runs.
-        limit = cfg.budgets.active_memory_budget_mb
-        if limit is not None and metrics["peak_memory_mb"] > limit:
-            metrics.update(budget_flags(cfg, metrics))
-            return Status.REJECTED, metrics, (f"peak activation memory {metrics['peak_memory_mb']:.3f} MB over the "
-                                         f"active budget {limit:g} MB")
-        limit = cfg.budgets.param_memory_budget_mb
-        if limit is not None and metrics["param_mb"] > limit:
-            metrics.update(budget_flags(cfg, metrics))
-            return Status.REJECTED, metrics, (f"weights {metrics['param_mb']:.3f} MB ({cfg.precision}) over the "
-                                              f"parameter-memory budget {limit:g} MB")
+        # Step 2. The hard memory budgets reject before anything costly runs.
+        for limit, key, what in (
+                (cfg.budgets.active_memory_budget_mb, "peak_memory_mb", "peak activation memory {:.3f} MB over the "
+                 "active budget {:g} MB"),
+                (cfg.budgets.param_memory_budget_mb, "param_mb", f"weights {{:.3f}} MB ({cfg.precision}) over the "
+                 "parameter-memory budget {:g} MB")):
+            if limit is not None and metrics[key] > limit:
+                metrics.update(budget_flags(cfg, metrics))
+                return Status.REJECTED, metrics, what.format(metrics[key], limit)
         # Step 3. Accuracy with inherited weights.
         metrics["accuracy"] = evaluate(self.supernet, arch, self.dataset)
         if cfg.precision == "int8":
