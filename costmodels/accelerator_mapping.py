@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from costmodels.errors import CostModelError
+from schedules.records import LOOP_ORDERS
 
 __all__ = ["MappingRule", "rule_temporal_stage"]
 
 #: `ScheduleConfig.loop_order` letters -> ZigZag loop dimensions (output channels: K, or G when grouped)
 _AXES = {"o": ("K", "G"), "h": ("OY",), "w": ("OX",)}
-_ORDERS = ("ohw", "owh", "hwo", "how", "who", "woh")
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -61,8 +61,8 @@ class MappingRule:
     tile_c: int = 4
 
     def __post_init__(self) -> None:
-        if self.loop_order not in _ORDERS:
-            raise CostModelError(f"loop_order: must be one of {', '.join(_ORDERS)}, got {self.loop_order!r}")
+        if self.loop_order not in LOOP_ORDERS:
+            raise CostModelError(f"loop_order: must be one of {', '.join(LOOP_ORDERS)}, got {self.loop_order!r}")
         for name in ("tile_k", "tile_oy", "tile_ox", "tile_c"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
