@@ -1,9 +1,11 @@
 """Time a runtime in a fresh process of its own, so that no other runtime's threads distort it.
 
-Why: TVM's `runtime.config_threadpool` (what `schedules.measure.set_tvm_threads` calls) pins the
-calling thread to one core, and every thread started afterwards inherits that, so onnxruntime's or
-torch's pool created later in the same process runs on one core (measured 1.6 to 2.3x slower); the
-other way round, onnxruntime's spinning threads slowed TVM up to 2x. Each timing here runs in a child
+Why: TVM's `runtime.config_threadpool` in its default affinity mode (what
+`schedules.measure.set_tvm_threads` called until 2026-12-03; it now asks for threads that share every
+core) pins the calling thread to one core, and every thread started afterwards inherits that, so
+onnxruntime's or torch's pool created later in the same process ran on one core (measured 1.6 to 2.3x
+slower); the other way round, onnxruntime's spinning threads slowed TVM up to 2x. Separate processes
+stay the protocol: they need no such care from any caller. Each timing here runs in a child
 started with ``python -m schedules.isolated`` (a new interpreter: nothing but the pinned affinity of
 the starting thread is inherited, and the child resets that to every CPU before it imports anything).
 

@@ -233,7 +233,7 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.utils import fork_seed
 
-    from schedules.tuner import TuneSettings, make_builder, named_handlers_only
+    from schedules.tuner import TuneSettings, make_builder, make_runner, named_handlers_only
 
     tune_settings = TuneSettings()
     work_dir = db.path / "ms_logs"
@@ -251,7 +251,7 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
     callbacks = ms.measure_callback.MeasureCallback.create("default") + [
         _callbacks(names, deadline, on_trials, faults)]
     bld = make_builder(builder, target) if isinstance(builder, str) else builder
-    run = runner if runner is not None else ms.runner.LocalRunner(timeout_sec=10.0)
+    run = runner if runner is not None else make_runner(target, 10.0)
     before = len(db.ms)
     with named_handlers_only():
         _tune_tasks_until_deadline(

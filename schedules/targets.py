@@ -14,25 +14,31 @@ from typing import Any
 
 from schedules.errors import ScheduleError
 
-__all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_threads",
+__all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_cpus", "host_threads",
            "parse_rpc_url", "target_str", "versions"]
 
 
-def _affinity() -> int:
+def _affinity() -> tuple[int, ...]:
     try:
-        return len(os.sched_getaffinity(0))
+        return tuple(sorted(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        return tuple(range(os.cpu_count() or 1))
 
 
-# Read once, at import: TVM's thread pool pins the main thread to one core, after which the
-# affinity of this thread no longer says how many cores the process may use.
-_HOST_THREADS = _affinity()
+# Read once, at import: TVM's thread pool in its default affinity mode pins the main thread to one
+# core, after which the affinity of this thread no longer says which cores the process may use.
+_HOST_CPUS = _affinity()
+_HOST_THREADS = len(_HOST_CPUS)
 
 
 def host_threads() -> int:
     """Cores this process may run on (CPU affinity at import, not the machine's total)."""
     return _HOST_THREADS
+
+
+def host_cpus() -> tuple[int, ...]:
+    """The cores themselves (CPU affinity at import)."""
+    return _HOST_CPUS
 
 
 def host_target(threads: int | None = None) -> Any:

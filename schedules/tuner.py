@@ -36,7 +36,7 @@ from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
 
 __all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "auto_tune", "explicit_tune", "heavy_tasks",
-           "make_builder", "plan_tuning", "skip_foreign_intrinsics", "tune"]
+           "make_builder", "make_runner", "plan_tuning", "skip_foreign_intrinsics", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,22 @@ def make_builder(kind: str, target: Any, timeout_s: float = 30.0) -> Any:
     raise ScheduleError(f"Unknown builder: {kind!r}; expected 'inprocess' or 'local'")
 
 
+def make_runner(target: Any, timeout_s: float = 10.0) -> Any:
+    """MetaSchedule's `LocalRunner` whose workers size TVM's thread pool the way the search's measurement
+    does (`schedules.measure.set_tvm_threads`, the target's cores). Without it a fresh worker's default
+    pool paid about 9 us to launch each parallel kernel (6.5 us more than it costs configured), so
+    small kernels' records were chosen and timed under a cost the deployed model does not pay."""
+    import functools
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from schedules.measure import set_tvm_threads
+    from schedules.targets import host_threads
+
+    threads = int(target.attrs.get("num-cores", 0) or 0) or host_threads()
+    return ms.runner.LocalRunner(timeout_sec=timeout_s, initializer=functools.partial(set_tvm_threads, threads))
+
+
 def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
@@ -230,7 +246,7 @@ def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder,
         return report
     bld = make_builder(builder, target) if isinstance(builder, str) else builder
     if runner is None:
-        runner = ms.runner.LocalRunner(timeout_sec=run_timeout_s)
+        runner = make_runner(target, run_timeout_s)
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
     with named_handlers_only():
