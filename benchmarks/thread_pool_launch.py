@@ -9,7 +9,7 @@ elementwise kernel of 64 x 64 floats. Setups:
   measured every trial under before `schedules.tuner.make_runner`);
 - ``mode0``: ``runtime.config_threadpool(0, N)``, what `schedules.measure.set_tvm_threads` called
   before 2026-12-03 (it also pins the calling thread to core 0; the column ``affinity_after`` says);
-- ``share-all``: ``config_threadpool(-3, N, cores)``, what it calls now;
+- ``share-all``: `schedules.measure.set_tvm_threads` as it is now (``config_threadpool(-3, N, cores)``);
 - ``env``: ``TVM_NUM_THREADS=N`` in the environment, nothing called.
 
     python -m benchmarks.thread_pool_launch            # writes results/thread_pool_launch.json and .md
@@ -38,12 +38,13 @@ import numpy as np
 setup, threads, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 import tvm
 from tvm import te
-from schedules.targets import host_cpus, host_target
+from schedules.measure import set_tvm_threads
+from schedules.targets import host_target
 cfg = tvm.get_global_func("runtime.config_threadpool")
 if setup == "mode0":
     cfg(0, threads)
 elif setup == "share-all":
-    cfg(-3, threads, [str(c) for c in host_cpus()])
+    set_tvm_threads(threads)
 target = host_target(threads)
 dev = tvm.cpu()
 

@@ -70,9 +70,9 @@ class Protocol:
 _SHARE_ALL_CORES = -3
 
 
-def set_tvm_threads(threads: int, cpus: Sequence[int] | None = None) -> None:
+def set_tvm_threads(threads: int) -> None:
     """Size TVM's runtime thread pool (the same count onnxruntime and torch get), its threads free to run
-    on every core of `cpus` (default: the cores this process may use, `schedules.targets.host_cpus`).
+    on every core this process may use (`schedules.targets.host_cpus`).
 
     Why not the default mode (0): it pins the calling thread to core 0, every thread started later
     inherits that, and each parallel kernel then paid 7 to 9 us to launch its workers. Measured
@@ -86,7 +86,7 @@ def set_tvm_threads(threads: int, cpus: Sequence[int] | None = None) -> None:
 
     f = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
     if f is not None:
-        f(_SHARE_ALL_CORES, int(threads), [str(c) for c in (host_cpus() if cpus is None else cpus)])
+        f(_SHARE_ALL_CORES, int(threads), [str(c) for c in host_cpus()])
 
 
 @dataclass
