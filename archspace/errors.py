@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from nacos_base.errors import UserError
 
-class ArchSpaceError(ValueError):
+
+class ArchSpaceError(UserError):
     """An architecture, space, dataset or checkpoint that is not valid; the message says which part."""
 
 

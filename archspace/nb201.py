@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from archspace.errors import ArchSpaceError
+from nacos_base.records import Evaluation, Status
 
 __all__ = [
     "DATASETS",
     "NB201_EDGES",
     "NB201_OPS",
     "NB201Arch",
-    "NB201Result",
     "NB201Space",
     "NB201Subspace",
     "NB201Table",
@@ -331,16 +331,6 @@ def load_records(path: str | Path | None = None) -> "NB201Table":
 
 
 @dataclass(frozen=True)
-class NB201Result:
-    """One tabular query, shaped like `nacos.search.evaluation.Evaluation` so the search loop records it."""
-
-    status: str                 # ok | rejected
-    metrics: dict[str, Any]
-    reason: str = ""
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
 class TabularObjective:
     """genome -> (accuracy, latency on one device) from the table; deterministic. Over a hard latency
     budget the candidate is `rejected` (its metrics still recorded)."""
@@ -350,12 +340,12 @@ class TabularObjective:
     device: str = "gold_6226"
     latency_budget_ms: float | None = None
 
-    def __call__(self, arch: NB201Arch) -> NB201Result:
+    def __call__(self, arch: NB201Arch) -> Evaluation:
         metrics = self.table.query(arch, self.dataset, self.device)
         if self.latency_budget_ms is not None and metrics["latency_ms"] > self.latency_budget_ms:
-            return NB201Result("rejected", metrics, f"latency {metrics['latency_ms']:.4f} ms on {self.device} "
-                                                    f"over the budget {self.latency_budget_ms:g} ms")
-        return NB201Result("ok", metrics)
+            return Evaluation(Status.REJECTED, metrics, f"latency {metrics['latency_ms']:.4f} ms on {self.device} "
+                                                       f"over the budget {self.latency_budget_ms:g} ms")
+        return Evaluation(Status.OK, metrics)
 
 
 class NB201Table:

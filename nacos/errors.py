@@ -1,7 +1,9 @@
-"""The errors the command line turns into a clear message and exit code 2.
+"""The errors of the co-search wing, and what the command line maps to exit codes.
 
-Lower wings cannot import `nacos` (DESIGN.md layering), so each raises its own `ValueError`
-subclass; `USER_ERRORS` gathers them here in one place.
+Every wing's errors inherit one root, `nacos_base.errors.NacosBaseError` (lower wings cannot import
+`nacos`, DESIGN.md layering, so the root lives in the floor package under all four): the input errors
+(`ArchSpaceError`, `ScheduleError`, `RecordError`, `CostModelError`, `NacosError`) through
+`nacos_base.errors.UserError` (exit 2); a full disk (`DiskFullError`, exit 1) directly.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 import errno
 import sqlite3
 
+from nacos_base.errors import NacosBaseError, UserError
 
-class NacosError(Exception):
+
+class NacosError(UserError):
     """Misuse of the co-search (bad config, foreign run directory, ...): the message says what to change."""
 
 
-class ConfigError(NacosError, ValueError):
+class ConfigError(NacosError):
     """A run configuration that does not validate; the message names the key."""
 
 
-class DiskFullError(Exception):
+class DiskFullError(NacosBaseError):
     """The disk filled up (or a file-size or quota limit was hit) while nacos wrote. Not the user's input
     and not a failure of the candidate: nothing committed before is lost, and the run resumes once there
     is space. The command line exits 1 with this message."""
@@ -54,15 +58,6 @@ def says_disk_full(text: str) -> bool:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Every exception type that means "the input was wrong" rather than "nacos is broken"."""
-    from archspace.errors import ArchSpaceError
-    from schedules.records import RecordError
-
-    found: list[type[BaseException]] = [NacosError, ArchSpaceError, RecordError, FileNotFoundError]
-    for module, name in (("schedules.errors", "ScheduleError"), ("costmodels.errors", "CostModelError")):
-        try:
-            mod = __import__(module, fromlist=[name])
-            found.append(getattr(mod, name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(found)
+    """Every exception type that means "the input was wrong" rather than "nacos is broken": the root of
+    the wings' input errors, and a file the user named that is not there."""
+    return (UserError, FileNotFoundError)

@@ -1,13 +1,16 @@
-"""The one exception of `schedules/` (picked up by `nacos.errors`). Expected failures of a candidate
-(a schedule that does not build, a wrong result) are recorded data, not exceptions; `ScheduleError` is
-for misuse and for inputs the wing refuses (an unreadable model, a damaged database line)."""
+"""The one exception of `schedules/` (a `nacos_base.errors.UserError`: the command line exits 2 on it).
+Expected failures of a candidate (a schedule that does not build, a wrong result) are recorded data, not
+exceptions; `ScheduleError` is for misuse and for inputs the wing refuses (an unreadable model, a damaged
+database line)."""
 
 from __future__ import annotations
+
+from nacos_base.errors import UserError
 
 __all__ = ["DatabaseCorrupted", "ScheduleError"]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError):
     """Misuse of `schedules/` or an input it refuses; the message says what to change."""
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from schedules.errors import DatabaseCorrupted, ScheduleError
 from schedules.records import Measurement
-from schedules.targets import RpcTarget, host_target, versions
+from schedules.targets import RpcTarget, host_target, target_threads, versions
 
 __all__ = [
     "Compiled",
@@ -250,7 +250,7 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
     import tvm
 
     target = str(compiled.target)
-    threads = threads or int(compiled.target.attrs.get("num-cores", 0) or 0) or 1
+    threads = threads or target_threads(compiled.target)
 
     def fail(reason: str) -> Measurement:
         return Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)

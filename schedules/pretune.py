@@ -38,6 +38,7 @@ from typing import Any
 from schedules.database import TuningDatabase
 from schedules.errors import ScheduleError
 from schedules.space_tasks import SpaceTask
+from schedules.targets import target_threads
 
 __all__ = ["PretuneReport", "PretuneSettings", "pretune", "space_coverage", "task_trials", "STATE_FILE"]
 
@@ -246,7 +247,7 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
         contexts.append(ms.TuneContext(
             mod=task.module(), target=target, space_generator="post-order-apply",
             search_strategy=tune_settings.strategy(), task_name=task.workload.name, logger=logger,
-            rand_state=rand_state, num_threads=int(target.attrs.get("num-cores", 1)) or 1).clone())
+            rand_state=rand_state, num_threads=target_threads(target)).clone())
     faults: list = []
     callbacks = ms.measure_callback.MeasureCallback.create("default") + [
         _callbacks(names, deadline, on_trials, faults)]

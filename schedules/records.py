@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nacos_base.errors import UserError
+from nacos_base.records import Status
+
 __all__ = [
     "OP_KINDS",
     "LOOP_ORDERS",
@@ -34,7 +37,7 @@ VECTORIZE_CHOICES = ("none", "oc", "ow")
 PARALLEL_CHOICES = ("none", "outer", "outer2")
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """A record could not be built or decoded; the message names the field."""
 
 
@@ -186,7 +189,9 @@ class ScheduleConfig(_JsonRecord):
 
 @dataclass(frozen=True)
 class Measurement(_JsonRecord):
-    """A latency measured by a stated protocol. Failures are data: `status="failed"` with `error`."""
+    """A latency measured by a stated protocol. Failures are data: `status="failed"` with `error`. The
+    status is one of `nacos_base.records.Status`'s values, kept a plain `str` so a record read back from
+    JSON is equal to, and hashes like, the one that was written."""
 
     median_ms: float
     mean_ms: float
@@ -201,7 +206,7 @@ class Measurement(_JsonRecord):
     target: str = "llvm"
     backend: str = "tvm"
     threads: int = 0
-    status: str = "ok"
+    status: str = Status.OK.value
     error: str = ""
     versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -209,8 +214,8 @@ class Measurement(_JsonRecord):
     def failed(cls, error: str, *, backend: str = "tvm", target: str = "llvm", batch: int = 1) -> "Measurement":
         nan = float("nan")
         return cls(nan, nan, nan, nan, nan, 0, 0, 0, batch=batch, target=target, backend=backend,
-                   status="failed", error=error)
+                   status=Status.FAILED.value, error=error)
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK.value

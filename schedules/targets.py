@@ -15,7 +15,7 @@ from typing import Any
 from schedules.errors import ScheduleError
 
 __all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_cpus", "host_threads",
-           "parse_rpc_url", "target_str", "versions"]
+           "target_threads", "parse_rpc_url", "target_str", "versions"]
 
 
 def _affinity() -> tuple[int, ...]:
@@ -34,6 +34,13 @@ _HOST_THREADS = len(_HOST_CPUS)
 def host_threads() -> int:
     """Cores this process may run on (CPU affinity at import, not the machine's total)."""
     return _HOST_THREADS
+
+
+def target_threads(target: Any) -> int:
+    """Threads a kernel compiled for `target` runs with: its ``num-cores`` attribute, or every core this
+    process may use when the target does not say (one reading for tuning, measurement and the runners)."""
+    attrs = getattr(target, "attrs", None) or {}
+    return int(attrs.get("num-cores", 0) or 0) or host_threads()
 
 
 def host_cpus() -> tuple[int, ...]:

@@ -34,6 +34,7 @@ from schedules.database import TuningDatabase
 from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
+from schedules.targets import target_threads
 
 __all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "auto_tune", "explicit_tune", "heavy_tasks",
            "make_builder", "make_runner", "plan_tuning", "skip_foreign_intrinsics", "tune"]
@@ -165,10 +166,9 @@ def make_runner(target: Any, timeout_s: float = 10.0) -> Any:
     from tvm.s_tir import meta_schedule as ms
 
     from schedules.measure import set_tvm_threads
-    from schedules.targets import host_threads
 
-    threads = int(target.attrs.get("num-cores", 0) or 0) or host_threads()
-    return ms.runner.LocalRunner(timeout_sec=timeout_s, initializer=functools.partial(set_tvm_threads, threads))
+    return ms.runner.LocalRunner(timeout_sec=timeout_s,
+                                 initializer=functools.partial(set_tvm_threads, target_threads(target)))
 
 
 def _fault_callback(names: Sequence[str], sink: list[Fault], path: Path) -> Any:
@@ -263,7 +263,7 @@ def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_i
     work_dir = db.path / "ms_logs"
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         [t for t, _ in todo], str(work_dir), strategy=settings.strategy(),
-        num_threads=int(target.attrs.get("num-cores", 1)) or 1, seed=seed)
+        num_threads=target_threads(target), seed=seed)
     callbacks = ms.measure_callback.MeasureCallback.create("default") + [
         _fault_callback([w.name for _, w in todo], report.faults, db.path / "faults.jsonl")]
     before = len(db.ms)

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from nacos.config import SEARCHERS, TuningConfig
-from nacos.results.records import Status
 from nacos.tools.model import LATENCY_BACKENDS
+from nacos_base.records import Status
 
 
 def register(parser: argparse.ArgumentParser) -> None:

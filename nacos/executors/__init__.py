@@ -13,7 +13,7 @@ An executor is named by a URL (`make_executor`, the run config's ``executor`` ke
 Contract of `Executor`:
 
 - ``submit(evaluate, genome)`` starts one evaluation and returns a `Pending` whose ``result()`` blocks
-  and returns an `Evaluation` (``status``, ``metrics``, ``reason``, ``seconds``: `nacos.results.records`),
+  and returns an `Evaluation` (``status``, ``metrics``, ``reason``, ``seconds``: `nacos_base.records`),
   the row to commit (`evaluate_one`'s form). A
   candidate whose evaluation raised is ``failed`` with the exception as its reason; so is one whose
   evaluation killed more workers than the cluster allows (Dask's ``KilledWorker``). A fault of the

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nacos.errors import ConfigError, NacosError, disk_full_cause
-from nacos.results.records import Evaluation, Status
+from nacos_base.records import Evaluation, Status
 
 __all__ = ["Executor", "ExecutorError", "ExecutorSpec", "LocalExecutor", "Pending", "evaluate_one",
            "make_executor", "parse_executor_url"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from nacos.errors import ConfigError
 from nacos.executors.base import Executor, ExecutorError, Pending, evaluate_one, parse_executor_url
-from nacos.results.records import Evaluation, Status
+from nacos_base.records import Evaluation, Status
 
 __all__ = ["DaskExecutor", "SHARE_MIN_BYTES"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
-    "nacos.results.records": ("Evaluation", "Status"),
+    "nacos_base.records": ("Evaluation", "Status"),
     "nacos.results.machine": ("cpu_model", "machine_info", "tool_versions"),
     "nacos.results.pareto": (
         "SENSES", "Objective", "as_objectives", "best_under_budgets", "crowding_distance", "dominates",

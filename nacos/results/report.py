@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nacos.results.pareto import Objective, best_under_budgets, hypervolume, pareto_front
-from nacos.results.records import Status
+from nacos_base.records import Status
 
 __all__ = ["build_report", "front_of", "REFERENCE_POINTS"]
 

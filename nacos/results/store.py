@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nacos.errors import NacosError
-from nacos.results.records import Status
+from nacos_base.records import Status
 
 __all__ = [
     "FINAL_STATUSES",

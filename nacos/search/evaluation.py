@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 from archspace.architecture import Architecture
 from nacos.config import RunConfig
 from nacos.errors import DiskFullError, disk_full_cause
-from nacos.results.records import Evaluation, Status
+from nacos_base.records import Evaluation, Status
 
 __all__ = ["Evaluation", "LatencyResult", "LatencyBackend", "CandidateEvaluator", "budget_flags"]
 

@@ -35,9 +35,9 @@ from typing import Any
 from nacos.errors import DiskFullError, NacosError, disk_full_cause
 from nacos.executors import Executor, Pending, make_executor
 from nacos.results.pareto import pareto_front
-from nacos.results.records import Evaluation, Status
 from nacos.results.store import CandidateRecord, ResultsStore
 from nacos.strategies.base import SearchExhausted, Strategy
+from nacos_base.records import Evaluation, Status
 
 __all__ = ["SearchSummary", "front_records", "objective_values", "run_search"]
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from archspace.architecture import Architecture
 from archspace.layers import conv_layers
-from nacos.results.records import Status
+from nacos_base.records import Status
 from schedules.records import LayerWorkload
 
 __all__ = ["ScreenDecision", "LatencyScreen", "arch_workloads"]

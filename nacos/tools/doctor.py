@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nacos.results.records import Status
 from nacos.results.store import ResultsStore, RunDir, RunDirError, StoreError, aside_path, verify_store
+from nacos_base.records import Status
 
 __all__ = ["DoctorReport", "FileCheck", "diagnose", "format_report"]
 

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from nacos.errors import NacosError
-from nacos.results.records import Status
+from nacos_base.errors import NacosBaseError
+from nacos_base.records import Status
 
 __all__ = ["ExportCheckFailed", "Picked", "export_candidate", "pick_candidate"]
 
 CARD_VERSION = 1
 
 
-class ExportCheckFailed(RuntimeError):
+class ExportCheckFailed(NacosBaseError, RuntimeError):
     """The exported library did not load, run, or match onnxruntime (nacos or TVM is at fault, not the input)."""
 
 

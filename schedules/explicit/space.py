@@ -18,13 +18,14 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
+from nacos_base.errors import UserError
 from schedules.records import LOOP_ORDERS, PARALLEL_CHOICES, VECTORIZE_CHOICES, ScheduleConfig
 
 __all__ = ["ScheduleSpace", "LayerShape", "check_fits", "fits", "GlobalPolicy", "ConfigDoesNotFit", "contiguous_axis",
            "largest_divisor_at_most", "VECTOR_LANES", "MIN_LANES"]
 
 
-class ConfigDoesNotFit(ValueError):
+class ConfigDoesNotFit(UserError):
     """A `ScheduleConfig` that cannot schedule a layer; the message says which choice and why."""
 
 

@@ -1,5 +1,6 @@
-"""The records every room shares: a candidate's `Status` and its `Evaluation` (what evaluating it gave),
-one shape from the evaluator through the executors to the results store."""
+"""The records every wing shares: a candidate's `Status` and its `Evaluation` (what evaluating it gave),
+one shape from the objective (the supernet's evaluator, the NAS-Bench-201 table) through the executors to
+the results store. A measurement's status (`schedules.records.Measurement`) is one of the same values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-__all__ = ["Evaluation", "Status"]
+__all__ = ["FINAL", "Evaluation", "Status"]
 
 
 class Status(str, Enum):
