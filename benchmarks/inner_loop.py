@@ -500,7 +500,7 @@ def main(argv=None) -> int:
     pretune = None
     if args.pretuned is not None:
         pretune = _start_from_pretuned(args.pretuned, args.work_dir / "db", ArchSpace(), target)
-    db = TuningDatabase(args.work_dir / "db")
+    db = TuningDatabase(args.work_dir / "db", target=target)  # this machine's records are what it has
     protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
     previous = read_json(args.out)
     settings, net_settings = _settings(args), _network_settings(args)

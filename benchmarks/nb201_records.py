@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     order = sample_order(source, args.strata, args.reference_device, args.seed)
     tasks = cell_space_tasks(source, order, args.task_cells, target, args.work_dir, args.seed, _log)
-    db = TuningDatabase(db_dir)
+    db = TuningDatabase(db_dir, target=target)
     spent = float(state_of(db).get("seconds", 0.0)) / 60.0
     if args.pretune_minutes - spent > 0.05:
         from costmodels.ms_cost_model import DatabaseXGBCostModel

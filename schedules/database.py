@@ -18,6 +18,16 @@ fail. So the files are checked line by line before TVM opens them:
 one `DatabaseFinding` per file; with ``repair=True`` it moves the damaged tails aside as above
 (``nacos doctor`` reports through it).
 
+Records carry the target they were measured on, and a run time holds only on the machine that measured
+it (the same schedule can rank differently on another CPU). A database bound to a target (`on(target)`,
+or ``TuningDatabase(path, target=...)``) therefore answers for that machine (`schedules.targets.
+machine_key`: kind and CPU): a workload is tuned, covered and looked up by the records measured there,
+and `apply_database()` (what `schedules.measure.compile` builds with) applies the fastest of them. A
+workload with records of other machines only still builds with their fastest (`transferred()`: a
+tuned schedule from elsewhere beats the untuned default by far, and the latency is measured here
+anyway), but it counts as untuned, so tuning and pretuning measure it on this machine. Unbound, the
+database reads every record as one machine's (what it did before targets were told apart).
+
 MetaSchedule keeps no lock, and its tuning records point at workloads by line number, so two
 writers appending at once would silently mis-attribute records. The database therefore takes a
 file lock (``.lock`` beside the files, `fcntl.flock`): tuning holds it exclusively for the whole
@@ -31,6 +41,7 @@ not meant to be shared between threads.)
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import logging
@@ -44,6 +55,7 @@ from typing import Any
 
 from schedules.errors import DatabaseCorrupted, ScheduleError
 from schedules.records import LayerWorkload
+from schedules.targets import machine_key
 
 __all__ = ["FAILED_RUN_SECS", "RECORD_FILE", "WORKLOAD_FILE", "BestRecord", "Coverage", "DatabaseFinding",
            "TuningDatabase", "verify_database"]
@@ -97,6 +109,7 @@ class BestRecord:
     records: int          # working records of this workload
     failed: int           # records whose build or run failed
     target: str
+    machine: str = ""     # `schedules.targets.machine_key` of the best record's target
 
 
 @dataclass(frozen=True)
@@ -140,9 +153,10 @@ class TuningDatabase:
     >>> db = TuningDatabase("runs/tuning")            # created when missing
     >>> db.lookup(workload)                          # BestRecord or None
     >>> db.coverage(mod, target).macs                # fraction of the module's MACs covered
+    >>> here = db.on(host_target())                  # the same files, answering for this machine
     """
 
-    def __init__(self, path: str | Path, *, repair: bool = False) -> None:
+    def __init__(self, path: str | Path, *, repair: bool = False, target: Any = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.workload_file = self.path / WORKLOAD_FILE
@@ -152,7 +166,27 @@ class TuningDatabase:
         self.moved_aside: dict[str, str] = {}
         self._repair = repair
         self._ms: Any = None
+        self._apply: Any = None
+        self._views: dict[str, TuningDatabase] = {}
+        #: `machine_key` this database answers for; None: every record counts, whatever its target
+        self.machine: str | None = machine_key(target) if target is not None else None
         self.refresh()
+
+    def on(self, target: Any) -> "TuningDatabase":
+        """The same database bound to `target`'s machine (see the module docstring): itself when it is
+        bound to that machine already, else a view of the same files (not read again; kept until the next
+        `refresh`). Tuning through a view writes into the same files; `refresh` this one afterwards."""
+        key = machine_key(target)
+        if key == self.machine:
+            return self
+        view = self._views.get(key)
+        if view is None:
+            view = copy.copy(self)
+            view.machine, view._views = key, {}
+            view._ms, view._apply = None, None
+            view._index_best()
+            self._views[key] = view
+        return view
 
     # -- checking and indexing ------------------------------------------------------------------
     def _scan(self, file: Path, check: Callable[[Any], str | None]) -> list[Any]:
@@ -193,22 +227,72 @@ class TuningDatabase:
         with _locked(self.path, exclusive=False):
             workloads = self._scan(self.workload_file, _check_workload_line)
             records = self._scan(self.record_file, lambda o: _check_record_line(o, len(workloads)))
+        self._workloads = workloads
         self._hashes = [w[0] for w in workloads]
         self._index = {h: i for i, h in enumerate(self._hashes)}
-        best: dict[int, list] = {}
-        for widx, (_, run_secs, target, _) in records:
-            entry = best.setdefault(widx, [math.inf, 0, 0, ""])
+        # workload index -> machine -> [best mean run secs, its record line, working records, failed ones]
+        per: dict[int, dict[str, list]] = {}
+        for line in records:
+            widx, (_, run_secs, target, _) = line
+            entry = per.setdefault(widx, {}).setdefault(machine_key(target), [math.inf, None, 0, 0])
             secs = sum(run_secs) / len(run_secs) if run_secs else math.inf
             if secs >= FAILED_RUN_SECS or not math.isfinite(secs):
-                entry[2] += 1
+                entry[3] += 1
                 continue
-            entry[1] += 1
+            entry[2] += 1
             if secs < entry[0]:
-                entry[0], entry[3] = secs, json.dumps(target, sort_keys=True)
-        self._best = {self._hashes[i]: BestRecord(self._hashes[i], e[0] * 1e3, e[1], e[2], e[3])
-                      for i, e in best.items()}
+                entry[0], entry[1] = secs, line
+        self._per_machine = per
         self._n_records = len(records)
-        self._ms = None
+        self._ms, self._apply = None, None
+        self._views: dict[str, TuningDatabase] = {}
+        self._index_best()
+
+    def _index_best(self) -> None:
+        """`_best` (what this database answers) and `_transferred` (other machines' best, for the workloads
+        with no working record here) from the per-machine index."""
+        def best_of(h: str, entries: list[tuple[str, list]]) -> BestRecord:
+            secs, line, _, _, key = min(((*e, k) for k, e in entries), key=lambda x: x[0])
+            target = json.dumps(line[1][2], sort_keys=True) if line is not None else ""
+            return BestRecord(h, secs * 1e3, sum(e[2] for _, e in entries), sum(e[3] for _, e in entries), target,
+                              key if line is not None else "")
+
+        self._best, self._transferred = {}, {}
+        for widx, machines in self._per_machine.items():
+            h = self._hashes[widx]
+            here = [(k, e) for k, e in machines.items() if self.machine is None or k == self.machine]
+            if here:
+                self._best[h] = best_of(h, here)
+            if self.machine is not None and not any(e[2] for _, e in here):
+                elsewhere = [(k, e) for k, e in machines.items() if k != self.machine and e[2]]
+                if elsewhere:
+                    self._transferred[h] = best_of(h, elsewhere)
+
+    def transferred(self) -> dict[str, BestRecord]:
+        """Structural hash -> the best record of another machine, for each workload with no working record
+        on this database's machine but some elsewhere (empty when unbound): `apply_database` builds those
+        workloads with these records, and tuning treats them as untuned."""
+        return dict(self._transferred)
+
+    def apply_database(self) -> Any:
+        """The MetaSchedule database to build with (`relax.transform.MetaScheduleApplyDatabase`): unbound,
+        the JSON database itself; bound to a machine, an in-memory one holding per workload the fastest
+        record measured on that machine, else the fastest of another (`transferred`)."""
+        if self.machine is None:
+            return self.ms
+        if self._apply is None:
+            from tvm.s_tir import meta_schedule as ms
+
+            mem = ms.database.MemoryDatabase(module_equality="structural")
+            chosen = {h: r for h, r in self._transferred.items()}
+            chosen.update(self.best_records())
+            for h, rec in chosen.items():
+                widx = self._index[h]
+                line = self._per_machine[widx][rec.machine][1]
+                workload = mem.commit_workload(ms.database.Workload.from_json(self._workloads[widx]).mod)
+                mem.commit_tuning_record(ms.database.TuningRecord.from_json(line[1], workload))
+            self._apply = mem
+        return self._apply
 
     # -- MetaSchedule side -----------------------------------------------------------------------
     @property

@@ -132,7 +132,9 @@ def _flatten(out: Any) -> list[np.ndarray]:
 def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
             input_shapes: Mapping[str, Sequence[int]] | None = None) -> Compiled:
     """Build `onnx_path` for `target` (default: this CPU) with the best records of `db` (a
-    `TuningDatabase`; None compiles untuned: dlight's default rules, convolutions unscheduled)."""
+    `TuningDatabase`; None compiles untuned: dlight's default rules, convolutions unscheduled) measured on
+    `target`'s machine, or, for a workload with none measured there, another machine's best
+    (`TuningDatabase.on`)."""
     import tvm
 
     from schedules.frontend import import_onnx, onnx_input_shapes
@@ -151,7 +153,8 @@ def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
         # in 175 ms: benchmarks/schedule_transfer.py found it.)
         from tvm import relax
 
-        with tvm.target.Target(target), db.ms:
+        db = db.on(target)
+        with tvm.target.Target(target), db.apply_database():
             mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         with tvm.target.Target(target):
             executable = tvm.compile(mod, target=target)

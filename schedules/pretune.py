@@ -19,8 +19,11 @@ remove), in the spirit of Ansor's gradient task scheduler:
   last round's (when it had one) or a prior that shrinks with the trials spent, ``R / (trials + R)`` / 2.
 
 Resume needs no bookkeeping of its own: the trials and best run times are read back from the database.
-A small state file (``pretune-state.json``, written atomically after every round) keeps the seconds
-spent, the rounds, the per-round best run times (for the gains) and the tasks whose search space ran out.
+Trials and coverage are those of the target's machine (`TuningDatabase.on`): a database pretuned on
+one CPU and taken to another is pretuned again there, seeded with the first machine's records. A small
+state file per machine (``pretune-state.<kind>-<cpu>.json``, e.g. ``pretune-state.llvm-znver4.json``,
+written atomically after every round) keeps the seconds spent, the rounds, the per-round best run times
+(for the gains) and the tasks whose search space ran out.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from schedules.errors import ScheduleError
 from schedules.space_tasks import SpaceTask
 from schedules.targets import target_threads
 
-__all__ = ["PretuneReport", "PretuneSettings", "pretune", "space_coverage", "task_trials", "STATE_FILE"]
+__all__ = ["PretuneReport", "PretuneSettings", "pretune", "space_coverage", "state_file", "state_of", "task_trials",
+           "STATE_FILE"]
 
+#: the state file of a database not bound to a machine (`state_file` names the others)
 STATE_FILE = "pretune-state.json"
 #: GFLOP/s assumed for a task kind before any task of that kind is tuned (2 FLOP per MAC)
 _DEFAULT_GFLOPS = 10.0
@@ -286,7 +291,8 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
         raise ScheduleError(f"pretune: minutes must be > 0, got {minutes}")
     start = time.time()
     deadline = start + minutes * 60 if minutes is not None else math.inf
-    state_path = db.path / STATE_FILE
+    db = db.on(target)  # this machine's trials decide what is tuned next
+    state_path = state_file(db)
     state = _read_state(state_path)
     report = PretuneReport()
     try:
@@ -338,6 +344,15 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
     return report
 
 
+def state_file(db: TuningDatabase) -> Path:
+    """Where the pretune state of `db`'s machine lives (``pretune-state.llvm-znver4.json``; unbound:
+    ``pretune-state.json``)."""
+    if db.machine is None:
+        return db.path / STATE_FILE
+    slug = "".join(c if c.isalnum() or c in "._" else "-" for c in db.machine)
+    return db.path / f"pretune-state.{slug}.json"
+
+
 def state_of(db: TuningDatabase) -> dict[str, Any]:
-    """The pretune state saved beside a database ({} when it was never pretuned)."""
-    return _read_state(db.path / STATE_FILE)
+    """The pretune state of `db`'s machine saved beside the database ({} when it was never pretuned there)."""
+    return _read_state(state_file(db))

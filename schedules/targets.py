@@ -15,7 +15,7 @@ from typing import Any
 from schedules.errors import ScheduleError
 
 __all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_cpus", "host_threads",
-           "target_threads", "parse_rpc_url", "target_str", "versions"]
+           "machine_key", "target_threads", "parse_rpc_url", "target_str", "versions"]
 
 
 def _affinity() -> tuple[int, ...]:
@@ -41,6 +41,31 @@ def target_threads(target: Any) -> int:
     process may use when the target does not say (one reading for tuning, measurement and the runners)."""
     attrs = getattr(target, "attrs", None) or {}
     return int(attrs.get("num-cores", 0) or 0) or host_threads()
+
+
+def machine_key(target: Any) -> str:
+    """What of a target decides whether a schedule's measured run time holds there: the kind and the CPU
+    (``llvm/znver4``, ``llvm/cortex-a72``) or GPU architecture (``cuda/sm_90``), not the thread count nor
+    the triple TVM fills in by default (as `costmodels.ms_cost_model` tells machines apart). A target given
+    as a string or dict is read as TVM would read it; no target (None) has the key ``""``."""
+    if target is None:
+        return ""
+    if isinstance(target, (str, dict)):
+        if isinstance(target, str) and target.startswith("{"):
+            import json
+
+            target = json.loads(target)
+        if isinstance(target, dict):
+            kind, attrs = str(target.get("kind", "")), target
+        else:
+            import tvm
+
+            target = tvm.target.Target(target)
+            kind, attrs = str(target.kind.name), target.attrs
+    else:
+        kind = str(getattr(getattr(target, "kind", None), "name", "") or target)
+        attrs = getattr(target, "attrs", None) or {}
+    return f"{kind}/{attrs.get('arch' if kind == 'cuda' else 'mcpu', '') or ''}"
 
 
 def host_cpus() -> tuple[int, ...]:

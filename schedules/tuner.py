@@ -225,9 +225,13 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
 
     if trials_per_task < 1:
         raise ScheduleError(f"trials_per_task must be >= 1, got {trials_per_task}")
-    with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
-        return _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s,
-                            seed, settings, kinds, only, cost_model)
+    here = db.on(target)  # tuned means tuned on this machine: other machines' records are only seeds
+    with here.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
+        report = _tune_unseen(ms, mod, here, target, trials_per_task, trials_per_iter, builder, runner,
+                              run_timeout_s, seed, settings, kinds, only, cost_model)
+    if here is not db:
+        db.refresh()
+    return report
 
 
 def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s, seed,
@@ -281,6 +285,7 @@ def plan_tuning(mod: Any, db: TuningDatabase, target: Any, *, explicit: bool) ->
     the tasks of `mod` against what `db` holds now. Reads only; a caller can skip tuning when the first
     list is empty (another process may tune meanwhile: the tuners re-check under the lock)."""
     todo, reused = [], []
+    db = db.on(target)
     for task in extract_tasks(mod, target):
         w = workload_of_task(task)
         if explicit and w.op_kind not in EXPLICIT_KINDS:
@@ -302,9 +307,13 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
     from schedules.explicit.space import ScheduleSpace
 
     space = space or ScheduleSpace()
-    with db.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
-        return _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs_per_task, seed, space,
-                                     only_unseen)
+    here = db.on(target)  # tuned means tuned on this machine
+    with here.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
+        report = _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, here, target, configs_per_task, seed,
+                                       space, only_unseen)
+    if here is not db:
+        db.refresh()
+    return report
 
 
 def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs_per_task, seed, space,

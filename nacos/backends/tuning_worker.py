@@ -290,7 +290,7 @@ def _tune(job: TuningJob) -> dict[str, Any]:
     from schedules.tuner import explicit_tune, tune
 
     target = tvm.target.Target(job.target)
-    db = TuningDatabase(Path(job.database))
+    db = TuningDatabase(Path(job.database), target=target)  # tuned means tuned on this target's machine
     _injected_fault(db)
     if job.searcher == "explicit":
         report = explicit_tune(import_onnx(job.onnx), db, target, configs_per_task=job.trials_per_workload,

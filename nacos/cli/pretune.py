@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                max_trials_per_task=args.max_trials_per_task, seed=args.seed)
     target, rpc = make_target(args.target, args.threads)
     show = not (args.quiet or args.json)
-    db = TuningDatabase(args.database)
+    db = TuningDatabase(args.database, target=target)  # trials and coverage of this target's machine
     bar = _bar(show, desc="enumerating the space's tasks", unit="network")
 
     def on_network(done: int, total: int) -> None:

@@ -133,6 +133,7 @@ def pretune_status(db: Any, space: ArchSpace, target: Any, *, in_channels: int =
         return {"pretuned": False, "note": f"no pretuned database for this space in {db.path}: each new candidate "
                                            f"tunes its own unseen workloads (minutes each); `{command}` tunes the "
                                            f"whole space once, resumably"}
+    db = db.on(target)
     cov = space_coverage(read_task_file(path)[0], db)
     state = state_of(db)
     return {"pretuned": True, "coverage": cov, "pretune_seconds": state.get("seconds", 0.0),

@@ -126,7 +126,11 @@ def test_pretune_is_killed_and_resumes(tmp_path):
     assert json.loads(first.stdout)["cost_model"] == "metaschedule"
     proc = subprocess.Popen(_pretune_cmd(db, space_file, "--quiet"), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
-    state = db / "pretune-state.json"
+    from schedules.pretune import state_file
+    from schedules.targets import host_target
+
+    state = state_file(TuningDatabase(db, target=host_target()))  # this machine's pretune state
+    assert state.name.startswith("pretune-state.llvm-") and state.exists()
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         if state.exists() and json.loads(state.read_text()).get("rounds", 0) >= 1:

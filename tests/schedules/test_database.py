@@ -214,3 +214,53 @@ def test_verify_database_flipped_byte_and_records_of_unknown_workloads(tmp_path)
     wfound, rfound = verify_database(d2)
     assert wfound.ok and wfound.intact == 1
     assert not rfound.ok and rfound.line == 4 and "workload index 1 is not in the workload file" in rfound.problem
+
+
+def _with_foreign_twins(db, tmp_path, drop_here=()):
+    """A copy of `db` where every record has a twin measured on another CPU ("llvm/other-cpu"), ten times
+    faster; the records measured here of the workloads in `drop_here` are left out."""
+    d = _copy(db, tmp_path)
+    rec = d / "database_tuning_record.json"
+    hashes = [json.loads(x)[0] for x in (d / "database_workload.json").read_text().splitlines()]
+    lines = []
+    for line in rec.read_text().splitlines():
+        widx, (trace, secs, target, args) = json.loads(line)
+        if hashes[widx] not in drop_here:
+            lines.append(line)
+        lines.append(json.dumps([widx, [trace, [s / 10 for s in secs], {**target, "mcpu": "other-cpu"}, args]]))
+    rec.write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_records_of_another_machine_neither_win_nor_count_as_tuned_here(tuned, tmp_path, models, target):
+    from schedules.targets import machine_key
+    from schedules.tuner import plan_tuning
+
+    here = tuned["db"].on(target)
+    assert here.machine == machine_key(target) and here.transferred() == {}
+    conv = next(w for w in tuned["wb"] if w.op_kind == "conv2d" and w.input_shapes[0][1] == 8)
+    d = _with_foreign_twins(tuned["db"], tmp_path, drop_here={conv.structural_hash})
+    mixed = TuningDatabase(d)                      # unbound: every record counts, the foreign ones win
+    bound = TuningDatabase(d, target=target)       # bound: this machine's records only
+    for w in tuned["wb"]:
+        mine = tuned["db"].lookup(w)
+        if w.structural_hash == conv.structural_hash:
+            assert not bound.is_tuned(w) and bound.lookup(w) is None
+            moved = bound.transferred()[w.structural_hash]
+            assert moved.machine == "llvm/other-cpu" and moved.run_ms == pytest.approx(mine.run_ms / 10)
+        else:
+            assert bound.lookup(w).run_ms == pytest.approx(mine.run_ms)
+            assert bound.lookup(w).machine == machine_key(target)
+            assert mixed.lookup(w).run_ms == pytest.approx(mine.run_ms / 10)
+    assert list(bound.transferred()) == [conv.structural_hash]
+    assert mixed.on(target).best_records() == bound.best_records()
+    # the untuned-here workload is what tuning would do next; coverage says it is missing
+    b = import_onnx(models["b"])
+    todo, _ = plan_tuning(b, mixed, target, explicit=False)
+    assert [w.structural_hash for w in todo] == [conv.structural_hash]
+    assert mixed.coverage(b, target).tasks == 1.0 and bound.coverage(b, target).tasks == pytest.approx(2 / 3)
+    # ... and still builds with the other machine's schedule (one record per workload), correct and timed
+    applied = bound.apply_database()
+    assert len(applied) == tuned["db"].n_workloads
+    m = measure(compile(models["b"], mixed, target), Protocol(warmup=1, repeats=3))
+    assert m.ok, m.error
