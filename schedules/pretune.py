@@ -29,9 +29,12 @@ written atomically after every round) keeps the seconds spent, the rounds, the p
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +48,8 @@ from schedules.targets import target_threads
 
 __all__ = ["PretuneReport", "PretuneSettings", "pretune", "space_coverage", "state_file", "state_of", "task_trials",
            "STATE_FILE"]
+
+log = logging.getLogger(__name__)
 
 #: the state file of a database not bound to a machine (`state_file` names the others)
 STATE_FILE = "pretune-state.json"
@@ -197,14 +202,16 @@ class _DeadlinePassed(RuntimeError):
     recognizes it by `_DEADLINE_MARK` in its message (TVM may rewrap it)."""
 
 
-def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int], None] | None, faults: list) -> Any:
+def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int], None] | None, faults: list,
+               stop: threading.Event) -> Any:
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
     @derived_object
     class DeadlineAndProgress(PyMeasureCallback):
-        """Counts measured trials for the progress bar; past the deadline, ends the round by raising
-        (what was measured is already in the database: this callback runs after AddToDatabase).
+        """Counts measured trials for the progress bar; past the deadline or once `stop` is set (Ctrl-C),
+        ends the round by raising (what was measured is already in the database: this callback runs after
+        AddToDatabase).
 
         Why not `task_scheduler.terminate_task`: when the callback fires inside the round-robin
         scheduler's own join of the task it is about to hand out, ending that task makes TVM's
@@ -216,10 +223,32 @@ def _callbacks(names: Sequence[str], deadline: float, on_trials: Callable[[int],
                     faults.append((names[task_id], str(b.error_msg or r.error_msg)[-500:]))
             if on_trials is not None:
                 on_trials(len(measure_candidates))
-            if time.time() >= deadline:
+            if time.time() >= deadline or stop.is_set():
                 raise _DeadlinePassed(_DEADLINE_MARK)
 
     return DeadlineAndProgress()
+
+
+def _first_ctrl_c_ends_the_round() -> tuple[threading.Event, Callable[[], None]]:
+    """(stop, restore): while installed, the first Ctrl-C (SIGINT) sets `stop`, which ends the round in
+    flight at its next measured batch and then the pretune, with the state saved; a second one interrupts
+    at once. Why: a KeyboardInterrupt raised inside MetaSchedule's callbacks is swallowed by its C++ task
+    scheduler, which went on tuning. Only the main thread may set signal handlers; elsewhere nothing is
+    installed (a KeyboardInterrupt still ends the run between rounds)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return stop, lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("interrupted: ending the round in flight (what it measured is kept); Ctrl-C again to stop now")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return stop, lambda: signal.signal(signal.SIGINT, previous)
 
 
 def _tune_tasks_until_deadline(ms: Any, **kwargs: Any) -> None:
@@ -234,7 +263,7 @@ def _tune_tasks_until_deadline(ms: Any, **kwargs: Any) -> None:
 
 def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, settings: PretuneSettings,
                 round_index: int, deadline: float, cost_model: Any, builder: Any, runner: Any,
-                on_trials: Callable[[int], None] | None) -> tuple[int, int]:
+                on_trials: Callable[[int], None] | None, stop: threading.Event) -> tuple[int, int]:
     """One round: MetaSchedule on `batch`, round-robin, `trials_per_round` each. (trials, faults)."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.utils import fork_seed
@@ -255,7 +284,7 @@ def _tune_round(batch: Sequence[SpaceTask], db: TuningDatabase, target: Any, set
             rand_state=rand_state, num_threads=target_threads(target)).clone())
     faults: list = []
     callbacks = ms.measure_callback.MeasureCallback.create("default") + [
-        _callbacks(names, deadline, on_trials, faults)]
+        _callbacks(names, deadline, on_trials, faults, stop)]
     bld = make_builder(builder, target) if isinstance(builder, str) else builder
     run = runner if runner is not None else make_runner(target, 10.0)
     before = len(db.ms)
@@ -293,6 +322,7 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
     deadline = start + minutes * 60 if minutes is not None else math.inf
     db = db.on(target)  # this machine's trials decide what is tuned next
     state_path = state_file(db)
+    stop, restore = _first_ctrl_c_ends_the_round()
     state = _read_state(state_path)
     report = PretuneReport()
     try:
@@ -303,6 +333,9 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
             if time.time() >= deadline:
                 report.stopped = "deadline"
                 break
+            if stop.is_set():
+                report.stopped = "interrupted"
+                break
             with db.writing():
                 before = task_trials(db)
                 batch = choose_round(tasks, db, state, settings, before)
@@ -311,7 +344,7 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
                     break
                 round_start = time.time()
                 trials, faults = _tune_round(batch, db, target, settings, state.get("rounds", 0), deadline,
-                                             cost_model, builder, runner, on_trials)
+                                             cost_model, builder, runner, on_trials, stop)
                 db.refresh()
                 after = task_trials(db)
             seconds = time.time() - round_start
@@ -323,8 +356,8 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
                 if best is not None:
                     history.setdefault(t.key, []).append(best)
                     history[t.key] = history[t.key][-4:]
-                # fewer than half the trials asked for and no deadline hit: its search space ran out
-                if n1 - n0 < settings.trials_per_round // 2 and time.time() < deadline:
+                # fewer than half the trials asked for, no deadline hit, no Ctrl-C: its search space ran out
+                if n1 - n0 < settings.trials_per_round // 2 and time.time() < deadline and not stop.is_set():
                     exhausted.add(t.key)
             state["exhausted"] = sorted(exhausted)
             state["rounds"] = state.get("rounds", 0) + 1
@@ -338,8 +371,13 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
             if on_round is not None:
                 on_round({"round": state["rounds"], "tasks": [t.workload.name for t in batch], "trials": trials,
                           "seconds": seconds, "coverage": space_coverage(tasks, db)})
+            if stop.is_set():
+                report.stopped = "interrupted"
+                break
     except KeyboardInterrupt:
         report.stopped = "interrupted"
+    finally:
+        restore()
     report.seconds = time.time() - start
     return report
 

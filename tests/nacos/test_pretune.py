@@ -171,3 +171,35 @@ def test_pretune_is_killed_and_resumes(tmp_path):
 
     model = DatabaseXGBCostModel.from_saved(saved)
     assert model.n_samples >= sum(n for n, _ in after.values())  # every record of the database, and the new ones
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_round_in_flight_and_keeps_what_it_measured(tmp_path):
+    """The first SIGINT inside a real MetaSchedule round ends that round at its next measured batch (a
+    KeyboardInterrupt raised there is swallowed by TVM's C++ task scheduler, which tuned on): the pretune
+    returns "interrupted", the state counts the round, the trials are in the database, and the process's
+    own SIGINT handler is back."""
+    from nacos.search.space_tasks import enumerate_space_tasks
+    from schedules.database import TuningDatabase
+    from schedules.pretune import PretuneSettings, pretune, state_of, task_trials
+
+    target = _target()
+    db = TuningDatabase(tmp_path / "db", target=target)
+    tasks = enumerate_space_tasks(ArchSpace(ONE), target, db.path)
+    handler = signal.getsignal(signal.SIGINT)
+    sent = []
+
+    def on_trials(n: int) -> None:
+        if not sent:
+            sent.append(n)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    settings = PretuneSettings(tasks_per_round=3, trials_per_round=16, max_trials_per_task=16, seed=0)
+    report = pretune(tasks, db, target, settings=settings, on_trials=on_trials)
+    assert sent and report.stopped == "interrupted" and report.rounds == 1
+    assert signal.getsignal(signal.SIGINT) is handler
+    db.refresh()
+    measured = sum(n for n, _ in task_trials(db).values())
+    assert 0 < measured < 3 * 16  # the round ended early, its trials kept
+    state = state_of(db)
+    assert state["rounds"] == 1 and state["trials"] == measured and not state.get("exhausted")
