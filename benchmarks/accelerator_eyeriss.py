@@ -16,16 +16,17 @@ residual Adds (reported per cell as not costed); average pools are costed as the
 they equal, and the summary also gives the correlation of the cycles without them.
 
     python -m benchmarks.accelerator_eyeriss                  # 200 cells
-    python -m benchmarks.accelerator_eyeriss --cells 20       # quicker
+    python -m benchmarks.accelerator_eyeriss --quick          # 20 cells
 
-Results go to benchmarks/results/accelerator_eyeriss.json, rewritten atomically every 10 cells; the
-layer cache and the ONNX files stay in --work-dir, so a rerun costs only the parsing.
+Results go to benchmarks/results/accelerator_eyeriss.json (rewritten atomically every 10 cells; a rerun
+with the same settings keeps the cells it holds and costs only the rest) and a markdown table of the rank
+correlations beside it; the layer cache and the ONNX files stay in --work-dir, so a run with other
+settings maps only the layer shapes no earlier run met.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import math
 import random
 import sys
@@ -35,11 +36,12 @@ from typing import Any
 
 from benchmarks.common import (
     RESULTS_DIR,
+    ResultFile,
+    Size,
     add_nb201_csv_argument,
-    command_line,
-    machine,
+    add_sizes,
     nb201_table_or_skip,
-    write_json,
+    resolve_sizes,
 )
 
 NAME = "accelerator_eyeriss"
@@ -47,18 +49,19 @@ DEVICE = "eyeriss"
 #: the ops costed as depthwise convolutions (ZigZagSettings.pool_as_depthwise); the summary also gives the
 #: correlation without them, i.e. what costing only ZigZag's own ops (convs, dense) would give
 POOLS = ("AveragePool", "GlobalAveragePool")
+SIZES = {"cells": Size(quick=20, full=200, help="cells in the sample (3 to 15625)")}
 
 
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.splitlines()[0])
-    p.add_argument("--cells", type=int, default=200, help="cells in the sample (default 200)")
+    add_sizes(p, SIZES, "20 cells instead of 200")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hardware", default="eyeriss-like")
     p.add_argument("--lpf-limit", type=int, default=5, help="ZigZag LOMA's loop prime factor limit")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json")
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache") / NAME)
     add_nb201_csv_argument(p)
-    ns = p.parse_args(argv)
+    ns = resolve_sizes(p.parse_args(argv), SIZES)
     if not 3 <= ns.cells <= 15625:
         p.error(f"--cells: must be in 3..15625, got {ns.cells}")
     return ns
@@ -105,43 +108,47 @@ def main(argv: list[str] | None = None) -> int:
     model = AcceleratorModel(ns.hardware, settings=ZigZagSettings(lpf_limit=ns.lpf_limit),
                              cache=ns.work_dir / "layers.jsonl")
     rows_idx = sample_cells(table, ns.cells, ns.seed)
-    result: dict[str, Any] = {
-        "command": command_line(), "machine": machine(), "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "settings": {"cells": ns.cells, "seed": ns.seed, "hardware": ns.hardware, "lpf_limit": ns.lpf_limit,
-                     "zigzag": model.version, "input": [1, 3, 32, 32]},
-        # a rerun finds the layers of the first run in --work-dir's cache (its zigzag_calls are then 0)
-        "cache_records_at_start": len(model.cache) if model.cache is not None else 0,
-        "complete": False, "rows": []}
+    result = ResultFile(NAME, ns.out, {"cells": ns.cells, "seed": ns.seed, "hardware": ns.hardware,
+                                       "lpf_limit": ns.lpf_limit, "zigzag": model.version, "input": [1, 3, 32, 32]})
+    rows = result.payload.setdefault("rows", [])
+    done = {r["row"] for r in rows}
+    # a run with new settings finds the layers of earlier runs in --work-dir's cache (fewer zigzag_calls)
+    result.payload.update({"cache_records_at_start": len(model.cache) if model.cache is not None else 0,
+                           "rows_at_start": len(rows), "complete": False})
     start = time.perf_counter()
     for k, i in enumerate(rows_idx):
+        if i in done:
+            continue
         arch = table.archs[i]
         path = ns.work_dir / "onnx" / f"nb201_{i:05d}.onnx"
         if not path.is_file():
             torch.manual_seed(ns.seed)
             export_module(build_nb201_network(arch.to_string()), torch.zeros(1, 3, 32, 32), path, seed=ns.seed)
         cost = model.cost(path)
-        result["rows"].append({
+        rows.append({
             "row": i, "arch": arch.to_string(), "published_eyeriss_ms": float(table.latency_columns[DEVICE][i]),
             "latency_cycles": cost.latency_cycles, "energy_pj": cost.energy_pj, "edp": cost.edp,
             "latency_cycles_without_pools": sum(lc.latency_cycles for lc in cost.layers if lc.op_type not in POOLS),
             "macs": int(sum(st.macs for st in onnx_layer_stats(path))), "layers_costed": len(cost.layers),
             "layers_not_costed": len(cost.not_costed), "cache_hits": cost.cache_hits,
             "zigzag_calls": cost.zigzag_calls, "seconds": round(cost.seconds, 3)})
-        if (k + 1) % 10 == 0 or k + 1 == len(rows_idx):
-            _summarise(result, time.perf_counter() - start, done=k + 1 == len(rows_idx))
-            write_json(ns.out, result)
-    s = result["summary"]
+        if len(rows) % 10 == 0:
+            _summarise(result, time.perf_counter() - start, done=False)
+    _summarise(result, time.perf_counter() - start, done=len(rows) == len(rows_idx))
+    s = result.payload["summary"]
     print(f"{NAME}: {s['n']} cells, Spearman vs published Eyeriss {s['spearman_vs_published_eyeriss']:.3f} "
           f"(MACs: {s['macs_vs_published_eyeriss']['spearman']:.3f}); {s['zigzag_calls']} ZigZag calls, "
           f"{s['seconds']:.0f} s -> {ns.out}")
     return 0
 
 
-def _summarise(result: dict[str, Any], seconds: float, done: bool) -> None:
-    rows = result["rows"]
+def _summarise(result: ResultFile, seconds: float, done: bool) -> None:
+    """The rank correlations over the cells so far into `result`, saved with their markdown table."""
+    payload = result.payload
+    rows = payload["rows"]
     published = [r["published_eyeriss_ms"] for r in rows]
     cycles = rank([r["latency_cycles"] for r in rows], published)
-    result["summary"] = {
+    payload["summary"] = {
         "n": len(rows), "spearman_vs_published_eyeriss": cycles["spearman"],
         "kendall_vs_published_eyeriss": cycles["kendall"],
         "without_pools_vs_published_eyeriss": rank([r["latency_cycles_without_pools"] for r in rows], published),
@@ -149,8 +156,16 @@ def _summarise(result: dict[str, Any], seconds: float, done: bool) -> None:
         "energy_vs_published_eyeriss": rank([r["energy_pj"] for r in rows], published),
         "zigzag_calls": sum(r["zigzag_calls"] for r in rows), "cache_hits": sum(r["cache_hits"] for r in rows),
         "seconds": round(seconds, 1)}
-    result["spearman_vs_published_eyeriss"] = cycles["spearman"]
-    result["complete"] = done
+    payload["spearman_vs_published_eyeriss"] = cycles["spearman"]
+    payload["complete"] = done
+    result.save()
+    s = payload["summary"]
+    result.table(["against the published Eyeriss latency", "Spearman", "Kendall", "cells"],
+                 [[name, r["spearman"], r["kendall"], r["n"]] for name, r in (
+                     ("ZigZag cycles", cycles),
+                     ("ZigZag cycles without pools", s["without_pools_vs_published_eyeriss"]),
+                     ("ZigZag energy", s["energy_vs_published_eyeriss"]),
+                     ("MACs", s["macs_vs_published_eyeriss"]))])
 
 
 if __name__ == "__main__":

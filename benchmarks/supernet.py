@@ -8,7 +8,8 @@ two (Kendall tau, Spearman) says whether the supernet can stand in for training 
     python -m benchmarks.supernet            # full size: packaged checkpoint, 20 random subnets
     python -m benchmarks.supernet --quick    # minutes: a tiny supernet on a slice of the data
 
-Rows are written as they finish; a rerun with the same settings resumes where the last one stopped.
+Rows are written as they finish (JSON, and a markdown table beside it); a rerun with the same settings
+resumes where the last one stopped.
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ import random
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes
+
+SIZES = {"n_random": Size(quick=3, full=20, help="random subnets")}
 
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny supernet, 3 random subnets, 1 epoch")
-    p.add_argument("--n-random", type=int, default=None, help="random subnets (default 20; quick 3)")
+    add_sizes(p, SIZES, "tiny supernet trained here for 1 epoch on a slice of the data, 3 random subnets")
     p.add_argument("--checkpoint", default="default", help="supernet checkpoint (full size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subnet sample and of stand-alone training")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "supernet.json", help="result JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    return resolve_sizes(p.parse_args(argv), SIZES)
 
 
 def main(argv=None) -> int:
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
     from archspace.training import TrainConfig, load_supernet, train_network, train_supernet
 
     args = _parse(argv)
-    n_random = args.n_random if args.n_random is not None else (3 if args.quick else 20)
+    n_random = args.n_random
     space = ArchSpace()
     if args.quick:
         data = load_dataset("mnist5k", seed=0).subset(600, 300)
@@ -66,8 +68,8 @@ def main(argv=None) -> int:
     archs = [("largest", space.largest()), ("smallest", space.smallest())]
     archs += [(f"random{i}", space.sample(rng)) for i in range(n_random)]
     settings = {"quick": args.quick, "n_random": n_random, "seed": args.seed, "train_config": json.loads(cfg.to_json())}
-    previous = read_json(args.out)
-    rows = previous["rows"] if previous and previous.get("settings") == settings else []
+    result = ResultFile("supernet", args.out, settings)
+    rows = result.payload.setdefault("rows", [])
     done = {r["id"] for r in rows}
     standalone_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
                                  weight_decay=cfg.weight_decay, n_random=0, distill=False, seed=args.seed)
@@ -82,33 +84,36 @@ def main(argv=None) -> int:
         rows.append({"role": role, "id": arch.id, "arch": arch.to_dict(), "inherited_accuracy": inherited,
                      "standalone_accuracy": evaluate_network(net, arch.resolution, data),
                      "standalone_train_seconds": time.time() - t0})
-        _write(args.out, settings, rows, data, train_seconds, provenance, stats, np)
+        _write(result, data, train_seconds, provenance, stats, np)
         print(f"{role:9} {arch.id}  inherited {inherited:.4f}  stand-alone {rows[-1]['standalone_accuracy']:.4f}",
               flush=True)
-    result = _write(args.out, settings, rows, data, train_seconds, provenance, stats, np)
-    print(f"kendall tau {result['kendall_tau']:.3f}, spearman {result['spearman']:.3f}, largest gap "
-          f"{result['largest_gap_points']:.2f} points -> {args.out}")
+    summary = _write(result, data, train_seconds, provenance, stats, np)
+    print(f"kendall tau {summary['kendall_tau']:.3f}, spearman {summary['spearman']:.3f}, largest gap "
+          f"{summary['largest_gap_points']:.2f} points -> {args.out}")
     return 0
 
 
-def _write(out, settings, rows, data, train_seconds, provenance, stats, np) -> dict:
+def _write(result: ResultFile, data, train_seconds, provenance, stats, np) -> dict:
+    """The summary over the rows so far into `result`, saved with its markdown table."""
+    rows, settings = result.payload["rows"], result.payload["settings"]
     inh = np.array([r["inherited_accuracy"] for r in rows])
     sa = np.array([r["standalone_accuracy"] for r in rows])
     tau = float(stats.kendalltau(inh, sa).statistic) if len(rows) > 2 else None
     rho = float(stats.spearmanr(inh, sa).statistic) if len(rows) > 2 else None
     largest = next((r for r in rows if r["role"] == "largest"), None)
     gap = 100 * (largest["standalone_accuracy"] - largest["inherited_accuracy"]) if largest else None
-    result = {
-        "benchmark": "supernet", "command": command_line(), "machine": machine(), "settings": settings,
+    result.payload.update({
         "data": data.describe(), "supernet": provenance, "supernet_train_seconds": train_seconds,
         "n_subnets": len(rows), "complete": len(rows) == settings["n_random"] + 2,
         "kendall_tau": tau, "spearman": rho, "largest_gap_points": gap,
         "mean_gap_points": float(100 * np.mean(sa - inh)) if rows else None,
         "aims": {"kendall_tau": ">= 0.6", "largest_gap_points": "<= 2"},
-        "rows": rows,
-    }
-    write_json(out, result)
-    return result
+    })
+    result.save()
+    result.table(["subnet", "id", "inherited", "stand-alone", "gap (points)"],
+                 [[r["role"], r["id"], r["inherited_accuracy"], r["standalone_accuracy"],
+                   100 * (r["standalone_accuracy"] - r["inherited_accuracy"])] for r in rows], digits=4)
+    return result.payload
 
 
 if __name__ == "__main__":

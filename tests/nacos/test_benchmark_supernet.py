@@ -21,3 +21,5 @@ def test_supernet_benchmark_quick_writes_its_result(tmp_path):
         assert 0.0 <= r["inherited_accuracy"] <= 1.0 and 0.0 <= r["standalone_accuracy"] <= 1.0
     assert result["machine"]["cores"] >= 1 and "torch" in result["machine"]["versions"]
     assert result["command"].startswith("python -m benchmarks.supernet")
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert table[0].startswith("| subnet") and len(table) == 2 + result["n_subnets"]
