@@ -16,7 +16,7 @@ alternates with the seed: the first arm of a process pays TVM's warm-up):
   pretuned database's best (its own trials, for scale).
 
     python -m benchmarks.pretune_cost_model --pretuned .nacos-cache/tuning-db
-    python -m benchmarks.pretune_cost_model --pretuned .nacos-cache/tuning-db --tasks 2 --trials 8  # minutes
+    python -m benchmarks.pretune_cost_model --pretuned .nacos-cache/tuning-db --quick   # 2 tasks x 8 trials: minutes
 
 Writes benchmarks/results/pretune_cost_model.json after every arm; a rerun of the same command resumes
 (arms already in the file are kept). Headline: ``geomean_best_database_over_metaschedule`` (< 1: the
@@ -34,22 +34,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, geomean_or_none, machine, read_json, write_json
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, geomean_or_none, resolve_sizes
 
 ARMS = ("metaschedule-xgb", "database-xgb")
+SIZES = {"tasks": Size(quick=2, full=6, help="held-out tasks (heaviest covered ones first)"),
+         "trials": Size(quick=8, full=32, help="MetaSchedule trials per task and arm"),
+         "seeds": Size(quick=1, full=1, help="seeds 0 .. N-1, each a pair of arms")}
 
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pretuned", type=Path, required=True, metavar="DIR",
                    help="a database `nacos pretune` filled for the default space (with its space-tasks file)")
-    p.add_argument("--tasks", type=int, default=6, help="held-out tasks (heaviest covered ones first)")
-    p.add_argument("--trials", type=int, default=32, help="MetaSchedule trials per task and arm")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1, each a pair of arms")
+    add_sizes(p, SIZES, "2 tasks x 8 trials (a check that it runs, not a figure)")
     p.add_argument("--threads", type=int, default=0, help="threads of the tuned kernels (0: every core)")
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/pretune_cost_model"))
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "pretune_cost_model.json")
-    args = p.parse_args(argv)
+    args = resolve_sizes(p.parse_args(argv), SIZES)
     if not (args.pretuned / "database_tuning_record.json").is_file():
         p.error(f"--pretuned: {args.pretuned} is not a tuning database (no database_tuning_record.json)")
     if args.tasks < 1 or args.trials < 2 or args.seeds < 1:
@@ -69,14 +70,19 @@ def _space_tasks(pretuned: Path, target: Any) -> list[Any]:
     return read_task_file(path)[0]
 
 
-def _records_in_order(db_dir: Path) -> dict[str, list[float]]:
-    """structural hash -> median run seconds of its records, in the order they were measured (failed: inf)."""
+def _records_in_order(db_dir: Path, machine: str | None = None) -> dict[str, list[float]]:
+    """structural hash -> median run seconds of its records, in the order they were measured (failed: inf);
+    given `machine` (`schedules.targets.machine_key`), the records measured on it only."""
+    from schedules.targets import machine_key
+
     hashes = [json.loads(line)[0] for line in (db_dir / "database_workload.json").read_text().splitlines() if line]
     out: dict[str, list[float]] = {}
     for line in (db_dir / "database_tuning_record.json").read_text().splitlines():
         if not line.strip():
             continue
         widx, rec = json.loads(line)
+        if machine is not None and machine_key(rec[2]) != machine:
+            continue
         secs = [float(s) for s in (rec[1] or [])]
         med = sorted(secs)[len(secs) // 2] if secs else math.inf
         out.setdefault(hashes[widx], []).append(med if med < 1e9 else math.inf)
@@ -155,24 +161,35 @@ def _summarize(payload: dict[str, Any]) -> None:
                           f"{payload['geomean_best_half_trials_database_over_metaschedule']:.3f}x at half the trials")
 
 
+def _save(result: ResultFile) -> None:
+    """The summary into `result`, saved with a markdown table of the best run time per task and arm."""
+    payload = result.payload
+    _summarize(payload)
+    result.save()
+    rows = []
+    for run in payload["runs"]:
+        for name, t in run["tasks"].items():
+            rows.append([name, run["seed"], run["arm"], t["trials"], t["best_ms_half"], t["best_ms"],
+                         payload["pretuned_best_ms"].get(name)])
+    result.table(["task", "seed", "arm", "trials", "best ms (half the trials)", "best ms", "pretuned best ms"],
+                 rows, digits=4)
+
+
 def main(argv=None) -> int:
     args = _parse(argv)
-    from schedules.targets import host_target
+    from schedules.targets import host_target, machine_key
 
     target = host_target(args.threads or None)
-    measured = _records_in_order(args.pretuned)
+    measured = _records_in_order(args.pretuned, machine_key(target))  # this machine's records only
     tasks = [t for t in sorted(_space_tasks(args.pretuned, target), key=lambda t: -t.expected_macs)
              if _best_ms(measured.get(t.key, [])) is not None][:args.tasks]
     settings = {"pretuned": str(args.pretuned), "tasks": [_label(t) for t in tasks], "trials": args.trials,
                 "seeds": args.seeds, "target": str(target)}
-    previous = read_json(args.out)
-    if previous and previous.get("settings") == settings:
-        payload = previous
-    else:
-        payload = {"benchmark": "pretune_cost_model", "settings": settings, "machine": machine(), "runs": [],
-                   "pretuned_best_ms": {_label(t): _best_ms(measured[t.key]) for t in tasks},
-                   "pretuned_trials": {_label(t): len(measured[t.key]) for t in tasks}}
-    payload["command"] = command_line()
+    result = ResultFile("pretune_cost_model", args.out, settings)
+    payload = result.payload
+    if not result.resumed:
+        payload.update({"runs": [], "pretuned_best_ms": {_label(t): _best_ms(measured[t.key]) for t in tasks},
+                        "pretuned_trials": {_label(t): len(measured[t.key]) for t in tasks}})
     done = {(r["seed"], r["arm"]) for r in payload["runs"]}
     for seed in range(args.seeds):
         # the arm that runs first pays TVM's warm-up in this process: alternate the order with the seed
@@ -182,10 +199,8 @@ def main(argv=None) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] seed {seed}, {arm}: {len(tasks)} tasks x {args.trials} trials",
                   flush=True)
             payload["runs"].append(_run_arm(arm, seed, tasks, args, target))
-            _summarize(payload)
-            write_json(args.out, payload)
-    _summarize(payload)
-    write_json(args.out, payload)
+            _save(result)
+    _save(result)
     print(payload["verdict"])
     return 0
 
