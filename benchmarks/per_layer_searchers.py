@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, read_json, write_json
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, geomean_or_none, resolve_sizes
 
 DEFAULT_OUT = RESULTS_DIR / "per_layer_searchers.json"
 NETWORKS = ("mobilenet_v2", "arch0")
@@ -167,15 +167,10 @@ def _row(network: str, mod: Any, task: Any, target: Any, args_ns: argparse.Names
     return row
 
 
-def _geomean(values: list[float]) -> float:
-    good = [v for v in values if v > 0 and math.isfinite(v)]
-    return math.exp(sum(math.log(v) for v in good) / len(good)) if good else float("nan")
-
-
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": len(rows)}
     for name in ("unscheduled", "default", "explicit"):
-        out[f"geomean_{name}_over_metaschedule"] = _geomean([r[f"{name}_over_metaschedule"] for r in rows])
+        out[f"geomean_{name}_over_metaschedule"] = geomean_or_none(r[f"{name}_over_metaschedule"] for r in rows)
     out["explicit_within_1_5x_of_metaschedule"] = sum(1 for r in rows if r["explicit_over_metaschedule"] <= 1.5)
     out["explicit_beats_metaschedule"] = sum(1 for r in rows if r["explicit_over_metaschedule"] < 1.0)
     out["sum_us_weighted_by_count"] = {
@@ -197,26 +192,24 @@ def _pick_tasks(mod: Any, target: Any, k: int) -> list[Any]:
     return [t for _, _, t in tasks[:k]]
 
 
+SIZES = {"tasks_per_network": Size(quick=2, full=8, help="heaviest tasks (MACs x calls) per network"),
+         "configs": Size(quick=2, full=8, help="explicit configs per task (best of N)"),
+         "trials": Size(quick=4, full=64, help="MetaSchedule trials per task (0 skips it)"),
+         "repeat": Size(quick=2, full=7, help="time-evaluator samples per kernel (>= 20 ms each)")}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny budgets: 1 network, 2 tasks, 2 configs, 4 trials")
-    p.add_argument("--networks", nargs="+", default=None, choices=NETWORKS)
-    p.add_argument("--tasks-per-network", type=int, default=None, help="heaviest tasks (MACs x calls) per network")
-    p.add_argument("--configs", type=int, default=None, help="explicit configs per task (best of N)")
-    p.add_argument("--trials", type=int, default=None, help="MetaSchedule trials per task (0 skips it)")
-    p.add_argument("--repeat", type=int, default=None, help="time-evaluator samples per kernel (>= 20 ms each)")
+    add_sizes(p, SIZES, "tiny budgets: MobileNet-V2 only, 2 tasks, 2 configs, 4 trials")
+    p.add_argument("--networks", nargs="+", default=None, choices=NETWORKS,
+                   help=f"networks (default all: {' '.join(NETWORKS)}; quick mobilenet_v2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=0.0, help="stop between rows after this long (0: no limit)")
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "nacos-per-layer")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--fresh", action="store_true", help="ignore the rows already in --out")
-    ns = p.parse_args(argv)
-    quick = ns.quick
-    ns.networks = ns.networks or (["mobilenet_v2"] if quick else list(NETWORKS))
-    ns.tasks_per_network = ns.tasks_per_network if ns.tasks_per_network is not None else (2 if quick else 8)
-    ns.configs = ns.configs if ns.configs is not None else (2 if quick else 8)
-    ns.trials = ns.trials if ns.trials is not None else (4 if quick else 64)
-    ns.repeat = ns.repeat if ns.repeat is not None else (2 if quick else 7)
+    ns = resolve_sizes(p.parse_args(argv), SIZES)
+    ns.networks = ns.networks or (["mobilenet_v2"] if ns.quick else list(NETWORKS))
     return ns
 
 
@@ -233,19 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"networks": args.networks, "tasks_per_network": args.tasks_per_network, "configs": args.configs,
                 "trials": args.trials, "repeat": args.repeat, "seed": args.seed, "threads": THREADS,
                 "quick": args.quick}
-    previous = None if args.fresh else read_json(args.out)
-    if previous is not None and previous.get("settings") != settings:
-        print(f"{args.out}: rows taken with other settings ({previous.get('settings')}); starting afresh")
-        previous = None
-    rows: list[dict[str, Any]] = list(previous["rows"]) if previous else []
+    result = ResultFile("per_layer_searchers", args.out, settings, resume=not args.fresh)
+    if not result.resumed and args.out.exists() and not args.fresh:
+        print(f"{args.out}: rows taken with other settings; starting afresh")
+    rows: list[dict[str, Any]] = result.payload.setdefault("rows", [])
     done = {(r["network"], r["task"]) for r in rows}
     args.work_dir.mkdir(parents=True, exist_ok=True)
     complete = True
 
     def save(is_complete: bool) -> None:
-        write_json(args.out, {"benchmark": "per_layer_searchers", "command": command_line(), "machine": machine(),
-                              "target": str(target), "settings": settings, "complete": is_complete,
-                              "summary": _summary(rows), "rows": rows})
+        result.payload.update({"target": str(target), "complete": is_complete, "summary": _summary(rows)})
+        result.save()
+        result.table(["network", "task", "unscheduled us", "default us", "explicit us", "MetaSchedule us",
+                      "explicit / MS"],
+                     [[r["network"], r["task"], r["unscheduled_us"], r["default_us"], r["explicit_us"],
+                       r["metaschedule_us"], r["explicit_over_metaschedule"]] for r in rows], digits=2)
 
     for network in args.networks:
         mod = import_onnx(_export(network, args.work_dir, args.quick))

@@ -24,6 +24,8 @@ def test_quick_run_then_resume(tmp_path):
     assert math.isclose(row["explicit_over_metaschedule"], row["explicit_us"] / row["metaschedule_us"])
     assert row["explicit_tried"] >= 1 and row["default_template"] in ("tiled", "rfactor")
     assert data["summary"]["rows"] == 1
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert table[0].startswith("| network | task") and len(table) == 3 and "mobilenet_v2" in table[2]
     # the same settings resume: the done row is skipped, not re-measured
     assert main(base) == 0
     assert json.loads(out.read_text())["rows"] == data["rows"]
