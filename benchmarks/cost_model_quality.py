@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, machine, write_json
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes
 from costmodels.testing import schedule_samples
 from schedules.testing import FULL_WORKLOADS, QUICK_WORKLOADS, tune_workloads, tuning_stamps, workload_prim_func
 from schedules.tuner import skip_foreign_intrinsics
@@ -213,20 +213,21 @@ def arch_level(device: str, n_train: int, n_test: int, *, uncertainty: str = "qu
             "flops_baseline": {k: flops_baseline[k] for k in ("kendall_tau", "spearman", "pairwise_accuracy")}}
 
 
+SIZES = {"trials": Size(quick=16, full=96, help="measured schedules per workload"),
+         "explicit_configs": Size(quick=0, full=40, help="explicit-space configs measured per workload (0: skipped)"),
+         "n_train": Size(quick=300, full=1000, help="training architectures"),
+         "n_test": Size(quick=300, full=5000, help="held-out architectures")}
+
+
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="2 workloads x 16 trials; 300 / 300 architectures")
-    p.add_argument("--trials", type=int, default=None, help="measured schedules per workload (default 96; quick 16)")
-    p.add_argument("--explicit-configs", type=int, default=None,
-                   help="explicit-space configs measured per workload (default 40; quick 0: skipped)")
+    add_sizes(p, SIZES, "2 workloads x 16 trials, no explicit configs; 300 / 300 architectures")
     p.add_argument("--extra-db", type=Path, action="append", default=[],
                    help="a further MetaSchedule / schedules TuningDatabase directory whose records join the "
                         "schedule-level evaluation (repeatable)")
     p.add_argument("--warm", type=int, default=16,
                    help="also evaluate with this many records of each held-out workload trained on (as inside a "
                         "tuning run; 0: skipped)")
-    p.add_argument("--n-train", type=int, default=None, help="training architectures (default 1000; quick 300)")
-    p.add_argument("--n-test", type=int, default=None, help="held-out architectures (default 5000; quick 300)")
     p.add_argument("--device", default="gold_6226", help="NAS-Bench-201 latency column (lat_ms_<device>)")
     p.add_argument("--extra-devices", default=None,
                    help="comma-separated further devices to report (default: pixel3,raspi4; quick: none)")
@@ -234,14 +235,12 @@ def _parse(argv=None) -> argparse.Namespace:
                    help="MetaSchedule databases, reused by a rerun (default: <nacos cache dir>/cost_model_quality)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "cost_model_quality.json", help="result JSON")
-    return p.parse_args(argv)
+    return resolve_sizes(p.parse_args(argv), SIZES)
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    trials = args.trials or (16 if args.quick else 96)
-    n_train = args.n_train or (300 if args.quick else 1000)
-    n_test = args.n_test or (300 if args.quick else 5000)
+    trials, n_train, n_test = args.trials, args.n_train, args.n_test
     extra = [] if args.quick and args.extra_devices is None else \
         [d for d in (args.extra_devices or "pixel3,raspi4").split(",") if d]
     workloads = QUICK_WORKLOADS if args.quick else FULL_WORKLOADS
@@ -261,7 +260,7 @@ def main(argv=None) -> int:
     ms_model_warm = schedule_level_ms(records, warm=args.warm, seed=args.seed) if args.warm else {"skipped": "--warm 0"}
     sched = schedule_level(dirs, seed=args.seed)
     sched_reg = schedule_level(dirs, objective="reg:squarederror", seed=args.seed)
-    n_explicit = args.explicit_configs if args.explicit_configs is not None else (0 if args.quick else 40)
+    n_explicit = args.explicit_configs
     explicit: dict[str, Any] = {"skipped": "quick size"} if n_explicit == 0 else {}
     if n_explicit:
         recs = explicit_records(args.work_dir, workloads, n_explicit, seed=args.seed)
@@ -277,7 +276,7 @@ def main(argv=None) -> int:
         "schedule_pairwise_accuracy_metaschedule_xgb": ms_model["metaschedule_xgb"]["pairwise_accuracy"],
         "schedule_top5_recall_ranker": sched["top5_recall"],
         "schedule_pairwise_accuracy_ranker": sched["pairwise_accuracy"],
-        "command": command_line(), "machine": machine(), "quick": bool(args.quick),
+        "quick": bool(args.quick),
     }
     try:
         arch = arch_level(args.device, n_train, n_test, seed=args.seed)
@@ -321,7 +320,19 @@ def main(argv=None) -> int:
         "measured latencies are noisier than on an idle machine",
         "architecture-level latencies are NAS-Bench-201's, measured on other hardware by HELP / HW-NAS-Bench",
     ]
-    write_json(args.out, result)
+    # one pass (the tuning itself resumes from --work-dir's databases): the file is written whole, at the end
+    out = ResultFile("cost_model_quality", args.out, {
+        "trials": trials, "explicit_configs": n_explicit, "n_train": n_train, "n_test": n_test, "warm": args.warm,
+        "device": args.device, "extra_devices": extra, "seed": args.seed, "extra_db": [str(d) for d in args.extra_db],
+        "workloads": len(workloads)}, resume=False)
+    out.payload.update(result)
+    out.save()
+    ours, theirs = ms_model["ours"], ms_model["metaschedule_xgb"]
+    out.table(["schedule level (held-out workloads)", "top-5 recall", "pairwise accuracy"],
+              [["costmodels.DatabaseXGBCostModel", ours["top5_recall"], ours["pairwise_accuracy"]],
+               ["MetaSchedule XGBModel", theirs["top5_recall"], theirs["pairwise_accuracy"]],
+               ["ScheduleRanker (trace text)", sched["top5_recall"], sched["pairwise_accuracy"]],
+               ["aim", result["aims"]["schedule_top5_recall"], result["aims"]["schedule_pairwise_accuracy"]]])
     print(f"arch Kendall tau {result['arch_kendall_tau']}, within 10% {result['arch_within_10pct']}, "
           f"schedule top-5 recall {result['schedule_top5_recall']:.3f}, "
           f"pairwise {result['schedule_pairwise_accuracy']:.3f}"

@@ -29,3 +29,6 @@ def test_quick_benchmark_writes_its_figures(ms_work_dir, tmp_path):
     assert data["command"].startswith("python") and data["machine"]["cores"] >= 1
     assert data["schedule"]["ranker"]["n_workloads"] == 2 and data["schedule"]["ranker"]["n_records"] >= 2 * TRIALS - 4
     assert "measured on this machine" in data["schedule"]["data"]
+    assert data["benchmark"] == "cost_model_quality" and data["settings"]["trials"] == TRIALS
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert table[0].startswith("| schedule level") and len(table) == 6
