@@ -41,32 +41,24 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    command_line,
-    machine,
-    read_json,
-    save_figure,
-    write_json,
-)
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes, save_figure
 
 MODES = ("baseline", "two-stage")
+SIZES = {"candidates": Size(quick=4, full=16, help="candidates per run"),
+         "warmup": Size(quick=1, full=2, help="untimed runs per measurement"),
+         "repeats": Size(quick=3, full=10, help="timed runs per measurement"),
+         "trials_per_workload": Size(quick=2, full=4, help="two-stage: explicit schedule configs per unseen workload")}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.throughput_workers", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="workers 1 2, baseline only, 4 candidates: a few minutes")
+    add_sizes(p, SIZES, "workers 1 2, baseline only, 4 candidates: a few minutes")
     p.add_argument("--workers", type=int, nargs="+", default=None,
                    help="local Dask worker counts N, each run with --parallel N (default 1 2 4; quick 1 2)")
     p.add_argument("--modes", nargs="+", choices=MODES, default=None,
                    help="search modes (default baseline two-stage; quick baseline)")
-    p.add_argument("--candidates", type=int, default=None, help="candidates per run (default 16; quick 4)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=None, help="untimed runs per measurement (default 2; quick 1)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 10; quick 3)")
-    p.add_argument("--trials-per-workload", type=int, default=None,
-                   help="two-stage: explicit schedule configs per unseen workload (default 4; quick 2)")
     p.add_argument("--threads", type=int, default=0,
                    help="TVM threads per candidate (0: every core, the nacos default)")
     p.add_argument("--checkpoint", default="default", help="supernet checkpoint (default: the packaged one)")
@@ -79,14 +71,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "throughput_workers.json", help="results JSON")
     p.add_argument("--png", type=Path, default=None, help="figure (default: --out with .png)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args = resolve_sizes(p.parse_args(argv), SIZES)
     q = args.quick
     args.workers = sorted(set(args.workers or ([1, 2] if q else [1, 2, 4])))
     args.modes = list(dict.fromkeys(args.modes or (["baseline"] if q else list(MODES))))
-    args.candidates = args.candidates or (4 if q else 16)
-    args.warmup = args.warmup if args.warmup is not None else (1 if q else 2)
-    args.repeats = args.repeats or (3 if q else 10)
-    args.trials_per_workload = args.trials_per_workload or (2 if q else 4)
     args.work_dir = args.work_dir or Path(".nacos-cache/throughput_workers" + ("-quick" if q else ""))
     args.png = args.png or args.out.with_suffix(".png")
     if min(args.workers) < 1 or args.candidates < 1 or args.threads < 0:
@@ -223,20 +211,16 @@ def plot(args: argparse.Namespace, summary: dict[str, Any], path: Path) -> None:
     save_figure(fig, path)
 
 
-def _table(summary: dict[str, Any]) -> str:
-    def f(x, fmt):
-        return format(x, fmt) if x is not None else "-"
-    lines = [f"{'mode':<10} {'executor':<16} {'cand':>4} {'ok':>3} {'wall s':>8} {'cand/min':>9} "
-             f"{'x dask-1':>9} {'x local':>8} {'eval s':>7} {'lat ms':>7}"]
-    for mode, entry in summary.items():
-        for run in entry["runs"]:
-            lines.append(f"{mode:<10} {run['executor']:<16} {run['candidates']:>4} {run['ok']:>3} "
-                         f"{run['wall_s']:>8.1f} {f(run['candidates_per_min'], '.2f'):>9} "
-                         f"{f(run['speedup_vs_dask1'], '.2f'):>9} {f(run['speedup_vs_local'], '.2f'):>8} "
-                         f"{f(run['eval_s_mean'], '.1f'):>7} "
-                         f"{f(run['latency_ms_median'], '.3f'):>7}")
-        lines.append(f"{mode}: same candidates on every executor: {entry['same_candidates']}")
-    return "\n".join(lines)
+def _table(result: ResultFile, summary: dict[str, Any]) -> str:
+    """The runs as a markdown table beside the JSON (returned too), and whether every executor of a mode
+    evaluated the same candidates."""
+    rows = [[mode, run["executor"], run["candidates"], run["ok"], run["wall_s"], run["candidates_per_min"],
+             run["speedup_vs_dask1"], run["speedup_vs_local"], run["eval_s_mean"], run["latency_ms_median"]]
+            for mode, entry in summary.items() for run in entry["runs"]]
+    text = result.table(["mode", "executor", "candidates", "ok", "wall s", "candidates / min", "x dask-1",
+                         "x local", "eval s", "latency ms"], rows, digits=2)
+    return text + "".join(f"\n{mode}: same candidates on every executor: {entry['same_candidates']}"
+                          for mode, entry in summary.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,14 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     current = settings(args)
-    previous = read_json(args.out) or {}
-    same = previous.get("settings") == current and previous.get("work_dir") == str(args.work_dir)
-    runs: dict[str, dict[str, Any]] = dict(previous.get("runs", {})) if same else {}
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    payload: dict[str, Any] = {
-        "benchmark": "throughput_workers", "command": command_line(), "settings": current,
-        "work_dir": str(args.work_dir), "machine": machine(), "versions": dict(versions()),
-        "started": previous.get("started", now) if same else now,
+    result = ResultFile("throughput_workers", args.out, current)
+    if result.resumed and result.payload.get("work_dir") != str(args.work_dir):  # its runs are elsewhere
+        result = ResultFile("throughput_workers", args.out, current, resume=False)
+    runs: dict[str, dict[str, Any]] = result.payload.setdefault("runs", {})
+    payload = result.payload
+    payload.update({
+        "work_dir": str(args.work_dir), "versions": dict(versions()),
         "cores": os.cpu_count(),
         "note": ("dask://local:N starts N worker processes of one thread each, so N above the core count "
                  "oversubscribes the CPU. Dask's nanny sets OMP_NUM_THREADS=1 in its workers, which caps TVM's "
@@ -261,13 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "(each worker imports torch and TVM on its first candidate); span_s runs from the first "
                  "proposal to the last commit."),
         "complete": False,
-    }
+    })
 
     def save() -> None:
-        summary = summarize(args, runs)
-        write_json(args.out, {**payload, "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                              "runs": runs, "summary": summary})
-        plot(args, summary, args.png)
+        payload["summary"] = summarize(args, runs)
+        result.save()
+        plot(args, payload["summary"], args.png)
 
     for mode in args.modes:
         for label, executor, parallel in executors(args):
@@ -283,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{r['candidates_per_min']:.2f} per minute", file=sys.stderr, flush=True)
     payload["complete"] = True
     save()
-    print(_table(summarize(args, runs)))
+    print(_table(result, payload["summary"]))
     return 0
 
 

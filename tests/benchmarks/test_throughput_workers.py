@@ -50,6 +50,8 @@ def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
     assert all(run["speedup_vs_dask1"] > 0 and run["speedup_vs_local"] > 0 for run in lines.values())
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert table[0].startswith("| mode | executor") and len(table) == 2 + 3
     # a rerun of the same command finds every run done and runs nothing again
     assert main(argv) == 0
     assert json.loads(out.read_text())["runs"] == data["runs"]
