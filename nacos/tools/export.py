@@ -173,12 +173,16 @@ def _compile(cfg: Any, space: Any, genome: Any, arch: Any, onnx_path: Path, data
 
 
 def _database_records(db: Any, onnx_path: Path, target: Any, out: Path) -> list[dict[str, Any]]:
-    """The database's best record of each workload of the model, as plain JSON, and the same records
+    """The record each workload of the model was built with (`compile`'s choice: the target machine's
+    fastest, else another machine's fastest, marked ``transferred``), as plain JSON, and the same records
     written as a MetaSchedule JSON database under `out` (workload lines re-indexed)."""
     from schedules.database import FAILED_RUN_SECS, RECORD_FILE, WORKLOAD_FILE
     from schedules.frontend import extract_workloads, import_onnx
+    from schedules.targets import machine_key
 
     db.refresh()
+    db = db.on(target)
+    transferred = db.transferred()
     workload_lines = [json.loads(x) for x in db.workload_file.read_text().splitlines() if x.strip()]
     record_lines = [json.loads(x) for x in db.record_file.read_text().splitlines() if x.strip()]
     index = {w[0]: i for i, w in enumerate(workload_lines)}
@@ -187,13 +191,17 @@ def _database_records(db: Any, onnx_path: Path, target: Any, out: Path) -> list[
     for w in extract_workloads(import_onnx(onnx_path), target):
         best = db.lookup(w)
         entry = {"name": w.name, "op_kind": w.op_kind, "structural_hash": w.structural_hash,
-                 "calls": w.count, "macs": w.macs, "tuned": best is not None and best.records > 0}
+                 "calls": w.count, "macs": w.macs, "tuned": best is not None and best.records > 0,
+                 "transferred": w.structural_hash in transferred}
+        if entry["transferred"]:
+            best = transferred[w.structural_hash]
         widx = index.get(w.structural_hash)
         mine = [r for r in record_lines if r[0] == widx and r[1][1]
-                and sum(r[1][1]) / len(r[1][1]) < FAILED_RUN_SECS]
-        if entry["tuned"] and mine:
+                and sum(r[1][1]) / len(r[1][1]) < FAILED_RUN_SECS
+                and (best is None or machine_key(r[1][2]) == best.machine)]
+        if (entry["tuned"] or entry["transferred"]) and mine:
             rec = min(mine, key=lambda r: sum(r[1][1]) / len(r[1][1]))
-            entry.update(run_ms=best.run_ms, records=best.records, record=rec[1])
+            entry.update(run_ms=best.run_ms, records=best.records, record=rec[1], measured_on=best.machine)
             records_out.append([len(workloads_out), rec[1]])
             workloads_out.append(workload_lines[widx])
         summary.append(entry)

@@ -146,6 +146,10 @@ def test_cli_export_two_stage_best_end_to_end_writes_a_checked_deployable_packag
     schedules = json.loads((out / "schedules.json").read_text())
     tuned = [w for w in schedules["workloads"] if w["tuned"]]
     assert tuned and all(w["record"] and w["run_ms"] > 0 for w in tuned)
+    from schedules.targets import host_target, machine_key
+
+    # tuned here, by this machine: nothing borrowed from another CPU's records
+    assert all(w["measured_on"] == machine_key(host_target()) and not w["transferred"] for w in tuned)
     # the records travel as a MetaSchedule JSON database of their own, covering the same workloads
     from schedules.database import TuningDatabase
 
