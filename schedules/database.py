@@ -165,9 +165,6 @@ class TuningDatabase:
         #: file -> where its damaged tail was moved (the structured twin of `repairs`)
         self.moved_aside: dict[str, str] = {}
         self._repair = repair
-        self._ms: Any = None
-        self._apply: Any = None
-        self._views: dict[str, TuningDatabase] = {}
         #: `machine_key` this database answers for; None: every record counts, whatever its target
         self.machine: str | None = machine_key(target) if target is not None else None
         self.refresh()
@@ -187,6 +184,19 @@ class TuningDatabase:
             view._index_best()
             self._views[key] = view
         return view
+
+    @contextlib.contextmanager
+    def writing_on(self, target: Any) -> Iterator["TuningDatabase"]:
+        """`writing()` of this database bound to `target`'s machine (`on`); afterwards this database holds
+        what the view read back under the lock, without reading the files once more."""
+        view = self.on(target)
+        with view.writing():
+            yield view
+        if view is not self:
+            self._workloads, self._hashes, self._index = view._workloads, view._hashes, view._index
+            self._per_machine, self._n_records = view._per_machine, view._n_records
+            self._ms, self._apply, self._views = None, None, {}
+            self._index_best()
 
     # -- checking and indexing ------------------------------------------------------------------
     def _scan(self, file: Path, check: Callable[[Any], str | None]) -> list[Any]:
@@ -274,6 +284,18 @@ class TuningDatabase:
         workloads with these records, and tuning treats them as untuned."""
         return dict(self._transferred)
 
+    def applied(self, workload: LayerWorkload | str) -> tuple[BestRecord, list, list] | None:
+        """(best record, its workload line, its record line) of what a build for this database's machine
+        applies to `workload`: this machine's fastest, else another's (`transferred`); None when neither."""
+        key = self._key(workload)
+        rec = self._best.get(key)
+        if rec is None or not rec.records:
+            rec = self._transferred.get(key)
+        if rec is None or not rec.records:
+            return None
+        widx = self._index[key]
+        return rec, self._workloads[widx], self._per_machine[widx][rec.machine][1]
+
     def apply_database(self) -> Any:
         """The MetaSchedule database to build with (`relax.transform.MetaScheduleApplyDatabase`): unbound,
         the JSON database itself; bound to a machine, an in-memory one holding per workload the fastest
@@ -284,13 +306,10 @@ class TuningDatabase:
             from tvm.s_tir import meta_schedule as ms
 
             mem = ms.database.MemoryDatabase(module_equality="structural")
-            chosen = {h: r for h, r in self._transferred.items()}
-            chosen.update(self.best_records())
-            for h, rec in chosen.items():
-                widx = self._index[h]
-                line = self._per_machine[widx][rec.machine][1]
-                workload = mem.commit_workload(ms.database.Workload.from_json(self._workloads[widx]).mod)
-                mem.commit_tuning_record(ms.database.TuningRecord.from_json(line[1], workload))
+            for h in {**self._transferred, **self.best_records()}:
+                _, workload_line, record_line = self.applied(h)
+                workload = mem.commit_workload(ms.database.Workload.from_json(workload_line).mod)
+                mem.commit_tuning_record(ms.database.TuningRecord.from_json(record_line[1], workload))
             self._apply = mem
         return self._apply
 

@@ -225,13 +225,11 @@ def tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 16
 
     if trials_per_task < 1:
         raise ScheduleError(f"trials_per_task must be >= 1, got {trials_per_task}")
-    here = db.on(target)  # tuned means tuned on this machine: other machines' records are only seeds
-    with here.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
-        report = _tune_unseen(ms, mod, here, target, trials_per_task, trials_per_iter, builder, runner,
-                              run_timeout_s, seed, settings, kinds, only, cost_model)
-    if here is not db:
-        db.refresh()
-    return report
+    # tuned means tuned on this machine (other machines' records are only seeds); other processes sharing
+    # the database wait, and what they tuned meanwhile is reused
+    with db.writing_on(target) as here:
+        return _tune_unseen(ms, mod, here, target, trials_per_task, trials_per_iter, builder, runner,
+                            run_timeout_s, seed, settings, kinds, only, cost_model)
 
 
 def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder, runner, run_timeout_s, seed,
@@ -307,13 +305,9 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
     from schedules.explicit.space import ScheduleSpace
 
     space = space or ScheduleSpace()
-    here = db.on(target)  # tuned means tuned on this machine
-    with here.writing():  # other processes sharing the database wait; what they tuned meanwhile is reused
-        report = _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, here, target, configs_per_task, seed,
-                                       space, only_unseen)
-    if here is not db:
-        db.refresh()
-    return report
+    with db.writing_on(target) as here:  # tuned on this machine; other processes' tunings reused, as in `tune`
+        return _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, here, target, configs_per_task, seed,
+                                     space, only_unseen)
 
 
 def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs_per_task, seed, space,

@@ -176,34 +176,24 @@ def _database_records(db: Any, onnx_path: Path, target: Any, out: Path) -> list[
     """The record each workload of the model was built with (`compile`'s choice: the target machine's
     fastest, else another machine's fastest, marked ``transferred``), as plain JSON, and the same records
     written as a MetaSchedule JSON database under `out` (workload lines re-indexed)."""
-    from schedules.database import FAILED_RUN_SECS, RECORD_FILE, WORKLOAD_FILE
+    from schedules.database import RECORD_FILE, WORKLOAD_FILE
     from schedules.frontend import extract_workloads, import_onnx
-    from schedules.targets import machine_key
 
     db.refresh()
     db = db.on(target)
     transferred = db.transferred()
-    workload_lines = [json.loads(x) for x in db.workload_file.read_text().splitlines() if x.strip()]
-    record_lines = [json.loads(x) for x in db.record_file.read_text().splitlines() if x.strip()]
-    index = {w[0]: i for i, w in enumerate(workload_lines)}
     out.mkdir(parents=True)
     summary, workloads_out, records_out = [], [], []
     for w in extract_workloads(import_onnx(onnx_path), target):
-        best = db.lookup(w)
         entry = {"name": w.name, "op_kind": w.op_kind, "structural_hash": w.structural_hash,
-                 "calls": w.count, "macs": w.macs, "tuned": best is not None and best.records > 0,
+                 "calls": w.count, "macs": w.macs, "tuned": db.is_tuned(w),
                  "transferred": w.structural_hash in transferred}
-        if entry["transferred"]:
-            best = transferred[w.structural_hash]
-        widx = index.get(w.structural_hash)
-        mine = [r for r in record_lines if r[0] == widx and r[1][1]
-                and sum(r[1][1]) / len(r[1][1]) < FAILED_RUN_SECS
-                and (best is None or machine_key(r[1][2]) == best.machine)]
-        if (entry["tuned"] or entry["transferred"]) and mine:
-            rec = min(mine, key=lambda r: sum(r[1][1]) / len(r[1][1]))
-            entry.update(run_ms=best.run_ms, records=best.records, record=rec[1], measured_on=best.machine)
-            records_out.append([len(workloads_out), rec[1]])
-            workloads_out.append(workload_lines[widx])
+        applied = db.applied(w)
+        if applied is not None:
+            best, workload_line, record_line = applied
+            entry.update(run_ms=best.run_ms, records=best.records, record=record_line[1], measured_on=best.machine)
+            records_out.append([len(workloads_out), record_line[1]])
+            workloads_out.append(workload_line)
         summary.append(entry)
     (out / WORKLOAD_FILE).write_text("".join(json.dumps(w) + "\n" for w in workloads_out))
     (out / RECORD_FILE).write_text("".join(json.dumps(r) + "\n" for r in records_out))
