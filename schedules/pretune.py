@@ -322,9 +322,9 @@ def pretune(tasks: Sequence[SpaceTask], db: TuningDatabase, target: Any, *, minu
     deadline = start + minutes * 60 if minutes is not None else math.inf
     db = db.on(target)  # this machine's trials decide what is tuned next
     state_path = state_file(db)
-    stop, restore = _first_ctrl_c_ends_the_round()
     state = _read_state(state_path)
     report = PretuneReport()
+    stop, restore = _first_ctrl_c_ends_the_round()  # restored in the `finally` below, whatever happens
     try:
         while True:
             if max_rounds is not None and report.rounds >= max_rounds:
