@@ -9,9 +9,13 @@ ground truth: published accuracies joined with latencies measured on ten devices
   order). That index is this module's own enumeration; the benchmark's row index, which follows the
   original release's order, is `NB201Table.benchmark_index`.
 - `NB201Table`: the CSV as numpy columns; a deterministic objective (accuracy, device latency) for a
-  search, the true Pareto front and the true best under a latency budget.
+  search, the true Pareto front and the true best under a latency budget. `sample_cells`: a seeded
+  sample of its connected cells.
+- The compiled-latency record set (`load_records`; its layout `record_columns` / `record_schema`,
+  `RECORD_FORMAT`, `RECORD_WAYS`): another latency source in the table's layout.
 
-Only numpy and the standard library: the PyTorch network of a cell is `archspace.nb201_net`.
+Only numpy and the standard library: the PyTorch network of a cell is `archspace.nb201_net`, the MACs
+of its exported network `archspace.nb201_macs`.
 """
 
 from __future__ import annotations
@@ -40,11 +44,16 @@ __all__ = [
     "NB201Space",
     "NB201Subspace",
     "NB201Table",
+    "RECORD_FORMAT",
+    "RECORD_WAYS",
     "TabularObjective",
     "default_table_path",
     "load_records",
+    "record_columns",
+    "record_schema",
     "records_table_path",
     "live_edges",
+    "sample_cells",
 ]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -310,6 +319,10 @@ def default_table_path() -> Path:
 
 
 _ENV_RECORDS = "NACOS_NB201_RECORDS"
+#: the ways a record set's cells were compiled and timed (each a ``lat_ms_<way>`` column, plus ``deployed``)
+RECORD_WAYS = ("onnxruntime", "tvm_untuned", "tvm_default", "tvm_tuned")
+#: the version of the record layout (a change of columns or of what a way means bumps it)
+RECORD_FORMAT = "nacos-nb201-records/1"
 
 
 def records_table_path() -> Path:
@@ -328,6 +341,36 @@ def load_records(path: str | Path | None = None) -> "NB201Table":
     ``table.objective(device="tvm_tuned")`` and every strategy run on it as on the published table. It
     holds the measured cells only (a stratified sample unless every cell was measured)."""
     return NB201Table(path if path is not None else records_table_path())
+
+
+def record_columns(accuracy_columns: Sequence[str] = tuple(DATASETS.values())) -> list[tuple[str, str, str]]:
+    """(name, JSON type, description) of every column of a record set's CSV, in order: the NAS-Bench-201
+    table's layout (so `NB201Table` reads it, its ways as devices) plus each way's spread, the MACs, the
+    conv tasks and the stratum the cell was drawn from."""
+    cols = [("index", "integer", "the cell's index in NAS-Bench-201"),
+            ("arch", "string", "the cell's architecture string, |op~i|+|op~i|op~i|+|...|")]
+    cols += [(c, "number", f"published test accuracy ({c}, %), from the NAS-Bench-201 table") for c in accuracy_columns]
+    what = {"onnxruntime": "onnxruntime (CPU provider)", "tvm_untuned": "TVM, no database (dlight defaults)",
+            "tvm_default": "TVM, one fixed default ScheduleConfig for every conv / dense layer",
+            "tvm_tuned": "TVM with the pretuned database's best records"}
+    cols += [(f"{_LAT_PREFIX}{w}", "number", f"median latency (ms) here: {what[w]}") for w in RECORD_WAYS]
+    cols += [(f"{_LAT_PREFIX}deployed", "number",
+              "min(lat_ms_onnxruntime, lat_ms_tvm_tuned): what a careful user ships")]
+    cols += [(f"std_ms_{w}", "number", f"standard deviation (ms) of the timed runs: {what[w]}") for w in RECORD_WAYS]
+    cols += [("macs", "integer", "multiply-accumulates of the exported network"),
+             ("conv_tasks", "integer", "distinct conv / dense tasks TVM extracts from the network"),
+             ("conv_tasks_in_database", "integer", "of those, tasks the tuning database holds a record of"),
+             ("stratum", "integer", "stratum of published latency on the reference device the cell was drawn from")]
+    return cols
+
+
+def record_schema(cols: Sequence[tuple[str, str, str]], reference_device: str) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of one row of the record set with columns `cols` (`record_columns`)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "NAS-Bench-201 compiled-latency record",
+            "description": f"one row of nb201_records.csv ({RECORD_FORMAT}); reference device "
+                           f"{reference_device}, measured as benchmarks/nb201_records.py describes",
+            "type": "object", "required": [c for c, _, _ in cols], "additionalProperties": False,
+            "properties": {c: {"type": t, "description": d} for c, t, d in cols}}
 
 
 @dataclass(frozen=True)
@@ -480,3 +523,11 @@ class NB201Table:
 
     def archs_at(self, rows: Sequence[int]) -> list[NB201Arch]:
         return [self.archs[int(r)] for r in rows]
+
+
+def sample_cells(table: NB201Table, n: int, seed: int) -> list[int]:
+    """`n` distinct rows of `table` (all of them when it holds fewer) drawn with `random.Random(seed)` from
+    its connected cells (some path of live edges from input to output: the others export to a constant),
+    sorted. The same (table, n, seed) gives the same rows, so a benchmark and its test agree on them."""
+    pool = [i for i, a in enumerate(table.archs) if live_edges(a.ops)]
+    return sorted(random.Random(seed).sample(pool, min(n, len(pool))))

@@ -198,9 +198,8 @@ def nb201_part(args: argparse.Namespace) -> dict[str, Any] | None:
     import torch
 
     from archspace.export import export_module
-    from archspace.nb201 import NB201Subspace, NB201Table
+    from archspace.nb201 import NB201Subspace, NB201Table, sample_cells
     from archspace.nb201_net import build_nb201_network
-    from benchmarks.accelerator_eyeriss import sample_cells
     from costmodels.accelerator import AcceleratorModel
     from costmodels.accelerator_mapping import MappingRule
     from nacos.backends.accelerator import CACHE_NAME, cost_edp

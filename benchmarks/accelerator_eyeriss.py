@@ -1,9 +1,10 @@
 """How close the ZigZag backend comes to a published accelerator model: Spearman between its Eyeriss-like
 latency and NAS-Bench-201's Eyeriss column (HW-NAS-Bench's figures, in ../shared/data/), issue 15 point 4.
 
-A seeded random sample of NAS-Bench-201 cells whose output depends on their input is built as real
-networks (`archspace.nb201_net.build_nb201_network`: 3 stages of 5 cells at 16 / 32 / 64 channels on
-3 x 32 x 32, batch 1), exported (`archspace.export.export_module`, checked against PyTorch) and costed by
+A seeded random sample of NAS-Bench-201 cells whose output depends on their input
+(`archspace.nb201.sample_cells`) is built as real networks (`archspace.nb201_net.build_nb201_network`:
+3 stages of 5 cells at 16 / 32 / 64 channels on 3 x 32 x 32, batch 1), exported
+(`archspace.export.export_module`, checked against PyTorch) and costed by
 `costmodels.accelerator.AcceleratorModel("eyeriss-like")` with one layer cache for the whole sample
 (NAS-Bench-201 has few distinct layer shapes: after the first cells every layer is a cache hit). Then
 Spearman and Kendall (scipy.stats) between the cells' total cycles and the published Eyeriss latency,
@@ -28,12 +29,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from archspace.nb201 import sample_cells
 from benchmarks.common import (
     RESULTS_DIR,
     ResultFile,
@@ -65,14 +66,6 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     if not 3 <= ns.cells <= 15625:
         p.error(f"--cells: must be in 3..15625, got {ns.cells}")
     return ns
-
-
-def sample_cells(table: Any, n: int, seed: int) -> list[int]:
-    """`n` distinct rows of connected cells (some path of live edges from input to output), sorted."""
-    from archspace.nb201 import live_edges
-
-    pool = [i for i, a in enumerate(table.archs) if live_edges(a.ops)]
-    return sorted(random.Random(seed).sample(pool, min(n, len(pool))))
 
 
 def rank(x: list[float], y: list[float]) -> dict[str, Any]:

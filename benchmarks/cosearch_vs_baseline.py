@@ -18,7 +18,9 @@ candidates over the budget by default-schedule latency whose tuned latency fits.
 
 Runs are resumable (rerun the same command): each run directory resumes its search with the wall
 clock it has left (the sum of its committed rows' seconds counts as spent), and every re-measurement
-is written to the JSON as it is made.
+is written to the JSON as it is made (`benchmarks.common.ResultFile`: the re-measurements of a previous
+file are kept when its settings equal this run's). Beside the JSON: the figure (.png) and the summary
+table (.md).
 
     python -m benchmarks.cosearch_vs_baseline            # full size: 3 seeds x 3 modes x 360 s
     python -m benchmarks.cosearch_vs_baseline --quick    # 1 seed, 20 s per run: a few minutes
@@ -27,7 +29,6 @@ is written to the JSON as it is made.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import math
 import sys
 from pathlib import Path
@@ -35,48 +36,40 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    command_line,
-    machine,
-    read_json,
-    save_figure,
-    write_json,
-)
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes
 
 MODES = ("baseline", "two-stage", "one-stage")
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
 
 
+#: the options whose default differs between --quick and a full run (`benchmarks.common.add_sizes`)
+SIZES = {
+    "seeds": Size(quick=1, full=3, help="seeds per mode"),
+    "time_per_run": Size(quick=20.0, full=360.0, help="wall-clock seconds per search", type=float),
+    "trials_per_workload": Size(quick=2, full=4, help="explicit schedule configs per unseen workload"),
+    "remeasure": Size(quick=2, full=10, help="baseline candidates re-measured with tuned schedules per run"),
+}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.cosearch_vs_baseline", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1 seed, 20 s per run, tiny tuning: a few minutes")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per mode (default 3; quick 1)")
-    p.add_argument("--time-per-run", type=float, default=None,
-                   help="wall-clock seconds per search (default 360; quick 20)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cosearch_vs_baseline", description=__doc__.split("\n\n")[0])
+    add_sizes(p, SIZES, "1 seed, 20 s per run, tiny tuning: a few minutes")
     p.add_argument("--budgets", type=float, nargs=2, default=(1.0, 1.5), metavar=("B1", "B2"),
-                   help="two latency budgets in ms (tuned latencies of sampled architectures here are about "
-                        "0.7 to 2 ms, see benchmarks/results/inner_loop.json)")
-    p.add_argument("--trials-per-workload", type=int, default=None,
-                   help="explicit schedule configs per unseen workload (default 4; quick 2)")
-    p.add_argument("--remeasure", type=int, default=None, help="baseline candidates re-measured with tuned schedules "
-                                                               "per run (default 10; quick 2)")
+                   help="two latency budgets in ms (default 1 1.5; tuned latencies of sampled architectures here "
+                        "are about 0.7 to 2 ms, see benchmarks/results/inner_loop.json)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="run directories and the shared tuning database (default .nacos-cache/cosearch_vs_baseline, "
                         "with -quick appended for --quick)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "cosearch_vs_baseline.json",
-                   help="results JSON (PNG beside)")
+                   help="results JSON, with the PNG and the markdown table beside it (default "
+                        "benchmarks/results/cosearch_vs_baseline.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
-    q = args.quick
-    args.seeds = args.seeds or (1 if q else 3)
-    args.time_per_run = args.time_per_run or (20.0 if q else 360.0)
-    args.trials_per_workload = args.trials_per_workload or (2 if q else 4)
-    args.remeasure = args.remeasure if args.remeasure is not None else (2 if q else 10)
-    args.work_dir = args.work_dir or Path(".nacos-cache/cosearch_vs_baseline" + ("-quick" if q else ""))
-    if args.seeds < 1 or args.time_per_run <= 0 or args.remeasure < 0 or min(args.budgets) <= 0:
-        p.error("--seeds >= 1, --time-per-run > 0, --remeasure >= 0 and positive budgets are required")
+    args = resolve_sizes(p.parse_args(argv), SIZES)
+    args.work_dir = args.work_dir or Path(".nacos-cache/cosearch_vs_baseline" + ("-quick" if args.quick else ""))
+    if (args.seeds < 1 or args.time_per_run <= 0 or args.trials_per_workload < 1 or args.remeasure < 0
+            or min(args.budgets) <= 0):
+        p.error("--seeds >= 1, --time-per-run > 0, --trials-per-workload >= 1, --remeasure >= 0 and positive "
+                "budgets are required")
     return args
 
 
@@ -251,7 +244,8 @@ def hypervolume_ratios(per_run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def plot(summary: dict[str, Any], runs: dict[str, Any], budgets: Sequence[float], path: Path) -> None:
+def plot(summary: dict[str, Any], budgets: Sequence[float]) -> Any:
+    """The fronts on tuned latency, one line per run, and the budgets: a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,28 +267,27 @@ def plot(summary: dict[str, Any], runs: dict[str, Any], budgets: Sequence[float]
     ax.set_title("fronts on tuned latency, one line per seed")
     ax.legend()
     fig.tight_layout()
-    save_figure(fig, path, dpi=120)
+    return fig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    out = Path(args.out)
-    previous = read_json(out) or {}
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-                if k not in ("out", "work_dir", "quiet")}
-    tuned: dict[str, dict[str, Any]] = (previous.get("tuned_remeasure", {})
-                                        if previous.get("settings") == settings else {})
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "work_dir", "quiet")}
+    # the searches resume from their run directories; the file keeps only the re-measurements (its
+    # `tuned_remeasure`), under the same settings
+    result = ResultFile("cosearch_vs_baseline", args.out, settings)
+    payload = result.payload
+    tuned: dict[str, dict[str, Any]] = payload.setdefault("tuned_remeasure", {})
+    payload.update({"work_dir": str(args.work_dir), "complete": False})
     runs: dict[str, Any] = {}
-    payload: dict[str, Any] = {"benchmark": "cosearch_vs_baseline", "command": command_line(), "settings": settings,
-                               "machine": machine(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
-                               "work_dir": str(args.work_dir), "complete": False}
 
     def save() -> None:
         summary = summarize(args, runs, tuned) if runs else None
         # the checked interface: the mean ratios at the top level too
-        ratios = {k: v for k, v in (summary or hypervolume_ratios({})).items() if k.startswith("hypervolume_ratio_")
-                  and not k.endswith("_per_seed")}
-        write_json(out, {**payload, **ratios, "tuned_remeasure": tuned, "summary": summary})
+        payload.update({k: v for k, v in (summary or hypervolume_ratios({})).items()
+                        if k.startswith("hypervolume_ratio_") and not k.endswith("_per_seed")})
+        payload["summary"] = summary
+        result.save()
 
     for seed in range(args.seeds):
         for mode in MODES:
@@ -309,20 +302,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         save()
     payload["complete"] = True
     save()
-    summary = summarize(args, runs, tuned)
-    plot(summary, runs, args.budgets, out.with_suffix(".png"))
-    print(_table(summary, args.budgets))
+    summary = payload["summary"]
+    result.figure(plot(summary, args.budgets))
+    header, rows = table_rows(summary, args.budgets)
+    print(result.table(header, rows, digits=4) + _notes(summary, args.budgets))
     return 0
 
 
-def _table(summary: dict[str, Any], budgets: Sequence[float]) -> str:
-    lines = ["mode        seeds  cand  HV(tuned)        " + "  ".join(f"best acc <= {b:g} ms" for b in budgets)]
+def table_rows(summary: dict[str, Any], budgets: Sequence[float]) -> tuple[list[str], list[list[Any]]]:
+    """The per-mode markdown table (`benchmarks.common.markdown_table`): seeds, mean candidates, hypervolume on
+    tuned latency (mean, std), and per budget the mean best accuracy and the seeds that met the budget."""
+    header = ["mode", "seeds", "candidates", "HV (tuned) mean", "HV std"]
+    for b in budgets:
+        header += [f"best acc <= {b:g} ms", f"seeds met <= {b:g} ms"]
+    rows = []
     for mode, a in summary["aggregate"].items():
-        accs = "  ".join(f"{(a[f'best_accuracy_under_{b:g}ms']['mean'] or float('nan')):.4f} "
-                         f"({a[f'best_accuracy_under_{b:g}ms']['met_in_seeds']}/{a['seeds']})".ljust(18)
-                         for b in budgets)
-        lines.append(f"{mode:<11} {a['seeds']:>5} {a['candidates_mean']:>5.1f}  "
-                     f"{a['hypervolume_mean']:.4f}+-{a['hypervolume_std']:.4f}  {accs}")
+        row: list[Any] = [mode, a["seeds"], a["candidates_mean"], a["hypervolume_mean"], a["hypervolume_std"]]
+        for b in budgets:
+            acc = a[f"best_accuracy_under_{b:g}ms"]
+            row += [acc["mean"], f"{acc['met_in_seeds']}/{a['seeds']}"]
+        rows.append(row)
+    return header, rows
+
+
+def _notes(summary: dict[str, Any], budgets: Sequence[float]) -> str:
+    """The figures beside the table: what the baseline overlooked, the hypervolume ratios."""
+    lines = []
     for b in budgets:
         n = summary["aggregate"].get("baseline", {}).get(f"overlooked_under_{b:g}ms")
         lines.append(f"overlooked by the baseline under {b:g} ms: {n}")

@@ -48,7 +48,7 @@ NAME = "device_transfer"
 DEFAULT_METHOD = "ridge_select"
 AIM = 0.95
 #: MACs per edge over the whole exported network (15 cells) and of the skeleton (stem, reductions,
-#: classifier), read off exported ONNX graphs by `benchmarks.tabular_benchmark.MacsModel` and checked
+#: classifier), read off exported ONNX graphs by `archspace.nb201_macs.MacsModel` and checked
 #: against full exports there (`benchmarks/results/tabular_benchmark.json`, prediction.macs)
 EDGE_MACS = {"none": 0, "skip_connect": 0, "avg_pool_3x3": 0, "nor_conv_1x1": 3_932_160, "nor_conv_3x3": 35_389_440}
 SKELETON_MACS = 7_783_040

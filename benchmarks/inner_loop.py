@@ -33,10 +33,11 @@ the top level says what the pretuning cost and covered (`pretune_seconds`, `spac
 `space_mac_coverage`) and what a new architecture still pays (`amortized_tuning_seconds_per_arch`: the
 mean tuning seconds of the sampled rows). The published networks are outside the space: they tune as before.
 
-Rows are written after every row (atomic rewrite of the JSON, and the PNG: latency per row, tuning
-seconds and hit rate per row, roofline); a rerun of the same command resumes after the last finished
-row, reusing the database in --work-dir. The sampled rows are kept when the sampled settings match
-(`settings`); the network rows when the network settings match too (`network_settings`; otherwise only
+Rows are written after every row (atomic rewrite of the JSON through `benchmarks.common.ResultFile`, the
+markdown table of the rows beside it, and the PNG: latency per row, tuning seconds and hit rate per row,
+roofline); a rerun of the same command resumes after the last finished row, reusing the database in
+--work-dir. The sampled rows are kept when the sampled settings match (`settings`) and the work dir is the
+same; the network rows when the network settings match too (`network_settings`; otherwise only
 the network rows are measured again). The database-filling figures are only meaningful when the work
 dir's database was filled by the rows before: `summary.database_continuity` says when it was not, and
 each row's `tasks_in_earlier_rows` counts its tasks that an earlier row also has (whatever the database holds);
@@ -47,14 +48,24 @@ left (an earlier run in the same work dir, or the row's own tuning before an int
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, command_line, geomean_or_none, machine, read_json, save_figure, write_json
+from benchmarks.common import (
+    RESULTS_DIR,
+    ResultFile,
+    Size,
+    add_sizes,
+    command_line,
+    geomean_or_none,
+    markdown_table,
+    read_json,
+    resolve_sizes,
+    save_figure,
+)
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
 NETWORKS = ("vgg16", "resnet18", "resnet34", "mobilenet_v2", "mnasnet")
@@ -82,27 +93,29 @@ def _bandwidth_gbs() -> tuple[float, str]:
     return measure_bandwidth_gbs(COPY_MIB, COPY_REPEATS), bandwidth_method(COPY_MIB, COPY_REPEATS)
 
 
+#: the options whose default differs between --quick and a full run (`benchmarks.common.add_sizes`)
+SIZES = {
+    "archs": Size(quick=2, full=10, help="architectures"),
+    "tune_top": Size(quick=1, full=4,
+                     help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first"),
+    "explicit_configs": Size(quick=2, full=4, help="explicit-space configs per remaining unseen conv/dense task"),
+    "network_resolution": Size(quick=16, full=32, help="networks' input size"),
+    "network_tune_top": Size(quick=1, full=8,
+                             help="MetaSchedule-tune this many unseen tasks per network, most MACs first"),
+    "network_explicit_configs": Size(quick=1, full=4,
+                                     help="explicit-space configs per remaining unseen conv/dense task of a network"),
+    "repeats": Size(quick=10, full=30, help="timed repeats"),
+}
+
+
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="2 architectures and ResNet-18 + ResNet-34 at 16x16, smaller budgets")
-    p.add_argument("--archs", type=int, default=None, help="architectures (default 10, quick 2)")
+    add_sizes(p, SIZES, "2 architectures and ResNet-18 + ResNet-34 at 16x16, smaller budgets")
     p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task")
-    p.add_argument("--tune-top", type=int, default=None,
-                   help="MetaSchedule-tune this many unseen tasks per architecture, most MACs first "
-                        "(default 4, quick 1)")
-    p.add_argument("--explicit-configs", type=int, default=None,
-                   help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 2)")
     p.add_argument("--networks", nargs="*", default=None, metavar="NAME",
                    help=f"published networks after the architectures, from {', '.join(NETWORKS)} (default all "
                         f"five, quick {' '.join(QUICK_NETWORKS)}; the option alone: none)")
-    p.add_argument("--network-resolution", type=int, default=None, help="networks' input size (default 32, quick 16)")
-    p.add_argument("--network-tune-top", type=int, default=None,
-                   help="MetaSchedule-tune this many unseen tasks per network, most MACs first (default 8, quick 1)")
-    p.add_argument("--network-explicit-configs", type=int, default=None,
-                   help="explicit-space configs per remaining unseen conv/dense task of a network (default 4, quick 1)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 30, quick 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretuned", type=Path, default=None, metavar="DIR",
                    help="start the work dir's database as a copy of this pretuned one (`nacos pretune`'s "
@@ -117,27 +130,21 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--refresh-only", action="store_true",
                    help="tune and measure nothing: recompute the finished rows' derived figures (roofline, "
                         "summary) and redraw the figure")
-    args = p.parse_args(argv)
-    quick = args.quick
-    args.archs = args.archs if args.archs is not None else (2 if quick else 10)
-    args.tune_top = args.tune_top if args.tune_top is not None else (1 if quick else 4)
-    args.explicit_configs = args.explicit_configs if args.explicit_configs is not None else (2 if quick else 4)
-    args.repeats = args.repeats if args.repeats is not None else (10 if quick else 30)
-    args.networks = list(args.networks if args.networks is not None else (QUICK_NETWORKS if quick else NETWORKS))
+    args = resolve_sizes(p.parse_args(argv), SIZES)
+    args.networks = list(args.networks if args.networks is not None
+                         else (QUICK_NETWORKS if args.quick else NETWORKS))
     unknown = [n for n in args.networks if n not in NETWORKS]
     if unknown:
         p.error(f"--networks: unknown {unknown}; choose from {', '.join(NETWORKS)}")
     if len(set(args.networks)) != len(args.networks):
         p.error("--networks: a network is named twice")
-    args.network_resolution = args.network_resolution or (16 if quick else 32)
-    args.network_tune_top = args.network_tune_top if args.network_tune_top is not None else (1 if quick else 8)
-    args.network_explicit_configs = (args.network_explicit_configs if args.network_explicit_configs is not None
-                                     else (1 if quick else 4))
     args.png = args.png or args.out.with_suffix(".png")
     if args.pretuned is not None and not (args.pretuned / "database_workload.json").is_file():
         p.error(f"--pretuned: {args.pretuned} is not a tuning database (no database_workload.json)")
     if args.archs < 0 or args.tune_top < 0 or args.network_tune_top < 0:
         p.error("--archs, --tune-top and --network-tune-top must be >= 0")
+    if args.network_resolution < 1:
+        p.error("--network-resolution must be >= 1")
     return args
 
 
@@ -271,27 +278,28 @@ def _summarize(payload: dict[str, Any]) -> None:
                            and all(n in done_nets for n in payload["network_settings"]["networks"]))
 
 
+#: the columns of the rows' markdown table (`benchmarks.common.markdown_table`; beside the JSON as .md)
+TABLE_HEADER = ("#", "name", "res", "tasks", "hit rate", "untuned ms", "tuned ms", "ort ms", "torch ms", "tvm/ort",
+                "tvm/torch", "tune s", "GFLOP/s", "% peak")
+
+
+def _table_rows(rows) -> list[list[Any]]:
+    """One markdown-table row per benchmark row (`TABLE_HEADER`): derived figures as `_row_derived` left them."""
+    def pct(x):
+        return 100 * x if x else None
+
+    return [[r["index"], r["name"], r["resolution"], r["tasks"], float(r["hit_rate"]), r["tvm_untuned_ms"],
+             r["tvm_tuned_ms"], r["ort_ms"], r["torch_ms"], r.get("tvm_over_ort"), r.get("tvm_over_torch"),
+             float(r["tune_seconds"]), r.get("tuned_gflops"), pct(r.get("fraction_of_peak"))] for r in rows]
+
+
 def _table(rows) -> str:
-    head = (f"{'#':>2} {'name':<13} {'res':>3} {'tasks':>5} {'hit':>5} {'untuned':>9} {'tuned':>9} {'ort':>9} "
-            f"{'torch':>9} {'tvm/ort':>7} {'tvm/pt':>7} {'tune s':>7} {'GF/s':>6} {'%peak':>5}")
-    lines = [head]
-    def g(x, w, p):
-        return f"{x:{w}.{p}f}" if isinstance(x, (int, float)) and math.isfinite(x) else f"{'-':>{w}}"
-
-    def f(x):
-        return g(x, 9, 3)
-
-    for r in rows:
-        lines.append(f"{r['index']:>2} {r['name'][:13]:<13} {r['resolution']:>3} {r['tasks']:>5} {r['hit_rate']:>5.2f} "
-                     f"{f(r['tvm_untuned_ms'])} {f(r['tvm_tuned_ms'])} {f(r['ort_ms'])} {f(r['torch_ms'])} "
-                     f"{g(r['tvm_over_ort'], 7, 2)} {g(r['tvm_over_torch'], 7, 2)} {r['tune_seconds']:7.1f} "
-                     f"{g(r['tuned_gflops'], 6, 2)} "
-                     f"{g(100 * r['fraction_of_peak'] if r['fraction_of_peak'] else None, 5, 1)}")
-    return "\n".join(lines)
+    return markdown_table(TABLE_HEADER, _table_rows(rows))
 
 
 # -- figure ---------------------------------------------------------------------------------------
-def _plot(payload: dict[str, Any], path: Path) -> None:
+def _plot(payload: dict[str, Any]) -> Any:
+    """The figure of the rows (None without rows): latency per row, the database filling, the roofline."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -301,7 +309,7 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
 
     rows = payload["rows"]
     if not rows:
-        return
+        return None
     labels = [LABELS.get(r["name"], r["name"]) for r in rows]
     x = np.arange(len(rows))
     n_sampled = sum(r["kind"] == "sampled" for r in rows)
@@ -378,7 +386,7 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
     ax3.set_title("achieved GFLOP/s against the measured machine peak (numpy BLAS)"
                   + (f"; onnxruntime passes it on {above} row(s)" if above else ""), fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
 def _fmt(x) -> str:
@@ -502,23 +510,25 @@ def main(argv=None) -> int:
         pretune = _start_from_pretuned(args.pretuned, args.work_dir / "db", ArchSpace(), target)
     db = TuningDatabase(args.work_dir / "db", target=target)  # this machine's records are what it has
     protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
-    previous = read_json(args.out)
     settings, net_settings = _settings(args), _network_settings(args)
-    if previous and previous.get("settings") == settings and previous.get("work_dir") == str(args.work_dir):
-        payload = previous
-        if not args.refresh_only:
-            payload["command"] = command_line()
-        for r in payload["rows"]:
+    # Resume (`ResultFile`: same benchmark, same `settings`) only a file of the same work dir: its rows' hit
+    # rates and tuning seconds describe that directory's database. The resume is then row by row: the
+    # sampled rows are kept, the network rows only under the same `network_settings` (below).
+    previous = read_json(args.out) or {}
+    result = ResultFile("inner_loop", args.out, settings, resume=previous.get("work_dir") == str(args.work_dir))
+    payload = result.payload
+    if result.resumed:
+        if args.refresh_only:  # nothing is run: the file still describes the command that measured it
+            payload["command"] = previous.get("command", payload["command"])
+        for r in payload["rows"]:  # rows written before the network part have neither
             r.setdefault("kind", "sampled")
             r.setdefault("name", f"arch{args.seed + r['index']}")
         if payload.get("network_settings") != net_settings:  # the sampled rows stay, the network rows start over
             payload["rows"] = [r for r in payload["rows"] if r["kind"] == "sampled"]
             payload["network_settings"] = net_settings
     else:
-        payload = {"benchmark": "inner_loop", "command": command_line(), "settings": settings,
-                   "network_settings": net_settings, "work_dir": str(args.work_dir), "target": str(target),
-                   "threads": threads, "machine": machine(), "peak_gflops": _peak_gflops(threads),
-                   "rows": []}
+        payload.update({"network_settings": net_settings, "work_dir": str(args.work_dir), "target": str(target),
+                        "threads": threads, "peak_gflops": _peak_gflops(threads), "rows": []})
     if pretune is not None and "pretune" not in payload:
         payload["pretune"] = pretune
     payload.setdefault("runs", []).append({"command": command_line(),
@@ -526,7 +536,7 @@ def main(argv=None) -> int:
     # The roofline's roofs are measured again on every run and the best is kept: a measurement taken while
     # other jobs load the machine only underestimates them.
     peaks = payload.setdefault("peak_gflops_measurements", [payload["peak_gflops"]])
-    if payload is previous:  # resumed: a fresh payload has just measured it
+    if result.resumed:  # a fresh payload has just measured it
         peaks.append(_peak_gflops(threads))
     payload["peak_gflops"] = max(peaks)
     bw, payload["bandwidth_method"] = _bandwidth_gbs()
@@ -545,8 +555,15 @@ def main(argv=None) -> int:
 
     def save() -> None:
         _summarize(payload)
-        write_json(args.out, payload)
-        _plot(payload, args.png)
+        result.save()
+        result.table(TABLE_HEADER, _table_rows(payload["rows"]))
+        fig = _plot(payload)
+        if fig is None:
+            return
+        if args.png == result.path.with_suffix(".png"):
+            result.figure(fig)
+        else:  # --png elsewhere: `ResultFile.figure` writes only beside the JSON
+            save_figure(fig, args.png)
 
     done = {r["name"]: r for r in payload["rows"]}
     space = ArchSpace()

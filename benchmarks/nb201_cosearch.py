@@ -32,7 +32,10 @@ record of whole-network latencies does not hold: it is compared on the MBConv sp
     python -m benchmarks.nb201_cosearch --quick         # 3 seeds
     python -m benchmarks.nb201_cosearch --records CSV   # another record set of the same layout
 
-Writes benchmarks/results/nb201_cosearch.json (+ .md table).
+Writes benchmarks/results/nb201_cosearch.json (+ .md table). Besides the figures, the JSON holds each
+mode's latency column (``modes``) and, per mode and seed, the record-set rows its run queried in order
+(``queried_rows``; 0-based data rows of the CSV, as `archspace.nb201.load_records` numbers them), so every
+figure can be recomputed from the record set.
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "spearman_tuned_vs_ort": spearman_or_none(rec.signal["tvm_tuned"], rec.signal["onnxruntime"]),
         "baselines": ratios,
         "hypervolume": {m: {"mean": float(v.mean()), "per_seed": v.tolist()} for m, v in hv.items()},
+        "modes": MODES,
+        "queried_rows": runs,
         "reference_point": {"accuracy": reference[0], "deployed_ms": reference[1]},
         "overlooked_per_budget": over,
         "best_accuracy_under_budgets": {m: {str(p): {"mean_accuracy": mean_acc(m, p),

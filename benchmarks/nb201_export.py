@@ -30,15 +30,15 @@ each is built in PyTorch and run forward once (output shape (1, 10), finite). A 
     python -m benchmarks.nb201_export            # full size: 12 strata x 2 cells
     python -m benchmarks.nb201_export --quick    # 4 strata x 1 cell, fewer repeats and configs
 
-Results go to benchmarks/results/nb201_export.json (+ .png), rewritten atomically after every cell; a
-rerun of the same command (same settings and work directory) resumes where it stopped.
+Results go to benchmarks/results/nb201_export.json (+ .png, and .md: the correlation table), rewritten
+atomically after every cell (`benchmarks.common.ResultFile`); a rerun of the same command (same settings,
+work directory and table) resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import json
 import math
 import sys
@@ -51,13 +51,13 @@ import numpy as np
 
 from benchmarks.common import (
     RESULTS_DIR,
+    ResultFile,
+    Size,
     add_nb201_csv_argument,
-    command_line,
-    machine,
+    add_sizes,
     nb201_table_or_skip,
     read_json,
-    save_figure,
-    write_json,
+    resolve_sizes,
 )
 
 NAME = "nb201_export"
@@ -65,20 +65,31 @@ NAME = "nb201_export"
 BACKENDS = ("tvm_untuned", "tvm_tuned", "onnxruntime")
 
 
+#: the options whose default differs between --quick and a full run
+SIZES = {"strata": Size(quick=4, full=12, help="equal strata of the connected cells by published latency"),
+         "per_stratum": Size(quick=1, full=2, help="cells drawn from each stratum"),
+         "configs_per_task": Size(quick=1, full=3, help="explicit configs per unseen conv / dense task"),
+         "warmup": Size(quick=1, full=2, help="untimed runs"),
+         "repeats": Size(quick=3, full=10, help="timed runs"),
+         "build_check_cells": Size(quick=10, full=200, help="random cells of the whole space built in PyTorch")}
+
+
 @dataclass(frozen=True)
 class Settings:
-    strata: int = 12
-    per_stratum: int = 2
+    """One run's settings (the JSON's ``settings``, in this order)."""
+
+    strata: int = SIZES["strata"].full
+    per_stratum: int = SIZES["per_stratum"].full
     reference_device: str = "gold_6226"
-    configs_per_task: int = 3
-    warmup: int = 2
-    repeats: int = 10
-    build_check_cells: int = 200
+    configs_per_task: int = SIZES["configs_per_task"].full
+    warmup: int = SIZES["warmup"].full
+    repeats: int = SIZES["repeats"].full
+    build_check_cells: int = SIZES["build_check_cells"].full
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> Settings:
-        return cls(strata=4, per_stratum=1, configs_per_task=1, warmup=1, repeats=3, build_check_cells=10)
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
     @property
     def cells(self) -> int:
@@ -244,7 +255,8 @@ def correlations(rows: list[dict[str, Any]], devices: tuple[str, ...]) -> dict[s
 # ---------------------------------------------------------------------------------------------------
 # Figure, table
 # ---------------------------------------------------------------------------------------------------
-def _plot(result: dict[str, Any], path: Path) -> None:
+def _plot(result: dict[str, Any]) -> Any:
+    """Spearman's rho of each backend (and MACs) with each device; per cell, latency here against published."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,21 +290,18 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("per cell")
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
-def markdown_table(result: dict[str, Any]) -> str:
-    corr = result["correlations"]
+TABLE_HEADER = ("device", "TVM untuned ρ / τ", "TVM tuned ρ / τ", "onnxruntime ρ / τ", "MACs ρ / τ")
+
+
+def _table_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per published device: "Spearman / Kendall" of each backend and of MACs (as the README's table)."""
     def f(v):
         return "-" if v is None else f"{v:.2f}"
-    lines = ["| device | TVM untuned ρ / τ | TVM tuned ρ / τ | onnxruntime ρ / τ | MACs ρ / τ |",
-             "|---|---|---|---|---|"]
-    for d, c in corr.items():
-        if d.startswith("_"):
-            continue
-        lines.append(f"| {d} | " + " | ".join(f"{f(c[b]['spearman'])} / {f(c[b]['kendall'])}"
-                                               for b in (*BACKENDS, "macs")) + " |")
-    return "\n".join(lines)
+    return [[d, *(f"{f(c[b]['spearman'])} / {f(c[b]['kendall'])}" for b in (*BACKENDS, "macs"))]
+            for d, c in result["correlations"].items() if not d.startswith("_")]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -300,19 +309,23 @@ def markdown_table(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------------
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="4 strata x 1 cell, 1 config per task, 3 repeats")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json", help="result JSON (PNG beside it)")
+    add_sizes(p, SIZES, "4 strata x 1 cell, 1 config per task, 3 repeats")
+    p.add_argument("--reference-device", default=Settings.reference_device,
+                   help=f"published device whose latency the strata follow (default {Settings.reference_device})")
+    p.add_argument("--seed", type=int, default=Settings.seed, help="sample, export and measurement seed")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json",
+                   help="result JSON (PNG and markdown table beside it)")
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache") / NAME,
                    help="ONNX files and the shared tuning database")
     add_nb201_csv_argument(p)
-    return p.parse_args(argv)
+    return resolve_sizes(p.parse_args(argv), SIZES)
 
 
 def main(argv=None) -> int:
     from archspace.nb201 import NB201Table
 
     args = _parse(argv)
-    s = Settings.quick() if args.quick else Settings()
+    s = Settings.from_args(args)
     csv = nb201_table_or_skip(NAME, args.csv)
     if csv is None:
         return 2
@@ -332,33 +345,38 @@ def main(argv=None) -> int:
     target = host_target(threads)
     protocol = Protocol(warmup=s.warmup, repeats=s.repeats, seed=s.seed)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    previous = read_json(args.out)
-    if (previous and previous.get("settings") == s.to_json() and previous.get("work_dir") == str(args.work_dir)
-            and previous.get("source", {}).get("rows") == len(table)):
-        result = previous
+    # Resume (`ResultFile`: same benchmark, same `settings`) only a file of the same work dir (its rows' hit
+    # rates describe that directory's database) and of a table of the same size (the sample's rows index it).
+    previous = read_json(args.out) or {}
+    same_place = (previous.get("work_dir") == str(args.work_dir)
+                  and previous.get("source", {}).get("rows") == len(table))
+    out = ResultFile(NAME, args.out, s.to_json(), resume=same_place)
+    result = out.payload
+    if out.resumed:
         log(f"resuming {args.out}")
     else:
         sample, degenerate = stratified_sample(table, s)
-        result = {"benchmark": NAME, "complete": False, "settings": s.to_json(), "work_dir": str(args.work_dir),
-                  "source": {"csv": str(csv), "rows": len(table)},
-                  "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "sample": {"cells": sample, "stratified_by": f"published latency on {s.reference_device}",
-                             "degenerate_cells_in_table": degenerate,
-                             "degenerate_handling": ("left out of the sampling pool: a cell with no path of non-none "
-                                                     "edges from its input to its output makes the whole network "
-                                                     "a constant (the exporter drops the input), so there is "
-                                                     "nothing to compile or time")},
-                  "rows": [], "seconds_total": 0.0}
-    result.update(command=command_line(), machine=machine(), versions=dict(versions()), target=str(target),
-                  threads=threads, protocol=dataclasses.asdict(protocol))
+        result.update({
+            "complete": False, "work_dir": str(args.work_dir), "source": {"csv": str(csv), "rows": len(table)},
+            "sample": {"cells": sample, "stratified_by": f"published latency on {s.reference_device}",
+                       "degenerate_cells_in_table": degenerate,
+                       "degenerate_handling": ("left out of the sampling pool: a cell with no path of non-none "
+                                               "edges from its input to its output makes the whole network "
+                                               "a constant (the exporter drops the input), so there is "
+                                               "nothing to compile or time")},
+            "rows": [], "seconds_total": 0.0})
+    result.update(backends=list(BACKENDS), versions=dict(versions()), target=str(target), threads=threads,
+                  protocol=dataclasses.asdict(protocol))
     spent_before = float(result.get("seconds_total", 0.0))
     measured_now = 0
 
-    def save() -> None:
+    def save() -> str:
+        """Correlations, counts, the JSON rewritten atomically and the markdown table beside it (returned)."""
         result["correlations"] = correlations(result["rows"], table.devices)
         result["cells_measured_this_run"] = measured_now
         result["seconds_total"] = round(spent_before + time.time() - started, 2)
-        write_json(args.out, result)
+        out.save()
+        return out.table(TABLE_HEADER, _table_rows(result))
 
     if "build_check" not in result:
         result["build_check"] = build_check(table, s.build_check_cells, s.seed)
@@ -373,7 +391,7 @@ def main(argv=None) -> int:
         result["rows"].append(row)
         measured_now += 1
         save()
-        _plot(result, args.out.with_suffix(".png"))
+        out.figure(_plot(result))
         def g(b):
             return row.get(b, {}).get("median_ms")
         log(f"cell {len(result['rows'])}/{len(result['sample']['cells'])} {entry['arch']}: untuned {g('tvm_untuned')} "
@@ -383,9 +401,9 @@ def main(argv=None) -> int:
     result["failed_cells"] = [{"arch": r["arch"], "why": r.get("error") or {b: r[b].get("error") for b in BACKENDS
                                                                           if b in r and not r[b]["ok"]}}
                               for r in result["rows"] if not r.get("ok")]
-    save()
-    _plot(result, args.out.with_suffix(".png"))
-    print(markdown_table(result))
+    text = save()
+    out.figure(_plot(result))
+    print(text, end="")
     return 0
 
 

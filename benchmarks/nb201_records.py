@@ -32,7 +32,8 @@ Output (``--out-dir``, default benchmarks/results/):
   ``arch``, the three accuracy columns, ``lat_ms_<way>`` per way plus ``lat_ms_deployed``, the better of
   onnxruntime and tuned TVM), so ``archspace.nb201.NB201Table(path)`` (or `archspace.nb201.load_records`)
   loads it as a table whose "devices" are the four ways: any strategy runs on it in seconds;
-- ``nb201_records.schema.json``: a JSON Schema of the columns;
+- ``nb201_records.schema.json``: a JSON Schema of the columns (the layout is the library's:
+  `archspace.nb201.record_columns` / `record_schema`, version `archspace.nb201.RECORD_FORMAT`);
 - ``nb201_records.json``: the settings, machine, tool versions, protocol, the tuning budget spent, the
   database digest, failures, and rank correlations (between the ways; each way against every published
   device).
@@ -58,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from archspace.nb201 import RECORD_FORMAT, RECORD_WAYS, record_columns, record_schema
 from benchmarks.common import (
     RESULTS_DIR,
     Size,
@@ -73,9 +75,8 @@ from benchmarks.common import (
 )
 
 NAME = "nb201_records"
-WAYS = ("onnxruntime", "tvm_untuned", "tvm_default", "tvm_tuned")
-#: the version of the record layout (a change of columns or of what a way means bumps it)
-RECORD_FORMAT = "nacos-nb201-records/1"
+#: the ways each cell is timed; the record layout is `archspace.nb201.record_columns`, which `load_records` reads
+WAYS = RECORD_WAYS
 
 SIZES = {
     "cells": Size(3, 2000, "cells to measure (a rerun with more extends the set)"),
@@ -85,32 +86,6 @@ SIZES = {
     "warmup": Size(1, 3, "untimed runs before timing"),
     "repeats": Size(3, 15, "timed runs (medians)"),
 }
-
-
-def columns(accuracy_columns: list[str]) -> list[tuple[str, str, str]]:
-    """(name, JSON type, description) of every CSV column, in order."""
-    cols = [("index", "integer", "the cell's index in NAS-Bench-201"),
-            ("arch", "string", "the cell's architecture string, |op~i|+|op~i|op~i|+|...|")]
-    cols += [(c, "number", f"published test accuracy ({c}, %), from the NAS-Bench-201 table") for c in accuracy_columns]
-    what = {"onnxruntime": "onnxruntime (CPU provider)", "tvm_untuned": "TVM, no database (dlight defaults)",
-            "tvm_default": "TVM, one fixed default ScheduleConfig for every conv / dense layer",
-            "tvm_tuned": "TVM with the pretuned database's best records"}
-    cols += [(f"lat_ms_{w}", "number", f"median latency (ms) here: {what[w]}") for w in WAYS]
-    cols += [("lat_ms_deployed", "number", "min(lat_ms_onnxruntime, lat_ms_tvm_tuned): what a careful user ships")]
-    cols += [(f"std_ms_{w}", "number", f"standard deviation (ms) of the timed runs: {what[w]}") for w in WAYS]
-    cols += [("macs", "integer", "multiply-accumulates of the exported network"),
-             ("conv_tasks", "integer", "distinct conv / dense tasks TVM extracts from the network"),
-             ("conv_tasks_in_database", "integer", "of those, tasks the tuning database holds a record of"),
-             ("stratum", "integer", "stratum of published latency on the reference device the cell was drawn from")]
-    return cols
-
-
-def schema(cols: list[tuple[str, str, str]], settings: dict[str, Any]) -> dict[str, Any]:
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "NAS-Bench-201 compiled-latency record",
-            "description": f"one row of {NAME}.csv ({RECORD_FORMAT}); reference device "
-                           f"{settings['reference_device']}, measured as benchmarks/nb201_records.py describes",
-            "type": "object", "required": [c for c, _, _ in cols], "additionalProperties": False,
-            "properties": {c: {"type": t, "description": d} for c, t, d in cols}}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -273,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     (args.work_dir / "onnx").mkdir(exist_ok=True)
     acc_cols = list(DATASETS.values())
-    cols = columns(acc_cols)
-    write_json(args.out_dir / f"{NAME}.schema.json", schema(cols, settings))
+    cols = record_columns(acc_cols)
+    write_json(args.out_dir / f"{NAME}.schema.json", record_schema(cols, settings["reference_device"]))
     started = time.time()
     meta = meta or {"benchmark": NAME, "settings": settings, "seconds_measuring": 0.0, "failures": []}
     meta.update(command=command_line(), machine=machine(), versions=dict(versions()),

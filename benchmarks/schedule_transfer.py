@@ -30,14 +30,14 @@ way, with the per-layer best tuned latencies from the database beside it.
     python -m benchmarks.schedule_transfer            # full size: 5 networks, 10 policies each
     python -m benchmarks.schedule_transfer --quick    # ResNet-18 + MNASNet at 16 x 16, 2 policies
 
-Results go to benchmarks/results/schedule_transfer.json (+ .png, the heat map), rewritten atomically
-after every policy, matrix cell and ceiling; a rerun of the same command resumes where it stopped.
+Results go to benchmarks/results/schedule_transfer.json (+ .png, the heat map, and .md, the speed-up
+table), rewritten atomically after every policy, matrix cell and ceiling (`benchmarks.common.ResultFile`);
+a rerun of the same command (same settings and work directory) resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import math
 import random
 import sys
@@ -45,52 +45,37 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    command_line,
-    machine,
-    read_json,
-    save_figure,
-    write_json,
-)
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, read_json, resolve_sizes, save_figure
 
 NETWORKS = ("vgg16", "resnet18", "resnet34", "mobilenet_v2", "mnasnet")
 LABELS = {"vgg16": "VGG-16", "resnet18": "ResNet-18", "resnet34": "ResNet-34", "mobilenet_v2": "MobileNet-V2",
           "mnasnet": "MNASNet"}
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "dense")
+NAME = "schedule_transfer"
+QUICK_NETWORKS = ("resnet18", "mnasnet")
+#: the options whose default differs between --quick and a full run
+SIZES = {"resolution": Size(quick=16, full=32, help="input size"),
+         "policies": Size(quick=2, full=10, help="global policies sampled per network"),
+         "tune_top": Size(quick=1, full=6, help="MetaSchedule-tune this many unseen conv/dense tasks per network, "
+                                                "most MACs first"),
+         "explicit_configs": Size(quick=0, full=4, help="explicit-space configs per remaining unseen conv/dense task"),
+         "warmup": Size(quick=1, full=3, help="untimed runs"),
+         "repeats": Size(quick=3, full=15, help="timed runs")}
 
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="ResNet-18 and MNASNet at 16 x 16, 2 policies, tiny tuning budget (minutes)")
+    add_sizes(p, SIZES, "ResNet-18 and MNASNet at 16 x 16, 2 policies, tiny tuning budget (minutes)")
     p.add_argument("--networks", nargs="+", choices=NETWORKS, default=None,
-                   help="networks (default all five; quick: resnet18 mnasnet)")
-    p.add_argument("--resolution", type=int, default=None, help="input size (default 32, quick 16)")
-    p.add_argument("--policies", type=int, default=None,
-                   help="global policies sampled per network (default 10, quick 2)")
+                   help=f"networks (default all five; quick: {' '.join(QUICK_NETWORKS)})")
     p.add_argument("--trials-per-task", type=int, default=16, help="MetaSchedule trials per tuned task (>= 16)")
-    p.add_argument("--tune-top", type=int, default=None,
-                   help="MetaSchedule-tune this many unseen conv/dense tasks per network, most MACs first "
-                        "(default 6, quick 1)")
-    p.add_argument("--explicit-configs", type=int, default=None,
-                   help="explicit-space configs per remaining unseen conv/dense task (default 4, quick 0)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed runs (default 3, quick 1)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs (default 15, quick 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, default=Path(".nacos-cache/schedule_transfer"),
                    help="ONNX files and the tuning database (kept: a rerun resumes)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "schedule_transfer.json")
     p.add_argument("--png", type=Path, default=None, help="heat map (default: --out with .png)")
-    args = p.parse_args(argv)
-    q = args.quick
-    args.networks = list(args.networks or (["resnet18", "mnasnet"] if q else NETWORKS))
-    args.resolution = args.resolution or (16 if q else 32)
-    args.policies = args.policies if args.policies is not None else (2 if q else 10)
-    args.tune_top = args.tune_top if args.tune_top is not None else (1 if q else 6)
-    args.explicit_configs = args.explicit_configs if args.explicit_configs is not None else (0 if q else 4)
-    args.warmup = args.warmup if args.warmup is not None else (1 if q else 3)
-    args.repeats = args.repeats if args.repeats is not None else (3 if q else 15)
+    args = resolve_sizes(p.parse_args(argv), SIZES)
+    args.networks = list(args.networks or (QUICK_NETWORKS if args.quick else NETWORKS))
     args.png = args.png or args.out.with_suffix(".png")
     if args.policies < 1:
         p.error("--policies must be >= 1")
@@ -336,7 +321,8 @@ def _failed_cell(payload, a, b) -> bool:
     return bool(cell) and not cell.get("ok")
 
 
-def _plot(payload: dict[str, Any], path: Path) -> None:
+def _plot(payload: dict[str, Any]) -> Any:
+    """The heat map: speed-up over untuned (log2 colour scale) of every matrix cell and of the ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -370,31 +356,36 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("log2 speed-up")
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
-def _table(payload: dict[str, Any]) -> str:
+TABLE_CORNER = "best policy of \\ applied to"
+
+
+def _table_rows(payload: dict[str, Any]) -> list[list[Any]]:
+    """The speed-up matrix (row: whose best policy; column: applied to), the ceiling's speed-ups, and the
+    latencies untuned, under the own best policy and tuned, as the README's table has them."""
     names = payload["settings"]["networks"]
+    nets = payload["networks"]
     spd = payload["matrix"]["speedup"]
-    def f(x):
-        return f"{x:8.2f}" if x is not None else f"{'-':>8}"
-    lines = [f"{'policy of / on':>16} " + " ".join(f"{n[:8]:>8}" for n in names)]
-    for i, a in enumerate(names):
-        lines.append(f"{a:>16} " + " ".join(f(x) for x in spd[i]))
-    lines.append(f"{'metaschedule':>16} " + " ".join(f(payload['ceiling'][b]['speedup']) for b in names))
-    lines.append(f"{'untuned ms':>16} " + " ".join(
-        f((payload['networks'].get(b, {}).get('untuned') or {}).get('median_ms')) for b in names))
-    return "\n".join(lines)
 
+    def ms(b: str, *path: str) -> float | None:
+        node: Any = nets.get(b, {})
+        for key in path:
+            node = (node or {}).get(key)
+        return node
 
-def _save(payload, args) -> None:
-    _summarize(payload)
-    payload["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    write_json(args.out, payload)
+    rows: list[list[Any]] = [[LABELS[a], *spd[i]] for i, a in enumerate(names)]
+    rows.append(["MetaSchedule (ceiling)", *(payload["ceiling"][b]["speedup"] for b in names)])
+    rows.append(["untuned ms", *(ms(b, "untuned", "median_ms") for b in names)])
+    rows.append(["own best policy ms", *(ms(b, "best", "measurement", "median_ms") for b in names)])
+    rows.append(["MetaSchedule ms", *(ms(b, "ceiling", "median_ms") for b in names)])
+    return rows
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
+
     from schedules.database import TuningDatabase
     from schedules.frontend import extract_workloads, import_onnx
     from schedules.measure import Protocol
@@ -405,21 +396,34 @@ def main(argv=None) -> int:
     target = host_target(threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     protocol = Protocol(warmup=args.warmup, repeats=args.repeats)
-    settings = _settings(args)
-    previous = read_json(args.out)
-    if previous and previous.get("settings") == settings and previous.get("work_dir") == str(args.work_dir):
-        payload = previous
-        payload["command"] = command_line()
-    else:
-        payload = {"benchmark": "schedule_transfer", "command": command_line(), "settings": settings,
-                   "work_dir": str(args.work_dir), "target": str(target), "threads": threads,
-                   "machine": machine(), "versions": dict(versions()),
-                   "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                   "untuned_means": "tvm.compile of the imported module with no schedule and no tuning "
-                                    "records: LegalizeOps + dlight's default CPU rules (convolutions "
-                                    "unscheduled: not parallel, not vectorised)",
-                   "networks": {}, "matrix_cells": {}}
+    # Resume (`ResultFile`: same benchmark, same `settings`) only a file of the same work dir: its ceilings
+    # were tuned into that directory's database.
+    previous = read_json(args.out) or {}
+    result = ResultFile(NAME, args.out, _settings(args), resume=previous.get("work_dir") == str(args.work_dir))
+    payload = result.payload
+    if not result.resumed:
+        payload.update({"work_dir": str(args.work_dir), "target": str(target), "threads": threads,
+                        "versions": dict(versions()),
+                        "untuned_means": "tvm.compile of the imported module with no schedule and no tuning "
+                                         "records: LegalizeOps + dlight's default CPU rules (convolutions "
+                                         "unscheduled: not parallel, not vectorised)",
+                        "networks": {}, "matrix_cells": {}})
+    payload["tuned_compile"] = TUNED_COMPILE  # what a ceiling's `compiled_by` says when it is measured this way
     nets = payload["networks"]
+
+    def save() -> str:
+        """Summarise, rewrite the JSON atomically and the markdown table beside it (returned)."""
+        _summarize(payload)
+        result.save()
+        return result.table([TABLE_CORNER, *(LABELS[b] for b in args.networks)], _table_rows(payload), digits=2)
+
+    def plot() -> None:
+        fig = _plot(payload)
+        if args.png == result.path.with_suffix(".png"):
+            result.figure(fig)
+        else:  # --png elsewhere: `ResultFile.figure` writes only beside the JSON
+            save_figure(fig, args.png)
+
     def log(msg):
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -434,7 +438,7 @@ def main(argv=None) -> int:
             entry["conv_tasks"] = sum(w.op_kind in CONV_KINDS for w in workloads)
             entry["macs"] = sum(w.macs * w.count for w in workloads)
             entry["untuned"] = measure_untuned(paths[name], target, protocol)
-            _save(payload, args)
+            save()
             log(f"{name}: untuned {entry['untuned'].get('median_ms')} ms ({entry['conv_tasks']} conv/dense tasks)")
         candidates = sample_policies(name, args.policies, args.seed)
         for k, config in enumerate(candidates):
@@ -445,7 +449,7 @@ def main(argv=None) -> int:
                                       "speedup": _speedup(entry["untuned"], m)})
             ok = [p for p in entry["policies"] if p["measurement"]["ok"]]
             entry["best"] = min(ok, key=lambda p: p["measurement"]["median_ms"]) if ok else None
-            _save(payload, args)
+            save()
             log(f"{name}: policy {k}: {m.get('median_ms') or m.get('error')} (build {m.get('build_s', 0):.1f} s)")
         entry["failed_policies"] = sum(not p["measurement"]["ok"] for p in entry["policies"])
 
@@ -461,8 +465,8 @@ def main(argv=None) -> int:
             else:
                 payload["matrix_cells"][key] = measure_policy(paths[b], ScheduleConfig.from_dict(best["config"]),
                                                               target, protocol)
-            _save(payload, args)
-            _plot(payload, args.png)
+            save()
+            plot()
             cell = payload["matrix_cells"][key]
             log(f"matrix {key}: {cell.get('median_ms') or cell.get('error')}")
 
@@ -476,21 +480,21 @@ def main(argv=None) -> int:
                                                               "runs", "error", "build_s")}
             keep["schedules_measure_compile_ms"] = old.get("median_ms")
             nets[name]["ceiling"] = {**keep, **measure_tuned(paths[name], db, target, protocol)}
-            _save(payload, args)
+            save()
             log(f"{name}: tuned, measured again: {nets[name]['ceiling'].get('median_ms')} ms")
             continue
         if old:
             continue
         nets[name]["ceiling"] = measure_ceiling(paths[name], db, target, protocol, args)
-        _save(payload, args)
-        _plot(payload, args.png)
+        save()
+        plot()
         c = nets[name]["ceiling"]
         log(f"{name}: tuned {c.get('median_ms') or c.get('error')} ms ({c['metaschedule_trials']} MetaSchedule trials, "
             f"{c['tune_s']:.0f} s)")
 
-    _save(payload, args)
-    _plot(payload, args.png)
-    print(_table(payload))
+    table = save()
+    plot()
+    print(table, end="")
     print(payload["claim"]["specific"] + "; " + payload["claim"]["slowdowns"] + f"; holds: {payload['claim']['holds']}")
     return 0
 

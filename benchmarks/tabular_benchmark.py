@@ -19,7 +19,8 @@ exactly and a test bed for latency predictors.
    aggregates of `costmodels.datasets.nb201_layers`) trained on n cells drawn at random with one
    device's latencies, scored by Spearman and Kendall rank correlation on all the other cells, on
    every device (the train device itself, and the others: transfer). Beside it, the MACs of the real
-   PyTorch networks (`archspace.nb201_net`), and the figures HELP published.
+   PyTorch networks (`archspace.nb201_macs.MacsModel`, checked against full exports), and the figures
+   HELP published.
 3. **Export** (build, compile with TVM, measure here) is not run by this script: see
    `benchmarks/nb201_export.py` (and the JSON's ``export`` key).
 
@@ -27,7 +28,10 @@ exactly and a test bed for latency predictors.
     python -m benchmarks.tabular_benchmark --quick    # a couple of minutes
 
 Every unit of work (a device's search, a (train device, n) cell of the prediction) is written as it
-finishes; a rerun with the same settings resumes where the last one stopped.
+finishes (`benchmarks.common.ResultFile`); a rerun with the same settings resumes where the last one
+stopped. Beside the JSON: the figure (.png) and the markdown tables of the search (.md), the latency
+ranking (.prediction.md) and the transfer between devices (.transfer.md), also printed with their
+captions.
 """
 
 from __future__ import annotations
@@ -47,16 +51,8 @@ from typing import Any
 import numpy as np
 
 from archspace.nb201 import live_edges
-from benchmarks.common import (
-    RESULTS_DIR,
-    add_nb201_csv_argument,
-    command_line,
-    machine,
-    nb201_table_or_skip,
-    read_json,
-    save_figure,
-    write_json,
-)
+from archspace.nb201_macs import MacsModel
+from benchmarks.common import RESULTS_DIR, ResultFile, add_nb201_csv_argument, nb201_table_or_skip
 
 NAME = "tabular_benchmark"
 DATASET = "cifar10"
@@ -197,72 +193,6 @@ def search_device(table, device: str, s: Settings) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # 2. Prediction
 # ---------------------------------------------------------------------------------------------------
-class MacsModel:
-    """MACs of the exported NAS-Bench-201 network of any cell from a handful of exported networks.
-
-    All edges of a stage see the same tensor shape, so a cell's MACs are the skeleton's (stem, reduction
-    blocks, classifier) plus, per live edge, the MACs of its operation at each stage (times the cells per
-    stage). Both are read off exported networks by `archspace.stats.onnx_layer_stats`: the skeleton from
-    the cell with a single skip edge 0->3, each operation from the cell with that operation alone on 0->3,
-    stage by stage (grouped by output channels). `all_edges` counts every non-`none` edge whether live or
-    not (what a counter over the PyTorch modules, like NAS-Bench-201's own, sees).
-    """
-
-    def __init__(self, workdir: Path) -> None:
-        from archspace.nb201 import NB201_OPS
-
-        self.stage_macs: dict[str, dict[int, int]] = {}
-        base = self._per_stage(self.export("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", workdir))
-        self.skeleton = int(sum(base.values()))
-        for op in NB201_OPS[1:]:
-            stats = self._per_stage(self.export(f"|none~0|+|none~0|none~1|+|{op}~0|none~1|none~2|", workdir))
-            # MACs of one edge in one cell of each stage (the difference holds 5 cells per stage)
-            self.stage_macs[op] = {c: (stats.get(c, 0) - base.get(c, 0)) // 5 for c in sorted(set(stats) | set(base))}
-        # one edge position, over the whole network (5 cells per stage)
-        self.edge_macs = {op: 5 * int(sum(v.values())) for op, v in self.stage_macs.items()}
-        self.edge_macs["none"] = 0
-        self.classifier = self.export_classifier_macs()
-
-    @staticmethod
-    def export(arch: str, workdir: Path) -> list:
-        import torch
-
-        from archspace.export import export_module
-        from archspace.nb201_net import build_nb201_network
-        from archspace.stats import onnx_layer_stats
-
-        path = export_module(build_nb201_network(arch), torch.zeros(1, 3, 32, 32),
-                             Path(workdir) / f"nb201_{hashlib.sha1(arch.encode()).hexdigest()[:10]}.onnx")
-        return onnx_layer_stats(path)
-
-    @staticmethod
-    def _per_stage(stats: list) -> dict[int, int]:
-        out: dict[int, int] = {}
-        for st in stats:
-            if st.macs and len(st.output_shape) == 4:
-                out[st.output_shape[1]] = out.get(st.output_shape[1], 0) + st.macs
-            elif st.macs:
-                out[-1] = out.get(-1, 0) + st.macs        # the classifier
-        return out
-
-    def export_classifier_macs(self) -> int:
-        return 64 * 10                                   # Gemm 64 -> 10; checked by the test on a constant cell
-
-    def macs(self, ops: tuple[str, ...]) -> int:
-        live = live_edges(ops)
-        if not live:
-            return self.classifier
-        return self.skeleton + sum(self.edge_macs[ops[k]] for k in live)
-
-    def macs_all_edges(self, ops: tuple[str, ...]) -> int:
-        return self.skeleton + sum(self.edge_macs[op] for op in ops)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"skeleton_macs": self.skeleton, "edge_macs_per_op_all_stages": self.edge_macs,
-                "edge_macs_per_op_per_stage_channels": {op: {str(c): m for c, m in v.items() if c > 0}
-                                                       for op, v in self.stage_macs.items()}}
-
-
 def _rank_scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
     from costmodels import kendall_tau, spearman
 
@@ -382,7 +312,8 @@ def _claims(result: dict[str, Any], s: Settings) -> list[dict[str, Any]]:
     return claims
 
 
-def _plot(result: dict[str, Any], table, path: Path) -> None:
+def _plot(result: dict[str, Any], table) -> Any:
+    """The figure: hypervolume ratios per device, one device's true front, Spearman vs training size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -444,26 +375,38 @@ def _plot(result: dict[str, Any], table, path: Path) -> None:
     ax.set_title("latency model, scored on its own device")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
-def markdown_table(result: dict[str, Any]) -> str:
-    """The README's table of the latest figures."""
+@dataclass(frozen=True)
+class Table:
+    """One markdown table of the result: written beside the JSON with `suffix`, printed after `caption`."""
+
+    suffix: str
+    caption: str
+    header: list[str]
+    rows: list[list[Any]]
+    digits: int = 3
+
+
+def tables(result: dict[str, Any]) -> list[Table]:
+    """The README's tables of the latest figures: the search, and (once predicted) the latency ranking and
+    the transfer between devices."""
     s = result["settings"]
     q = [str(v) for v in s["query_budgets"]]
-    lines = ["| device | HV ratio NSGA-II | HV ratio random | " + " | ".join(
-        f"best < p{p:g} (true): aging / NSGA-II / random" for p in s["budget_percentiles"]) + " |",
-             "|---|---|---|" + "---|" * len(s["budget_percentiles"])]
 
     def fmt(d: dict | None) -> str:
         if not d or d.get("mean") is None:
             return "-"
         return f"{d['mean']:.3f} ± {d['se']:.3f}" if d.get("se") is not None else f"{d['mean']:.3f}"
 
+    header = ["device", "HV ratio NSGA-II", "HV ratio random",
+              *[f"best < p{p:g} (true): aging / NSGA-II / random" for p in s["budget_percentiles"]]]
+    rows: list[list[Any]] = []
     for device, sec in result.get("search", {}).items():
         st = sec["strategies"]
-        row = [device] + [" / ".join(fmt(st.get(n, {}).get(qq, {}).get("hypervolume_ratio")) for qq in q)
-                          for n in ("nsga2", "random")]
+        row: list[Any] = [device] + [" / ".join(fmt(st.get(n, {}).get(qq, {}).get("hypervolume_ratio")) for qq in q)
+                                     for n in ("nsga2", "random")]
         for p in s["budget_percentiles"]:
             k = f"p{p:g}"
             vals = []
@@ -472,38 +415,46 @@ def markdown_table(result: dict[str, Any]) -> str:
                 vals.append("-" if not a or a["mean"] is None else f"{a['mean']:.2f}")
             row.append(f"{sec['latency_budgets_ms'][k]:.3g} ms ({sec['true_best_under_budget'][k]:.2f}): "
                        + " / ".join(vals))
-        lines.append("| " + " | ".join(row) + " |")
-    out = ["Search (hypervolume ratio to the true front at " + " / ".join(q) + " queries, mean ± s.e. over "
-           f"{s['seeds']} seeds; best CIFAR-10 accuracy found under each budget at {q[-1]} queries):", "",
-           *lines, ""]
+        rows.append(row)
+    out = [Table(".md", "Search (hypervolume ratio to the true front at " + " / ".join(q) + " queries, mean ± s.e. "
+                 f"over {s['seeds']} seeds; best CIFAR-10 accuracy found under each budget at {q[-1]} queries):",
+                 header, rows)]
     pred = result.get("prediction", {})
     cells = pred.get("latency_model", {})
     macs = pred.get("macs_ranking", {}).get("live", {})
     if cells or macs:
         devs = list(macs) or list(result.get("search", {}))
-        out += [("Latency ranking, Spearman on the cells not trained on (model: mean over repetitions, trained "
-                 "and scored on the same device; transfer below):"), "",
-                "| device | MACs | " + " | ".join(f"model n={n}" for n in s["train_sizes"]) + " |",
-                "|---|---|" + "---|" * len(s["train_sizes"])]
+        rows = []
         for d in devs:
-            row = [d, f"{macs[d]['spearman']:.3f}" if d in macs else "-"]
+            row = [d, macs[d]["spearman"] if d in macs else None]
             for n in s["train_sizes"]:
                 c = cells.get(f"{d}/{n}")
                 row.append(fmt(c["scored_on"][d]["spearman"]) if c else "-")
-            out.append("| " + " | ".join(row) + " |")
+            rows.append(row)
+        out.append(Table(".prediction.md", "Latency ranking, Spearman on the cells not trained on (model: mean over "
+                         "repetitions, trained and scored on the same device; transfer below):",
+                         ["device", "MACs", *[f"model n={n}" for n in s["train_sizes"]]], rows))
         n_t = max((n for n in s["train_sizes"] if any(k.endswith(f"/{n}") for k in cells)), default=None)
         trained = [d for d in s["train_devices"] if f"{d}/{n_t}" in cells]
         if trained and len(devs) > 1:
-            out += ["", (f"Transfer: model trained on {n_t} cells of the row's device, Spearman on each column's "
-                         "device (diagonal: its own):"), "",
-                    "| trained on \\ scored on | " + " | ".join(devs) + " |", "|---|" + "---|" * len(devs)]
-            for d in trained:
-                sc = cells[f"{d}/{n_t}"]["scored_on"]
-                out.append(f"| {d} | " + " | ".join(f"{sc[e]['spearman']['mean']:.2f}" for e in devs) + " |")
+            rows = [[d, *[cells[f"{d}/{n_t}"]["scored_on"][e]["spearman"]["mean"] for e in devs]] for d in trained]
+            out.append(Table(".transfer.md", f"Transfer: model trained on {n_t} cells of the row's device, Spearman "
+                             "on each column's device (diagonal: its own):",
+                             ["trained on \\ scored on", *devs], rows, digits=2))
+    return out
+
+
+def write_tables(out: ResultFile, result: dict[str, Any]) -> str:
+    """Each of `tables(result)` beside the JSON (`ResultFile.table`); returns them with their captions and
+    the published figures, as the README shows them."""
+    text: list[str] = []
+    for t in tables(result):
+        text += [t.caption, "", out.table(t.header, t.rows, digits=t.digits, suffix=t.suffix)]
+    if result.get("prediction", {}).get("latency_model") or result.get("prediction", {}).get("macs_ranking"):
         g = PUBLISHED["gold_6226"]
-        out += ["", (f"Published (HELP, gold_6226): FLOPs {g['flops']}, layer-wise {g['layer_wise_predictor']}, "
-                     f"BRP-NAS (900) {g['brp_nas_900_samples']}, HELP (10) {g['help_10_samples']}."), ""]
-    return "\n".join(out)
+        text += [f"Published (HELP, gold_6226): FLOPs {g['flops']}, layer-wise {g['layer_wise_predictor']}, "
+                 f"BRP-NAS (900) {g['brp_nas_900_samples']}, HELP (10) {g['help_10_samples']}.", ""]
+    return "\n".join(text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -512,7 +463,8 @@ def markdown_table(result: dict[str, Any]) -> str:
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 devices, 3 seeds, budgets 30/60, fewer predictions")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json", help="result JSON (PNG beside it)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json",
+                   help="result JSON (PNG and markdown tables beside it)")
     add_nb201_csv_argument(p)
     return p.parse_args(argv)
 
@@ -530,22 +482,23 @@ def main(argv=None) -> int:
         if d not in table.latency_columns:
             raise SystemExit(f"device {d!r} not in the table ({table.devices})")
     started = time.time()
-    previous = read_json(args.out)
-    result: dict[str, Any]
+    # resumes the previous file when its settings (and dataset) are this run's; else starts afresh
+    out = ResultFile(NAME, args.out, s.to_json())
+    if out.resumed and out.payload.get("dataset") != DATASET:
+        out = ResultFile(NAME, args.out, s.to_json(), resume=False)
+    result = out.payload
     spent_before = 0.0
-    if previous and previous.get("settings") == s.to_json() and previous.get("dataset") == DATASET:
-        result = previous
-        spent_before = float(previous.get("seconds_total", previous.get("seconds_this_run", 0.0)))
+    if out.resumed:
+        spent_before = float(result.get("seconds_total", result.get("seconds_this_run", 0.0)))
         print(f"resuming {args.out}", file=sys.stderr)
     else:
-        result = {"benchmark": NAME, "complete": False, "dataset": DATASET, "settings": s.to_json(),
-                  "source": {"csv": str(path), "rows": len(table)}, "search": {},
-                  "prediction": {"latency_model": {}}, "export": EXPORT_PLACEHOLDER}
-    result.update(command=command_line(), machine=machine(), published=PUBLISHED)
+        result.update({"complete": False, "dataset": DATASET, "source": {"csv": str(path), "rows": len(table)},
+                       "search": {}, "prediction": {"latency_model": {}}, "export": EXPORT_PLACEHOLDER})
+    result["published"] = PUBLISHED
 
     def save() -> None:
         result["claims"] = _claims(result, s)
-        write_json(args.out, result)
+        out.save()
 
     # Step 1. Search, one device at a time.
     for device in s.devices:
@@ -598,10 +551,9 @@ def main(argv=None) -> int:
     # over the first run and every resume of it (a run that stopped early left no duration: counted as 0)
     result["seconds_total"] = round(spent_before + result["seconds_this_run"], 1)
     save()
-    png = args.out.with_suffix(".png")
-    _plot(result, table, png)
-    print(markdown_table(result))
-    print(f"wrote {args.out} and {png}", file=sys.stderr)
+    png = out.figure(_plot(result, table))
+    print(write_tables(out, result))
+    print(f"wrote {args.out}, {png} and the markdown tables beside them", file=sys.stderr)
     return 0
 
 

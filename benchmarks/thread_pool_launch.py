@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("reduction_parallel_us", "reduction_serial_us", "elementwise_parallel_us")
     summary = {s: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in keys}
                | {"affinity_after": rs[-1]["affinity_after"]} for s, rs in runs.items()}
-    result.payload.update(runs=runs, summary=summary, complete=True)
+    result.payload.update(setups=list(SETUPS), runs=runs, summary=summary, complete=True)
     result.save()
     print(result.table(["setup", *keys, "affinity after"],
                        [[s, *(summary[s][k] for k in keys), summary[s]["affinity_after"]] for s in SETUPS], digits=2))

@@ -5,6 +5,36 @@ TVM build or another test process, torch's spinning worker threads slow a small 
 five-fold (measured: 4.7 s vs 27 s for one epoch of the training test).
 """
 
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+# -- benchmarks are run as their users run them: `python -m benchmarks.NAME ...` in a process of its own ---
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_benchmark(name: str, argv: Sequence[object] = (), *, expect: int | None = 0, timeout: float = 1800,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m benchmarks.<name> <argv>`` from the repository root; fail the test, with the tail of
+    its stderr, when its exit code is not `expect` (None: any). No test imports a benchmark script: the
+    benchmark runs the way its README tells a user to run it, in a process of its own (so its thread pools
+    and TVM's global state never leak into the test process, or the other way round)."""
+    cmd = [sys.executable, "-m", f"benchmarks.{name}", *map(str, argv)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if expect is not None and proc.returncode != expect:
+        pytest.fail(f"{' '.join(cmd[1:])} exited {proc.returncode} (expected {expect})\n"
+                    f"--- stderr (tail) ---\n{proc.stderr[-4000:]}\n--- stdout (tail) ---\n{proc.stdout[-2000:]}")
+    return proc
+
+
+@pytest.fixture
+def run_benchmark() -> Callable[..., subprocess.CompletedProcess]:
+    """`_run_benchmark`: ``run_benchmark("inner_loop", ["--quick", ...])`` returns the finished process."""
+    return _run_benchmark

@@ -132,3 +132,46 @@ def test_the_check_finds_imports_in_functions_relative_ones_and_the_allowed_exce
     ]
     assert violations(tmp_path, "nacos") == [
         "nacos/backends/tuning_worker.py:2 imports nacos (the tuning worker imports nothing above schedules)"]
+
+
+#: the one module of benchmarks/ a test may import: the shared harness, which the harness tests check
+TESTS_MAY_IMPORT = ("benchmarks.common",)
+
+
+def benchmark_imports(root: Path) -> list[str]:
+    """Every import of a benchmark script (`benchmarks.X` other than the harness) in `root/tests`: a test
+    runs a benchmark as its users do, `python -m benchmarks.X` in a process of its own (the `run_benchmark`
+    fixture), and takes what it needs from the library or from the result file the script writes."""
+    found = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                # `from benchmarks import inner_loop` imports the script benchmarks.inner_loop
+                names = ([f"{node.module}.{alias.name}" for alias in node.names] if node.module == "benchmarks"
+                         else [node.module])
+            for name in names:
+                if name.split(".")[0] == "benchmarks" and name not in TESTS_MAY_IMPORT:
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} imports {name}")
+    return found
+
+
+def test_no_test_imports_a_benchmark_script():
+    assert sorted((ROOT / "tests" / "benchmarks").glob("test_*.py")), "no benchmark tests: vacuous check"
+    assert benchmark_imports(ROOT) == []
+
+
+def test_the_benchmark_import_check_finds_every_form(tmp_path):
+    (tmp_path / "tests" / "sub").mkdir(parents=True)
+    (tmp_path / "tests" / "sub" / "test_x.py").write_text(
+        "import json\nfrom benchmarks.common import ResultFile\nfrom benchmarks import common\n\n\n"
+        "def test_a():\n    from benchmarks.inner_loop import main\n    from benchmarks import supernet, common\n"
+        "    import benchmarks.tabular_benchmark as tb\n")
+    assert benchmark_imports(tmp_path) == [
+        "tests/sub/test_x.py:7 imports benchmarks.inner_loop",
+        "tests/sub/test_x.py:8 imports benchmarks.supernet",
+        "tests/sub/test_x.py:9 imports benchmarks.tabular_benchmark",
+    ]

@@ -13,12 +13,10 @@ pytest.importorskip("zigzag")
 pytestmark = pytest.mark.slow
 
 
-def test_quick_run_writes_the_verdict_keys_and_a_rerun_maps_nothing(tmp_path):
-    from benchmarks import accelerator_cosearch
-
+def test_quick_run_writes_the_verdict_keys_and_a_rerun_maps_nothing(tmp_path, run_benchmark):
     work, out = tmp_path / "work", tmp_path / "out.json"
     argv = ["--quick", "--seeds", "1", "--trials", "2", "--work-dir", str(work), "--out", str(out), "--quiet"]
-    assert accelerator_cosearch.main(argv) == 0
+    run_benchmark("accelerator_cosearch", argv)
     result = json.loads(out.read_text())
     assert result["complete"] and set(result["modes"]) == {"baseline", "two-stage", "one-stage"}
     for key in ("hypervolume_ratio_two_stage_over_baseline", "hypervolume_ratio_one_stage_over_baseline",
@@ -43,6 +41,6 @@ def test_quick_run_writes_the_verdict_keys_and_a_rerun_maps_nothing(tmp_path):
 
     cache = work / "accelerator-layers.jsonl"
     lines = len(cache.read_text().splitlines())
-    assert accelerator_cosearch.main(argv) == 0
+    run_benchmark("accelerator_cosearch", argv)
     assert len(cache.read_text().splitlines()) == lines   # every search replayed, every layer a cache hit
     assert json.loads(out.read_text())["runs"] == runs

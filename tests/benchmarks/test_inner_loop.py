@@ -5,8 +5,6 @@ no timing thresholds (shared machine)."""
 import json
 import math
 
-from benchmarks.inner_loop import main
-
 LATENCIES = ("tvm_untuned_ms", "tvm_tuned_ms", "ort_ms", "torch_ms")
 
 
@@ -14,14 +12,14 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and x > 0 and math.isfinite(x)
 
 
-def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path):
+def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path, run_benchmark):
     out = tmp_path / "inner_loop.json"
     # one sampled architecture (MetaSchedule on its largest task), then ResNet-18 (explicit space, one config
     # per conv / dense task) and ResNet-34, which has ResNet-18's conv shapes: it finds them in the database
     argv = ["--quick", "--archs", "1", "--tune-top", "1", "--explicit-configs", "0",
             "--networks", "resnet18", "resnet34", "--network-tune-top", "0", "--network-explicit-configs", "1",
             "--warmup", "1", "--repeats", "2", "--work-dir", str(tmp_path / "work"), "--out", str(out)]
-    assert main(argv) == 0
+    run_benchmark("inner_loop", argv)
     data = json.loads(out.read_text())
     assert data["complete"] is True
     assert data["command"].startswith("python") and data["machine"]["cores"] >= 1
@@ -66,7 +64,7 @@ def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path):
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     # a rerun of the same command finds every row done: nothing tuned or measured again
-    assert main(argv) == 0
+    run_benchmark("inner_loop", argv)
     again = json.loads(out.read_text())
     keep = LATENCIES + ("tune_seconds", "ms_trials", "explicit_configs_tried", "hit_rate", "db_tuned_before")
     assert [[r[k] for k in keep] for r in again["rows"]] == [[r[k] for k in keep] for r in rows]
@@ -77,9 +75,9 @@ def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path):
     # --pretuned: a fresh work dir starts from a copy of that database (here the first run's, which is not a
     # pretuned one for the space: the status says so), so arch0 finds what the first run tuned for it
     out2, work2 = tmp_path / "pretuned.json", tmp_path / "work2"
-    assert main(["--quick", "--archs", "1", "--tune-top", "0", "--explicit-configs", "0", "--networks",
-                 "--warmup", "1", "--repeats", "2", "--pretuned", str(tmp_path / "work" / "db"),
-                 "--work-dir", str(work2), "--out", str(out2)]) == 0
+    run_benchmark("inner_loop", ["--quick", "--archs", "1", "--tune-top", "0", "--explicit-configs", "0", "--networks",
+                                 "--warmup", "1", "--repeats", "2", "--pretuned", tmp_path / "work" / "db",
+                                 "--work-dir", work2, "--out", out2])
     third = json.loads(out2.read_text())
     assert third["settings"]["pretuned"] == str(tmp_path / "work" / "db")
     assert third["pretune"]["pretuned"] is False and "no pretuned database" in third["pretune"]["note"]
@@ -93,7 +91,7 @@ def test_inner_loop_quick_sampled_then_networks_one_database(tmp_path):
     assert not (work2 / "db" / "ms_logs").exists()   # the copy leaves the tuning logs behind
 
 
-def test_inner_loop_keeps_rows_of_an_earlier_version_and_drops_stale_network_rows(tmp_path):
+def test_inner_loop_keeps_rows_of_an_earlier_version_and_drops_stale_network_rows(tmp_path, run_benchmark):
     """Rows written before the network part (no name, kind or bytes) are kept when the sampled settings
     match; network rows measured under other network settings are dropped. Nothing is tuned here."""
     out, work = tmp_path / "inner_loop.json", tmp_path / "work"
@@ -110,7 +108,7 @@ def test_inner_loop_keeps_rows_of_an_earlier_version_and_drops_stale_network_row
            "network_settings": {"networks": ["resnet18"]}, "work_dir": str(work), "target": "llvm", "threads": 2,
            "machine": {"cores": 2}, "peak_gflops": 1.0, "rows": [old_row, stale]}
     out.write_text(json.dumps(old))
-    assert main(["--archs", "1", "--networks", "--work-dir", str(work), "--out", str(out)]) == 0
+    run_benchmark("inner_loop", ["--archs", "1", "--networks", "--work-dir", work, "--out", out])
     data = json.loads(out.read_text())
     assert len(data["rows"]) == 1 and data["complete"] is True
     row = data["rows"][0]

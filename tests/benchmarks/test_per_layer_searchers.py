@@ -5,15 +5,13 @@ settings finds the row done and keeps it as it was. Structure only; no timing th
 import json
 import math
 
-from benchmarks.per_layer_searchers import main
-
 TIMES = ("unscheduled_us", "default_us", "explicit_us", "metaschedule_us")
 
 
-def test_quick_run_then_resume(tmp_path):
+def test_quick_run_then_resume(tmp_path, run_benchmark):
     out = tmp_path / "per_layer.json"
     base = ["--quick", "--work-dir", str(tmp_path / "work"), "--out", str(out), "--tasks-per-network", "1"]
-    assert main(base) == 0
+    run_benchmark("per_layer_searchers", base)
     data = json.loads(out.read_text())
     assert data["complete"] is True and data["settings"]["quick"] is True
     assert data["command"].startswith("python") and data["machine"]["cores"] >= 1
@@ -27,5 +25,5 @@ def test_quick_run_then_resume(tmp_path):
     table = out.with_suffix(".md").read_text().splitlines()
     assert table[0].startswith("| network | task") and len(table) == 3 and "mobilenet_v2" in table[2]
     # the same settings resume: the done row is skipped, not re-measured
-    assert main(base) == 0
+    run_benchmark("per_layer_searchers", base)
     assert json.loads(out.read_text())["rows"] == data["rows"]

@@ -5,20 +5,20 @@ Checks the JSON's structure and that every figure is positive; no timing thresho
 import json
 import math
 
-from benchmarks.schedule_transfer import TUNED_COMPILE, main
 
-
-def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
+def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path, run_benchmark):
     out = tmp_path / "schedule_transfer.json"
     # ResNet-18 and -34 build fastest of the five (19 TVM functions each); 1 policy per network
     argv = ["--quick", "--networks", "resnet18", "resnet34", "--policies", "1", "--warmup", "1", "--repeats", "2",
             "--work-dir", str(tmp_path / "work"), "--out", str(out)]
-    assert main(argv) == 0
+    run_benchmark("schedule_transfer", argv)
     data = json.loads(out.read_text())
     names = data["settings"]["networks"]
     assert names == ["resnet18", "resnet34"] and data["complete"] is True
     assert data["command"].startswith("python") and data["machine"]["cores"] >= 1
     assert "apache-tvm" in data["versions"] and data["untuned_means"]
+    tuned_compile = data["tuned_compile"]  # how the script compiles a ceiling (its TUNED_COMPILE)
+    assert "MetaScheduleApplyDatabase" in tuned_compile
     for name in names:
         net = data["networks"][name]
         assert net["untuned"]["ok"] and net["untuned"]["median_ms"] > 0, net["untuned"]
@@ -27,7 +27,7 @@ def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
         assert net["best"]["measurement"]["unscheduled_layers"] == []  # the policy reached every conv / dense layer
         ceiling = net["ceiling"]
         assert ceiling["ok"] and ceiling["median_ms"] > 0, ceiling
-        assert ceiling["compiled_by"] == TUNED_COMPILE and ceiling["coverage_macs"] > 0
+        assert ceiling["compiled_by"] == tuned_compile and ceiling["coverage_macs"] > 0
         assert ceiling["layers"] and all(layer["tuned_ms"] is None or layer["tuned_ms"] > 0
                                          for layer in ceiling["layers"])
     # ResNet-18 is tuned first (its largest conv task, 16 trials); ResNet-34 has the same conv shapes,
@@ -62,7 +62,11 @@ def test_schedule_transfer_quick_writes_matrix_heat_map_and_resumes(tmp_path):
     assert all(data["ceiling"][n]["speedup"] > 0 for n in names)
     png = out.with_suffix(".png")
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    # the markdown table beside it: one row per policy, then the ceiling and three rows of latencies
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert table[0] == "| best policy of \\ applied to | ResNet-18 | ResNet-34 |" and len(table) == 2 + 2 + 4
+    assert table[2].startswith("| ResNet-18 | ") and table[4].startswith("| MetaSchedule (ceiling) | ")
     # a rerun of the same command finds everything done and measures nothing new
-    assert main(argv) == 0
+    run_benchmark("schedule_transfer", argv)
     again = json.loads(out.read_text())
     assert again["networks"] == data["networks"] and again["matrix_cells"] == data["matrix_cells"]

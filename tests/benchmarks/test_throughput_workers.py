@@ -11,13 +11,12 @@ from archspace import ArchSpace, SpaceConfig
 from archspace.data import load_dataset
 from archspace.supernet import Supernet
 from archspace.training import TrainConfig, finalize_checkpoint, train_supernet
-from benchmarks.throughput_workers import main
 
 SPACE = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3, 5], "expand_ratios": [3], "depths": [1, 2],
          "stem_channels": 8, "stage_channels": [8, 16], "stage_strides": [2, 2], "head_channels": 16}
 
 
-def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
+def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path, run_benchmark):
     torch.manual_seed(0)
     train_supernet(Supernet(ArchSpace(SpaceConfig.from_dict(SPACE)), 1, 10), load_dataset("digits"),
                    TrainConfig(epochs=1, batch_size=64, n_random=0), tmp_path / "ckpt", progress=False)
@@ -26,7 +25,7 @@ def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
     out = tmp_path / "throughput_workers.json"
     argv = ["--quick", "--quiet", "--checkpoint", checkpoint, "--data", "digits",
             "--space", str(tmp_path / "space.json"), "--work-dir", str(tmp_path / "work"), "--out", str(out)]
-    assert main(argv) == 0
+    run_benchmark("throughput_workers", argv)
     data = json.loads(out.read_text())
     s = data["settings"]
     assert s["modes"] == ["baseline"] and s["workers"] == [1, 2] and s["candidates"] == 4 and s["strategy"] == "random"
@@ -53,5 +52,5 @@ def test_throughput_workers_quick_writes_exact_counts_and_resumes(tmp_path):
     table = out.with_suffix(".md").read_text().splitlines()
     assert table[0].startswith("| mode | executor") and len(table) == 2 + 3
     # a rerun of the same command finds every run done and runs nothing again
-    assert main(argv) == 0
+    run_benchmark("throughput_workers", argv)
     assert json.loads(out.read_text())["runs"] == data["runs"]

@@ -1,14 +1,12 @@
 import json
 
-from benchmarks.cost_model_quality import main
-
 from .conftest import TRIALS
 
 
-def test_quick_benchmark_writes_its_figures(ms_work_dir, tmp_path):
+def test_quick_benchmark_writes_its_figures(ms_work_dir, tmp_path, run_benchmark):
     out = tmp_path / "cost_model_quality.json"
     args = ["--quick", "--trials", str(TRIALS), "--work-dir", str(ms_work_dir.parent), "--out", str(out), "--warm", "4"]
-    assert main(args) == 0
+    run_benchmark("cost_model_quality", args)
     data = json.loads(out.read_text())
     for key in ("schedule_top5_recall", "schedule_pairwise_accuracy", "schedule_top5_recall_metaschedule_xgb",
                 "schedule_pairwise_accuracy_metaschedule_xgb", "schedule_top5_recall_ranker",

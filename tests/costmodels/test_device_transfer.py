@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.device_transfer import main
 from costmodels.device_transfer import DeviceTable, cell_features, predict_device, select_shots
 from costmodels.errors import CostModelError
 from costmodels.metrics import spearman
@@ -37,14 +36,14 @@ def slice_csv(nb201_path, tmp_path_factory):
     return path
 
 
-def _run(capsys, argv):
-    rc = main(argv)
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+def _run(run_benchmark, argv):
+    """`python -m benchmarks.device_transfer argv` in a process of its own: (exit code, stdout, stderr)."""
+    proc = run_benchmark("device_transfer", argv, expect=None)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_cli_json_has_the_scores(slice_csv, capsys):
-    rc, out, _ = _run(capsys, ["--table", str(slice_csv), "--target-device", "lat_ms_gold_6226", "--shots", "10",
+def test_cli_json_has_the_scores(slice_csv, run_benchmark):
+    rc, out, _ = _run(run_benchmark, ["--table", str(slice_csv), "--target-device", "lat_ms_gold_6226", "--shots", "10",
                                "--seed", "3", "--json"])
     assert rc == 0
     res = json.loads(out)
@@ -55,10 +54,10 @@ def test_cli_json_has_the_scores(slice_csv, capsys):
     assert all(-1.0 <= res[k] <= 1.0 for k in ("spearman", "kendall"))
     assert 0.0 <= res["within_10pct"] <= 1.0
     # same seed, same shots and scores; another seed, other shots
-    rc, again, _ = _run(capsys, ["--table", str(slice_csv), "--target-device", "gold_6226", "--shots", "10",
+    rc, again, _ = _run(run_benchmark, ["--table", str(slice_csv), "--target-device", "gold_6226", "--shots", "10",
                                  "--seed", "3", "--json"])
     assert json.loads(again)["spearman"] == res["spearman"]
-    _, other, _ = _run(capsys, ["--table", str(slice_csv), "--target-device", "gold_6226", "--shots", "10",
+    _, other, _ = _run(run_benchmark, ["--table", str(slice_csv), "--target-device", "gold_6226", "--shots", "10",
                                 "--seed", "4", "--json"])
     assert json.loads(other)["shot_rows"] != res["shot_rows"]
 
@@ -116,26 +115,26 @@ def test_shots_are_checked():
         select_shots(5, 4, 0)
 
 
-def test_bad_input_exits_2_naming_what_is_wrong(slice_csv, nb201_path, tmp_path, capsys):
-    rc, _, err = _run(capsys, ["--table", str(slice_csv), "--target-device", "lat_ms_tpu_v9", "--json"])
+def test_bad_input_exits_2_naming_what_is_wrong(slice_csv, nb201_path, tmp_path, run_benchmark):
+    rc, _, err = _run(run_benchmark, ["--table", str(slice_csv), "--target-device", "lat_ms_tpu_v9", "--json"])
     assert rc == 2 and "lat_ms_tpu_v9" in err and "lat_ms_gold_6226" in err
-    rc, _, err = _run(capsys, ["--table", str(slice_csv), "--shots", "1"])
+    rc, _, err = _run(run_benchmark, ["--table", str(slice_csv), "--shots", "1"])
     assert rc == 2 and "--shots" in err
     tiny = tmp_path / "tiny.csv"
     _write_slice(nb201_path, tiny, 6)
-    rc, _, err = _run(capsys, ["--table", str(tiny), "--shots", "5"])
+    rc, _, err = _run(run_benchmark, ["--table", str(tiny), "--shots", "5"])
     assert rc == 2 and "6 rows" in err
     no_lat = tmp_path / "nolat.csv"
     _write_slice(nb201_path, no_lat, 20, keep=set())
-    rc, _, err = _run(capsys, ["--table", str(no_lat)])
+    rc, _, err = _run(run_benchmark, ["--table", str(no_lat)])
     assert rc == 2 and "lat_ms_<device>" in err
-    rc, _, err = _run(capsys, ["--table", str(tmp_path / "absent.csv")])
+    rc, _, err = _run(run_benchmark, ["--table", str(tmp_path / "absent.csv")])
     assert rc == 2 and "absent.csv" in err
 
 
-def test_all_devices_mode_writes_the_summary(slice_csv, tmp_path, capsys):
+def test_all_devices_mode_writes_the_summary(slice_csv, tmp_path, run_benchmark):
     out = tmp_path / "dt.json"
-    rc, _, _ = _run(capsys, ["--table", str(slice_csv), "--all-devices", "--seeds", "2", "--shots-list", "5,10",
+    rc, _, _ = _run(run_benchmark, ["--table", str(slice_csv), "--all-devices", "--seeds", "2", "--shots-list", "5,10",
                              "--no-xgb", "--out", str(out), "--quiet"])
     assert rc == 0
     res = json.loads(out.read_text())
@@ -157,7 +156,8 @@ def test_all_devices_mode_writes_the_summary(slice_csv, tmp_path, capsys):
     # two it has (their timing stamps too) and ends with the same figures as the uninterrupted run
     cut = dict(res, devices=res["devices"][:2], complete=False)
     out.write_text(json.dumps(cut))
-    rc, _, _ = _run(capsys, ["--table", str(slice_csv), "--all-devices", "--quick", "--out", str(out), "--quiet"])
+    rc, _, _ = _run(run_benchmark, ["--table", str(slice_csv), "--all-devices", "--quick", "--out", str(out),
+                                    "--quiet"])
     assert rc == 0
     resumed = json.loads(out.read_text())
     assert resumed["started"] == res["started"] and resumed["complete"] is True
@@ -166,8 +166,8 @@ def test_all_devices_mode_writes_the_summary(slice_csv, tmp_path, capsys):
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
     assert resumed["mean_spearman_by_shots"] == res["mean_spearman_by_shots"]
     # other settings start afresh: --quick is 2 seeds, K = 5 and 10, no xgb, so 3 seeds is another run
-    rc, _, _ = _run(capsys, ["--table", str(slice_csv), "--all-devices", "--quick", "--seeds", "3", "--out", str(out),
-                             "--quiet"])
+    rc, _, _ = _run(run_benchmark, ["--table", str(slice_csv), "--all-devices", "--quick", "--seeds", "3",
+                                    "--out", str(out), "--quiet"])
     fresh = json.loads(out.read_text())
     assert rc == 0 and fresh["settings"]["seeds"] == 3 and fresh["started"] >= res["started"]
     assert fresh["devices"][0]["shots"]["5"] != res["devices"][0]["shots"]["5"]

@@ -4,14 +4,12 @@ tuned schedules, the JSON and the plot written, and a rerun resuming without new
 
 import json
 
-from benchmarks.cosearch_vs_baseline import main
 
-
-def test_cosearch_vs_baseline_quick(tmp_path):
+def test_cosearch_vs_baseline_quick(tmp_path, run_benchmark):
     out = tmp_path / "cvb.json"
     argv = ["--quick", "--time-per-run", "5", "--remeasure", "1", "--work-dir", str(tmp_path / "work"),
             "--out", str(out), "--quiet"]
-    assert main(argv) == 0
+    run_benchmark("cosearch_vs_baseline", argv)
     data = json.loads(out.read_text())
     assert data["complete"] and data["machine"]["cores"] >= 1 and data["command"].startswith("python")
     summary = data["summary"]
@@ -36,7 +34,7 @@ def test_cosearch_vs_baseline_quick(tmp_path):
         else:
             assert ratio is None and per_seed == {}
     # the rerun finds each run's wall clock spent and every re-measurement done: same rows
-    assert main(argv) == 0
+    run_benchmark("cosearch_vs_baseline", argv)
     again = json.loads(out.read_text())
     assert again["tuned_remeasure"] == data["tuned_remeasure"]
     assert {k: v["candidates"] for k, v in again["summary"]["per_run"].items()} == \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 import signal
@@ -173,8 +174,20 @@ def test_pretune_is_killed_and_resumes(tmp_path):
     assert model.n_samples >= sum(n for n, _ in after.values())  # every record of the database, and the new ones
 
 
+@pytest.fixture
+def unnamed_metaschedule_handler():
+    """An unnamed handler on MetaSchedule's logger, as earlier tests of one pytest process leave it:
+    MetaSchedule's logger dictConfig names every attached handler and failed on it (CI, stop 18), until
+    pretune tuned inside `schedules.tuner.named_handlers_only`."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
 @pytest.mark.slow
-def test_ctrl_c_ends_the_round_in_flight_and_keeps_what_it_measured(tmp_path):
+def test_ctrl_c_ends_the_round_in_flight_and_keeps_what_it_measured(tmp_path, unnamed_metaschedule_handler):
     """The first SIGINT inside a real MetaSchedule round ends that round at its next measured batch (a
     KeyboardInterrupt raised there is swallowed by TVM's C++ task scheduler, which tuned on): the pretune
     returns "interrupted", the state counts the round, the trials are in the database, and the process's
@@ -198,6 +211,7 @@ def test_ctrl_c_ends_the_round_in_flight_and_keeps_what_it_measured(tmp_path):
     report = pretune(tasks, db, target, settings=settings, on_trials=on_trials)
     assert sent and report.stopped == "interrupted" and report.rounds == 1
     assert signal.getsignal(signal.SIGINT) is handler
+    assert unnamed_metaschedule_handler in logging.getLogger("tvm.s_tir.meta_schedule").handlers  # put back
     db.refresh()
     measured = sum(n for n, _ in task_trials(db).values())
     assert 0 < measured < 3 * 16  # the round ended early, its trials kept

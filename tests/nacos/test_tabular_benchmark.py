@@ -1,47 +1,56 @@
-"""The NAS-Bench-201 tabular benchmark (benchmarks/tabular_benchmark.py): its --quick size end to end, the
-MACs formula against exported networks, and the clean exit without the table."""
+"""The NAS-Bench-201 tabular benchmark (benchmarks/tabular_benchmark.py), run as its users run it
+(`run_benchmark`, a process of its own): its --quick size end to end, with the figure and the markdown
+tables beside the JSON, and the clean exit without the table. The MACs formula it ranks with,
+`archspace.nb201_macs.MacsModel`, is checked against exported networks in tests/archspace/test_nb201_macs.py."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.nacos.nb201_objectives import TABLE_MISSING, table
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_table = pytest.mark.skipif(bool(TABLE_MISSING), reason=TABLE_MISSING or "table present")
 
 
-def _run(out: Path, *extra: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.tabular_benchmark", "--quick", "--out", str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})})
+def _run(run_benchmark: Callable[..., subprocess.CompletedProcess], out: Path, *, expect: int = 0,
+         env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    return run_benchmark("tabular_benchmark", ["--quick", "--out", out], expect=expect, timeout=1200,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})})
 
 
-def test_without_the_table_it_says_so_and_writes_nothing(tmp_path):
+def test_without_the_table_it_says_so_and_writes_nothing(tmp_path, run_benchmark):
     out = tmp_path / "tb.json"
-    res = _run(out, env_extra={"NACOS_NB201_CSV": str(tmp_path / "absent.csv")})
-    assert res.returncode == 2
+    res = _run(run_benchmark, out, expect=2, env_extra={"NACOS_NB201_CSV": str(tmp_path / "absent.csv")})
     assert "absent.csv" in res.stderr and "skipped" in res.stderr
-    assert not out.exists()
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 @needs_table
-def test_quick_run_writes_figures_in_range_and_resumes(tmp_path):
+def test_quick_run_writes_figures_in_range_and_resumes(tmp_path, run_benchmark):
     out = tmp_path / "tb.json"
-    res = _run(out)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = _run(run_benchmark, out)
     r = json.loads(out.read_text())
     s = r["settings"]
     assert r["complete"] and r["dataset"] == "cifar10" and r["source"]["rows"] == 15625
     assert r["command"].startswith("python -m benchmarks.tabular_benchmark") and "--quick" in r["command"]
     assert r["machine"]["cores"] >= 1
     assert out.with_suffix(".png").stat().st_size > 10_000
+    # the markdown tables, beside the JSON and printed after their captions
+    for suffix, head in ((".md", "| device | HV ratio NSGA-II | HV ratio random |"),
+                         (".prediction.md", "| device | MACs |"),
+                         (".transfer.md", "| trained on \\ scored on |")):
+        text = out.with_suffix(suffix).read_text()
+        assert text.startswith(head) and text in res.stdout, suffix
+    md = out.with_suffix(".md").read_text().splitlines()
+    assert len(md) == 2 + len(s["devices"]) and all(line.split(" | ")[0].lstrip("| ") in s["devices"]
+                                                    for line in md[2:])
+    assert "Published (HELP, gold_6226)" in res.stdout
     assert r["export"]["status"] == "see nb201_export.json" and "nb201_export" in r["export"]["where"]
     t = table()
     # Search: every device, strategy and query budget; ratios in (0, 1]; nothing beats the truth.
@@ -91,29 +100,8 @@ def test_quick_run_writes_figures_in_range_and_resumes(tmp_path):
         if "published" in c:
             assert c["holds"] == (c["ours"] >= c["published"])
     # A rerun with the same settings resumes: nothing is recomputed, the figures are unchanged.
-    res2 = _run(out)
-    assert res2.returncode == 0 and "resuming" in res2.stderr, res2.stderr[-2000:]
+    res2 = _run(run_benchmark, out)
+    assert "resuming" in res2.stderr, res2.stderr[-2000:]
     r2 = json.loads(out.read_text())
     assert r2["search"] == r["search"] and r2["prediction"] == r["prediction"]
 
-
-@needs_table
-def test_macs_formula_matches_exported_networks(tmp_path):
-    """Per-edge MACs summed over live edges equal the MACs of the exported ONNX graph."""
-    from archspace.nb201 import NB201Arch, live_edges
-    from benchmarks.tabular_benchmark import MacsModel
-
-    mm = MacsModel(tmp_path)
-    assert mm.edge_macs["nor_conv_3x3"] == 5 * 9 * (16 * 16 * 32 * 32 + 32 * 32 * 16 * 16 + 64 * 64 * 8 * 8)
-    cells = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-             # the conv on 0->1 is dead (node 1 feeds nothing): the exporter drops it
-             "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
-             "|nor_conv_1x1~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",
-             # no input-output path: the network computes a constant, only the classifier remains
-             "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
-    for text in cells:
-        arch = NB201Arch.from_string(text)
-        exported = sum(st.macs for st in MacsModel.export(text, tmp_path))
-        assert mm.macs(arch.ops) == exported, (text, mm.macs(arch.ops), exported)
-    assert live_edges(NB201Arch.from_string(cells[1]).ops) == [3]
-    assert mm.macs(NB201Arch.from_string(cells[0]).ops) == 220_119_680
