@@ -171,7 +171,9 @@ class RunConfig:
     trials: int = 6                        # candidates evaluated (rows in the results store)
     time_limit_s: float | None = None      # stop proposing after this many seconds
     #: llvm | cuda | rpc://HOST:PORT/KEY | accel://HARDWARE (a ZigZag array: a shipped name such as
-    #: eyeriss-like, or a hardware YAML path; each mode then runs its accelerator backend)
+    #: eyeriss-like, or a hardware YAML path; each mode then runs its accelerator backend). A device of
+    #: another instruction set names its TVM target in the URL's query, beside the address:
+    #: rpc://HOST:PORT/KEY?mtriple=aarch64-linux-gnu&mcpu=cortex-a72 (`schedules.targets.parse_rpc_spec`)
     target: str = "llvm"
     precision: str = "fp32"
     data: str = "mnist5k"
@@ -232,6 +234,18 @@ class RunConfig:
         if not (self.target in ("llvm", "cuda") or self.target.startswith(("rpc://", "accel://"))):
             raise ConfigError(f"target: must be llvm, cuda, rpc://HOST:PORT/KEY or accel://HARDWARE, "
                               f"got {self.target!r}")
+        if self.target.startswith("rpc://"):
+            from schedules.errors import ScheduleError
+            from schedules.targets import parse_rpc_spec
+
+            try:
+                rpc = parse_rpc_spec(self.target)
+            except ScheduleError as exc:
+                raise ConfigError(str(exc)) from exc
+            if dict(rpc.device).get("mtriple") and self.tuning.searcher == "explicit" and self.mode == "two-stage":
+                raise ConfigError("tuning.searcher: explicit times its configs on this CPU, which cannot run code "
+                                  f"for {dict(rpc.device)['mtriple']}: use auto or metaschedule (MetaSchedule's "
+                                  "runner measures on the device)")
         if not self.objectives:
             raise ConfigError("objectives: at least one objective is needed")
         for o in self.objectives:

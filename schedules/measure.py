@@ -32,7 +32,7 @@ import numpy as np
 
 from schedules.errors import DatabaseCorrupted, ScheduleError
 from schedules.records import Measurement
-from schedules.targets import RpcTarget, host_target, target_threads, versions
+from schedules.targets import RpcTarget, foreign_isa, host_target, target_threads, versions
 
 __all__ = [
     "Compiled",
@@ -259,6 +259,9 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
         return Measurement.failed(reason, backend="tvm", target=target, batch=compiled.batch)
 
     inputs = compiled.random_inputs(protocol.seed)
+    if rpc is None and foreign_isa(compiled.target):
+        return fail(f"code for {compiled.target.attrs.get('mtriple')} cannot run on this CPU: measure it on its "
+                    f"device (rpc://HOST:PORT/KEY?mtriple=...)")
     if rpc is not None:
         try:
             return _measure_rpc(compiled, protocol, rpc, inputs, check, threads)
@@ -293,6 +296,30 @@ def measure(compiled: Compiled, protocol: Protocol = Protocol(), *, threads: int
 _EXPORT_LOCK = threading.Lock()
 
 
+def export_for_device(compiled: Compiled, directory: Path, rpc: RpcTarget) -> Path:
+    """The file that carries `compiled` to `rpc`'s device: a shared library linked here (``model.so``; by
+    the cross compiler ``rpc.cc`` when one is named) or, for ``rpc.link == "device"``, the object files
+    (``model.tar``) that the device's RPC server links itself. Code for another instruction set without a
+    cross compiler can only travel as a ``.tar``."""
+    if rpc.link == "device":
+        path = Path(directory) / "model.tar"
+        with _EXPORT_LOCK:
+            compiled.executable.export_library(str(path))
+        return path
+    if foreign_isa(compiled.target) and not rpc.cc:
+        raise ScheduleError(f"code for {compiled.target.attrs.get('mtriple')} cannot be linked by this machine's "
+                            f"compiler: name a cross compiler (cc=...) or link on the device (link=device)")
+    path = Path(directory) / "model.so"
+    with _EXPORT_LOCK:
+        if rpc.cc:
+            from tvm.support import cc as _cc
+
+            compiled.executable.export_library(str(path), fcompile=_cc.cross_compiler(rpc.cc))
+        else:
+            compiled.executable.export_library(str(path))
+    return path
+
+
 def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs, check: bool,
                  threads: int) -> Measurement:
     """Export the module, upload it to a free server of `rpc`'s key, check it there against onnxruntime
@@ -305,12 +332,10 @@ def _measure_rpc(compiled: Compiled, protocol: Protocol, rpc: RpcTarget, inputs,
 
     target = str(compiled.target)
     with tempfile.TemporaryDirectory() as tmp:
-        lib_path = Path(tmp) / "model.so"
-        with _EXPORT_LOCK:
-            compiled.executable.export_library(str(lib_path))
+        lib_path = export_for_device(compiled, Path(tmp), rpc)
         session = rpc.session()
         session.upload(str(lib_path))
-        rlib = session.load_module("model.so")
+        rlib = session.load_module(lib_path.name)  # a .tar is linked there by the server's compiler
     try:  # the same thread count on the device as here (a device without the function keeps its default)
         # (the device's first `threads` cores, every thread free on all of them: see set_tvm_threads)
         session.get_function("runtime.config_threadpool")(_SHARE_ALL_CORES, int(threads),

@@ -1,5 +1,14 @@
 """Compilation targets: the host CPU through LLVM, CUDA when present, and remote devices through TVM's
-RPC tracker.
+RPC tracker, of this CPU's instruction set or of another (cross-compiled).
+
+A remote device is ``rpc://HOST:PORT/KEY``; a device of another instruction set names the TVM target its
+code is compiled for in the URL's query, beside the address (`parse_rpc_spec`):
+
+    rpc://10.0.0.7:9190/rasp4?mtriple=aarch64-linux-gnu&mcpu=cortex-a72&num-cores=4
+
+Cross-compiled code is exported as object files (a ``.tar``) that the device's RPC server links with its
+own compiler (what MetaSchedule's `RPCRunner` does with every candidate), or, with ``cc=`` a cross
+compiler on this machine (``cc=aarch64-linux-gnu-g++``), linked here into the shared library uploaded.
 
 Targets are built from dicts (the string form ``"llvm -mcpu=native"`` is rejected by TVM 0.27). The
 host's mcpu comes from LLVM's own detection and the core count from the process's CPU affinity, so
@@ -15,7 +24,8 @@ from typing import Any
 from schedules.errors import ScheduleError
 
 __all__ = ["RpcTarget", "cuda_available", "cuda_missing", "cuda_target", "host_target", "host_cpus", "host_threads",
-           "machine_key", "target_threads", "parse_rpc_url", "target_str", "versions"]
+           "machine_key", "target_threads", "parse_rpc_url", "parse_rpc_spec", "RpcSpec", "rpc_device_target",
+           "foreign_isa", "target_str", "versions"]
 
 
 def _affinity() -> tuple[int, ...]:
@@ -65,7 +75,10 @@ def machine_key(target: Any) -> str:
     else:
         kind = str(getattr(getattr(target, "kind", None), "name", "") or target)
         attrs = getattr(target, "attrs", None) or {}
-    return f"{kind}/{attrs.get('arch' if kind == 'cuda' else 'mcpu', '') or ''}"
+    if kind == "cuda":
+        return f"cuda/{attrs.get('arch', '') or ''}"
+    # a cross-compiled device named by its triple alone (no mcpu) is told apart by the triple
+    return f"{kind}/{attrs.get('mcpu', '') or attrs.get('mtriple', '') or ''}"
 
 
 def host_cpus() -> tuple[int, ...]:
@@ -115,13 +128,118 @@ def cuda_target() -> Any:
                              host={"kind": "llvm"})
 
 
+#: the query keys of ``rpc://HOST:PORT/KEY?...`` (`parse_rpc_spec`): the device's LLVM target attributes,
+#: a cross compiler for linking here, and where the uploaded module is linked
+RPC_TARGET_KEYS = ("mtriple", "mcpu", "mattr", "num-cores")
+RPC_OPTION_KEYS = ("cc", "link")
+
+
+@dataclass(frozen=True)
+class RpcSpec:
+    """A parsed ``rpc://HOST:PORT/KEY[?options]``: the tracker, the key, the device's target attributes
+    (empty: the device runs this CPU's code) and how its modules are linked."""
+
+    host: str
+    port: int
+    key: str
+    device: tuple[tuple[str, str], ...] = ()   # (attribute, value) of the device's LLVM target
+    cc: str = ""                               # a cross compiler here ("" : none)
+    link: str = "host"                         # host (a shared library linked here) | device (.tar)
+
+
 def parse_rpc_url(spec: str) -> tuple[str, int, str]:
-    """(tracker host, tracker port, device key) of ``rpc://HOST:PORT/KEY``; a `ScheduleError` otherwise."""
-    hostport, _, key = spec[len("rpc://"):].partition("/") if spec.startswith("rpc://") else ("", "", "")
+    """(tracker host, tracker port, device key) of ``rpc://HOST:PORT/KEY`` (its query, if any, checked by
+    `parse_rpc_spec`); a `ScheduleError` otherwise."""
+    s = parse_rpc_spec(spec)
+    return s.host, s.port, s.key
+
+
+def parse_rpc_spec(spec: str) -> RpcSpec:
+    """`RpcSpec` of ``rpc://HOST:PORT/KEY[?mtriple=T&mcpu=C&mattr=A&num-cores=N&cc=CXX&link=host|device]``.
+
+    A device of another instruction set names its ``mtriple`` (and best its ``mcpu``); without ``cc`` its
+    modules are linked on the device (``link=device``), which needs a C++ compiler there. An unknown key,
+    a repeated one or a malformed value is a `ScheduleError` naming what is accepted."""
+    from urllib.parse import parse_qsl
+
+    body, _, query = spec[len("rpc://"):].partition("?") if spec.startswith("rpc://") else ("", "", "")
+    hostport, _, key = body.partition("/")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or not key:
+    if not host or not port.isdigit() or not key or "/" in key:
         raise ScheduleError(f"target: {spec!r} is not rpc://HOST:PORT/KEY")
-    return host, int(port), key
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ScheduleError(f"target: {spec!r}: the query after '?' is not KEY=VALUE&...: {exc}") from exc
+    names = [k for k, _ in pairs]
+    unknown = sorted(set(names) - set(RPC_TARGET_KEYS) - set(RPC_OPTION_KEYS))
+    if unknown:
+        raise ScheduleError(f"target: {spec!r}: unknown option(s) {unknown}; choose from "
+                            f"{', '.join(RPC_TARGET_KEYS + RPC_OPTION_KEYS)}")
+    if len(set(names)) != len(names):
+        raise ScheduleError(f"target: {spec!r}: an option is given twice")
+    opts = dict(pairs)
+    for name, value in opts.items():
+        if not value:
+            raise ScheduleError(f"target: {spec!r}: option {name} has no value")
+    if "num-cores" in opts and not (opts["num-cores"].isdigit() and int(opts["num-cores"]) >= 1):
+        raise ScheduleError(f"target: {spec!r}: num-cores must be a whole number >= 1")
+    device = tuple((k, opts[k]) for k in RPC_TARGET_KEYS if k in opts)
+    if device and "mtriple" not in opts and any(k != "num-cores" for k, _ in device):
+        raise ScheduleError(f"target: {spec!r}: mcpu / mattr name a device of another instruction set: give its "
+                            f"mtriple too (e.g. mtriple=aarch64-linux-gnu)")
+    cc = opts.get("cc", "")
+    link = opts.get("link", "device" if "mtriple" in opts and not cc else "host")
+    if link not in ("host", "device"):
+        raise ScheduleError(f"target: {spec!r}: link must be host or device, got {link!r}")
+    if link == "host" and "mtriple" in opts and not cc:
+        raise ScheduleError(f"target: {spec!r}: code for {opts['mtriple']} cannot be linked by this machine's "
+                            f"compiler: give cc=<cross compiler> or link=device")
+    return RpcSpec(host, int(port), key, device, cc, link)
+
+
+def rpc_device_target(spec: str, threads: int | None = None) -> Any:
+    """The `tvm.target.Target` code for the device of ``rpc://...`` is compiled for: this CPU's
+    (`host_target`) when the URL names no device target, else LLVM with the URL's attributes
+    (``num-cores`` from the URL, else `threads`, else this process's cores). The target is checked by TVM
+    (an LLVM without that backend, or an unknown mcpu, is a `ScheduleError` here, before any build)."""
+    s = parse_rpc_spec(spec)
+    attrs = dict(s.device)
+    if not attrs.get("mtriple"):
+        cores = int(attrs.get("num-cores", 0)) or threads
+        return host_target(cores)
+    import tvm
+
+    target: dict[str, Any] = {"kind": "llvm", "mtriple": attrs["mtriple"],
+                              "num-cores": int(attrs.get("num-cores", 0)) or int(threads or host_threads())}
+    if attrs.get("mcpu"):
+        target["mcpu"] = attrs["mcpu"]
+    if attrs.get("mattr"):
+        target["mattr"] = [a for a in attrs["mattr"].split(",") if a]
+    arch = attrs["mtriple"].split("-")[0]
+    if not any(arch.startswith(str(t)) for t in tvm.target.codegen.llvm_get_targets()):  # armv7l: LLVM's arm
+        raise ScheduleError(f"target: {spec!r}: this TVM's LLVM has no {arch} backend "
+                            f"(it has: {', '.join(sorted(tvm.target.codegen.llvm_get_targets()))})")
+    if attrs.get("mcpu") and not tvm.target.codegen.llvm_is_valid_cpu(attrs["mcpu"], attrs["mtriple"]):
+        raise ScheduleError(f"target: {spec!r}: LLVM knows no CPU {attrs['mcpu']!r} for {attrs['mtriple']} "
+                            f"(`llc -mtriple={attrs['mtriple']} -mcpu=help` lists them)")
+    try:
+        built = tvm.target.Target(target)
+    except Exception as exc:  # TVM's own check of the attributes
+        raise ScheduleError(f"target: {spec!r}: TVM refuses the device target {target}: {exc}") from exc
+    return built
+
+
+def foreign_isa(target: Any) -> bool:
+    """True when `target` is LLVM code for another instruction set than this CPU's (its triple's
+    architecture differs from the host's): such code can be built here but not run here."""
+    attrs = getattr(target, "attrs", None) or {}
+    triple = str(attrs.get("mtriple", "") or "")
+    if not triple or str(getattr(getattr(target, "kind", None), "name", "")) != "llvm":
+        return False
+    import tvm
+
+    return triple.split("-")[0] != tvm.target.codegen.llvm_get_system_triple().split("-")[0]
 
 
 @dataclass(frozen=True)
@@ -143,6 +261,11 @@ class RpcTarget:
     session_timeout_s: int = 60
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 300.0
+    #: how a module reaches the device: linked here into a shared library ("host"; with `cc`, a cross
+    #: compiler, for a device of another instruction set) or uploaded as object files that the device
+    #: links with its own compiler ("device")
+    link: str = "host"
+    cc: str = ""
 
     def __post_init__(self) -> None:
         if not self.tracker_host or not 0 < int(self.tracker_port) < 65536:
@@ -151,6 +274,14 @@ class RpcTarget:
             raise ScheduleError("RPC target: a device key is required (the --key the servers registered with)")
         if self.session_timeout_s <= 0 or self.connect_timeout_s <= 0 or self.request_timeout_s <= 0:
             raise ScheduleError("RPC target: timeouts must be positive")
+        if self.link not in ("host", "device"):
+            raise ScheduleError(f"RPC target: link must be host or device, got {self.link!r}")
+
+    @classmethod
+    def from_url(cls, spec: str, **kw: Any) -> "RpcTarget":
+        """The device of ``rpc://HOST:PORT/KEY[?...]`` (`parse_rpc_spec`), its link options included."""
+        s = parse_rpc_spec(spec)
+        return cls(s.host, s.port, s.key, link=s.link, cc=s.cc, **kw)
 
     @property
     def url(self) -> str:

@@ -34,7 +34,7 @@ from schedules.database import TuningDatabase
 from schedules.errors import ScheduleError
 from schedules.frontend import extract_tasks, workload_of_task
 from schedules.records import LayerWorkload
-from schedules.targets import target_threads
+from schedules.targets import foreign_isa, target_threads
 
 __all__ = ["EXPLICIT_KINDS", "Fault", "TuneReport", "TuneSettings", "auto_tune", "explicit_tune", "heavy_tasks",
            "make_builder", "make_runner", "plan_tuning", "skip_foreign_intrinsics", "tune"]
@@ -248,6 +248,9 @@ def _tune_unseen(ms, mod, db, target, trials_per_task, trials_per_iter, builder,
         return report
     bld = make_builder(builder, target) if isinstance(builder, str) else builder
     if runner is None:
+        if foreign_isa(target):
+            raise ScheduleError(f"code for {target.attrs.get('mtriple')} cannot run on this CPU: tune it with the "
+                                "device's runner (an rpc://HOST:PORT/KEY?mtriple=... target)")
         runner = make_runner(target, run_timeout_s)
     work_dir = db.path / "ms_logs"
     work_dir.mkdir(exist_ok=True)
@@ -304,6 +307,10 @@ def explicit_tune(mod: Any, db: TuningDatabase, target: Any, *, configs_per_task
     from schedules.explicit.compile import explicit_search
     from schedules.explicit.space import ScheduleSpace
 
+    if foreign_isa(target):
+        raise ScheduleError("the explicit searcher times its configs on this CPU, which cannot run code for "
+                            f"{target.attrs.get('mtriple')}: tune a device of another instruction set with "
+                            "MetaSchedule (searcher metaschedule or auto: its runner measures on the device)")
     space = space or ScheduleSpace()
     with db.writing_on(target) as here:  # tuned on this machine; other processes' tunings reused, as in `tune`
         return _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, here, target, configs_per_task, seed,
@@ -365,7 +372,9 @@ def auto_tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int
     start = time.perf_counter()
     todo, reused = plan_tuning(mod, db, target, explicit=True)
     report = TuneReport(reused=list(reused))
-    heavy = heavy_tasks(todo, share=share, at_most=at_most)
+    # a device of another instruction set: the explicit configs cannot be timed here, so MetaSchedule's
+    # runner (on the device) tunes every task
+    heavy = list(todo) if foreign_isa(target) else heavy_tasks(todo, share=share, at_most=at_most)
     if heavy:
         ms_report = tune(mod, db, target, trials_per_task=max(16, metaschedule_trials), runner=runner, seed=seed,
                          only=[w.structural_hash for w in heavy], cost_model=cost_model)

@@ -298,9 +298,9 @@ def _tune(job: TuningJob) -> dict[str, Any]:
     elif job.searcher in ("metaschedule", "auto"):
         runner = None
         if job.rpc:
-            from schedules.targets import RpcTarget, parse_rpc_url
+            from schedules.targets import RpcTarget
 
-            runner = RpcTarget(*parse_rpc_url(job.rpc)).ms_runner()
+            runner = RpcTarget.from_url(job.rpc).ms_runner()
         if job.searcher == "auto":
             from schedules.tuner import auto_tune
 

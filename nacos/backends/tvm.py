@@ -17,20 +17,20 @@ __all__ = ["TVMBackend", "make_target", "slot_keys"]
 
 def make_target(spec: str, threads: int = 0) -> tuple[Any, Any]:
     """(TVM target, RPC device or None) of a config's ``target``: llvm (this CPU), cuda, or
-    rpc://HOST:PORT/KEY (code compiled for this CPU's architecture, measured on the device)."""
+    ``rpc://HOST:PORT/KEY[?mtriple=...&mcpu=...]`` (code compiled for the device the URL's query names,
+    else for this CPU's architecture; measured on the device: `schedules.targets.parse_rpc_spec`)."""
     from nacos.errors import ConfigError
     from schedules.errors import ScheduleError
-    from schedules.targets import RpcTarget, cuda_target, host_target, parse_rpc_url
+    from schedules.targets import RpcTarget, cuda_target, host_target, rpc_device_target
 
     if spec == "llvm":
         return host_target(threads or None), None
     if spec == "cuda":
         return cuda_target(), None
     try:
-        host, port, key = parse_rpc_url(spec)
+        return rpc_device_target(spec, threads or None), RpcTarget.from_url(spec)
     except ScheduleError as exc:
         raise ConfigError(str(exc)) from exc
-    return host_target(threads or None), RpcTarget(host, port, key)
 
 
 def model_io(onnx_path: Path | str, graph: Any = None) -> tuple[int, int]:

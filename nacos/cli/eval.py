@@ -26,7 +26,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="schedule search for unseen workloads (tvm-tuned)")
     parser.add_argument("--trials-per-workload", type=int, default=TuningConfig.trials_per_workload,
                         help="schedule-search trials for each unseen workload (tvm-tuned)")
-    parser.add_argument("--target", default="llvm", help="TVM target: llvm (this CPU) or rpc://HOST:PORT/KEY")
+    parser.add_argument("--target", default="llvm",
+                        help="TVM target: llvm (this CPU) or rpc://HOST:PORT/KEY[?mtriple=...&mcpu=...] (a device; "
+                        "of another instruction set with its triple: docs/scale-out.md)")
     parser.add_argument("--threads", type=int, default=0, help="runtime threads (0: every core)")
     parser.add_argument("--repeats", type=int, default=TuningConfig.repeats, help="timed runs")
     parser.add_argument("--warmup", type=int, default=TuningConfig.warmup, help="untimed runs before timing")

@@ -26,7 +26,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default=None, metavar="SPACE.json|JSON",
                         help="the architecture space (SpaceConfig keys; default: the default space)")
     parser.add_argument("--target", default="llvm", help="llvm (this CPU) or rpc://HOST:PORT/KEY (trials run "
-                        "on a device behind a TVM RPC tracker)")
+                        "on a device behind a TVM RPC tracker; ?mtriple=...&mcpu=... for a device of another "
+                        "instruction set: docs/scale-out.md)")
     parser.add_argument("--database", default=TuningConfig.database,
                         help="tuning database directory, shared with searches (relative: to the current directory)")
     parser.add_argument("--minutes", type=float, default=None,

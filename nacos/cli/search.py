@@ -34,7 +34,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit", type=float, default=None, help="stop proposing after SECONDS")
     parser.add_argument("--seed", type=int, default=None, help="seed of the strategy (config default: 0)")
     parser.add_argument("--target", default=None,
-                        help="llvm (this CPU), cuda, rpc://HOST:PORT/KEY, or accel://HARDWARE "
+                        help="llvm (this CPU), cuda, rpc://HOST:PORT/KEY[?mtriple=T&mcpu=C] (a device; the query names "
+                             "the "
+                             "target of a device of another instruction set), or accel://HARDWARE "
                              "(a ZigZag accelerator: eyeriss-like, tpu-like, ... or a hardware YAML)")
     parser.add_argument("--latency-budget", type=float, default=None, help="hard latency budget in ms")
     parser.add_argument("--memory-budget", type=float, default=None,

@@ -32,7 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metaschedule-trials", type=int, default=TuningConfig.metaschedule_trials,
                         help="auto: MetaSchedule trials of each heavy unseen workload (>= 16)")
     parser.add_argument("--target", default="llvm", help="llvm (this CPU) or rpc://HOST:PORT/KEY (a device "
-                        "behind a TVM RPC tracker; onnxruntime is still timed on this CPU)")
+                        "behind a TVM RPC tracker; onnxruntime is still timed on this CPU; ?mtriple=...&mcpu=... for a "
+                        "device of "
+                        "another instruction set: docs/scale-out.md)")
     parser.add_argument("--threads", type=int, default=0, help="threads for TVM and onnxruntime (0: every core)")
     parser.add_argument("--batch", type=int, default=None,
                         help="batch size of an ARCH.json's export (default 1; an ONNX file keeps its own)")

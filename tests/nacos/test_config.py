@@ -77,3 +77,16 @@ def test_bad_files(tmp_path):
     (tmp_path / "c.ini").write_text("")
     with pytest.raises(ConfigError, match="must be .yaml"):
         load_config(tmp_path / "c.ini")
+
+
+A64_DEVICE = "rpc://127.0.0.1:9190/rasp4?mtriple=aarch64-linux-gnu&mcpu=cortex-a72"
+
+
+def test_the_config_refuses_the_explicit_searcher_for_a_foreign_device():
+    from nacos.config import TuningConfig
+
+    with pytest.raises(ConfigError, match="explicit times its configs on this CPU"):
+        RunConfig(mode="two-stage", target=A64_DEVICE, tuning=TuningConfig(searcher="explicit"))
+    assert RunConfig(mode="two-stage", target=A64_DEVICE, tuning=TuningConfig(searcher="auto")).target == A64_DEVICE
+    with pytest.raises(ConfigError, match="unknown option"):
+        RunConfig(target="rpc://h:1/k?bogus=1")

@@ -173,6 +173,19 @@ def test_measure_on_the_rpc_device_checked_against_onnxruntime(cluster, models, 
     assert sum(cluster.sessions()) == before + 2   # both ran on a server, one session each
 
 
+def test_object_files_linked_on_the_device_measure_there(cluster, models, target):
+    """The route of a cross-compiled device (``link=device``: a .tar the server links with its own
+    compiler), taken here by a server of this CPU: the same check and timing as a shared library."""
+    compiled = compile(models["a"], None, target)
+    rpc = RpcTarget.from_url(cluster.url + "?link=device")
+    assert rpc.link == "device"
+    before = sum(cluster.sessions())
+    m = measure(compiled, P, rpc=rpc)
+    assert m.ok, m.error
+    assert m.backend == "tvm-rpc" and m.runs == 3 and 0 < m.min_ms <= m.median_ms
+    assert sum(cluster.sessions()) == before + 1
+
+
 def test_busy_servers_are_shared_and_a_waiting_request_is_bounded(cluster):
     cluster.wait_all_free()
     before = cluster.sessions()
