@@ -15,7 +15,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("report", "make the tables and plots of a run directory"),
     ("space", "sample architectures of the space, export and check each, print their statistics"),
     ("train_supernet", "train (or resume training) the weight-sharing supernet"),
-    ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine)"),
+    ("calibrate", "measure this machine's peak FLOP/s and memory bandwidth (cached per machine), or with "
+                  "--nb201-shots K its latency of every NAS-Bench-201 cell from K measured ones"),
     ("doctor", "check a run directory's files (config, store, tuning database, models); --repair moves damage aside"),
     ("pretune", "tune every distinct task of the architecture space into the shared database (resumable)"),
     ("tune", "tune a model's unseen workloads into the tuning database; time it beside onnxruntime"),

@@ -1,5 +1,5 @@
-"""The tools room: the work behind `nacos tune` / `nacos eval` (`model`), `nacos export` (`export`)
-and `nacos doctor` (`doctor`).
+"""The tools room: the work behind `nacos tune` / `nacos eval` (`model`), `nacos export` (`export`),
+`nacos doctor` (`doctor`) and `nacos calibrate --nb201-shots` (`device_calibration`).
 
 Importing the package is cheap: each name is imported from its module on first use.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 from schedules.lazy_exports import exported_names, lazy_exports
 
 _EXPORTS = {
+    "nacos.tools.device_calibration": ("CALIBRATION_FORMAT", "RUNTIMES", "calibrate_nb201"),
     "nacos.tools.doctor": ("DoctorReport", "FileCheck", "diagnose", "format_report"),
     "nacos.tools.export": ("ExportCheckFailed", "Picked", "export_candidate", "pick_candidate"),
     "nacos.tools.model": (
