@@ -114,7 +114,7 @@ def add_sizes(parser: argparse.ArgumentParser, sizes: Mapping[str, Size], quick_
     parser.add_argument("--quick", action="store_true", help=quick_help)
     for name, size in sizes.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=size.type, default=None,
-                            help=f"{size.help} (default {size.full}, quick {size.quick})")
+                            help=f"{size.help} (default {size.full}, quick {size.quick})".replace("%", "%%"))
 
 
 def resolve_sizes(args: argparse.Namespace, sizes: Mapping[str, Size]) -> argparse.Namespace:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,21 @@ def test_markdown_table_refuses_a_ragged_row():
     assert markdown_table(["x"], []) == "| x |\n|---|\n"
     with pytest.raises(ValueError, match="2 cells under 1 columns"):
         markdown_table(["x"], [[1, 2]])
+
+
+def test_a_size_help_may_hold_a_percent_sign():
+    """argparse %-formats help strings: "95 % interval" once crashed `--help` of nb201_cosearch."""
+    p = argparse.ArgumentParser()
+    add_sizes(p, {"bootstrap": Size(5, 50, "resamples for the 95 % interval")}, "a small run")
+    assert "95 % interval (default 50, quick 5)" in p.format_help()
+
+
+BENCHMARKS = sorted(p.stem for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py")
+                    if p.stem not in ("__init__", "common"))
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_every_benchmark_explains_itself(name, run_benchmark):
+    done = run_benchmark(name, ["--help"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout and "--quick" in done.stdout
