@@ -203,3 +203,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, digi
              "|" + "|".join("---:" if numeric(j) else "---" for j in range(len(header))) + "|"]
     lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def ratio_ci(a: Sequence[float], b: Sequence[float], resamples: int, seed: int = 0) -> tuple[float, list[float]]:
+    """mean(a) / mean(b) and its 95 % paired percentile-bootstrap interval: `a[i]` and `b[i]` are one seed's
+    figures of the two sides (same seed, same budget), and the seeds are resampled together."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(resamples, len(a)))
+    boot = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-300)
+    return float(a.mean() / b.mean()), [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]

@@ -1,62 +1,78 @@
-"""Co-search against compiler-agnostic HW-NAS: baseline vs two-stage vs one-stage, same wall clock.
+"""Co-search against compiler-agnostic HW-NAS on the MBConv space: baseline vs two-stage vs one-stage,
+same wall clock, on a pretuned database, judged on the latency each pick is deployed with (issue 13,
+points 1 and 4).
 
-Same space, supernet, seeds and wall-clock budget per run; each run is one `nacos` search (NSGA-II on
-accuracy and latency, the latency budgets reported as soft budgets so that one search serves both).
-Each mode judges latency its own way during the search:
+Same space, supernet, seeds, strategy (NSGA-II on accuracy and latency) and wall clock per run; each run
+is one `nacos` search, and the modes differ in the latency the search sees:
 
-* baseline: TVM with one fixed default schedule for every layer (what a compiler-agnostic HW-NAS sees);
-* two-stage: the candidate's unseen workloads tuned into the shared database, then measured;
-* one-stage: the genome's own per-layer schedules.
+* baseline: what a compiler-agnostic hardware-aware NAS measures, ``baseline_latency`` (default
+  ``onnxruntime``; ``default-schedule``: TVM under one fixed schedule; ``macs``: a count, no timing);
+* two-stage: the candidate compiled with the shared tuning database (seeded from ``--pretuned``: after
+  pretuning a candidate costs a compile and a measurement; what is still missing is tuned, on its clock);
+* one-stage: the genome's own per-layer schedule genes (a gene may name one of the database's records).
 
-Afterwards every baseline candidate that could matter (its default-schedule front, and the most
-accurate candidates it would reject) is tuned and measured the two-stage way, so that all three
-modes are compared on *tuned* latency, the latency the network will actually run with. Figures per
-seed and budget: the best accuracy meeting the budget (for the baseline, the candidate it would pick
-by its own latency, and that candidate's tuned latency), the hypervolume of each front (accuracy vs
-tuned latency, reference point stated in the JSON), and the "overlooked" architectures: baseline
-candidates over the budget by default-schedule latency whose tuned latency fits.
+Judging (point 1). Each run presents its Pareto front by the latency it searched with, then its most
+accurate other candidates, ``--judge`` in all. Each presented candidate is judged on its *deployed*
+latency: the better of onnxruntime and the same architecture compiled with the tuned database (what a
+careful user ships), so the comparison asks only whether the search found better architectures, not
+which runtime is faster. A two-stage row measured both during its search; the other modes' candidates
+are compiled with the database and timed afterwards (`nacos.backends.tvm_tuned.TunedLatency`, onnxruntime
+beside it in a process of its own), once per architecture.
 
-Runs are resumable (rerun the same command): each run directory resumes its search with the wall
-clock it has left (the sum of its committed rows' seconds counts as spent), and every re-measurement
-is written to the JSON as it is made (`benchmarks.common.ResultFile`: the re-measurements of a previous
-file are kept when its settings equal this run's). Beside the JSON: the figure (.png) and the summary
-table (.md).
+Figures: the hypervolume of each run's judged (accuracy, deployed latency) points, one reference point
+for all (the lowest accuracy and the highest deployed latency judged, a hair beyond); the ratio of each
+co-search mode over the baseline (mean over seeds, with a 95 % paired bootstrap interval over the seeds);
+per latency budget (the 25th / 50th / 75th percentile of every judged deployed latency) each run's pick
+(its most accurate presented candidate within the budget by its own latency; for MACs the same
+percentile of MACs), judged deployed; and ``overlooked``: baseline candidates over a budget by the
+baseline's latency whose deployed latency meets it and that are more accurate than the baseline's pick.
 
-    python -m benchmarks.cosearch_vs_baseline            # full size: 3 seeds x 3 modes x 360 s
-    python -m benchmarks.cosearch_vs_baseline --quick    # 1 seed, 20 s per run: a few minutes
+Runs are resumable (rerun the same command): each run directory resumes its search with the wall clock it
+has left, and each judgement is saved to the JSON as it is made. Beside the JSON: the figure (.png) and
+the summary table (.md).
+
+    python -m benchmarks.cosearch_vs_baseline            # 5 seeds x 3 modes x 120 s, pretuned database
+    python -m benchmarks.cosearch_vs_baseline --quick    # 1 seed, 20 s per run, empty database: minutes
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, ratio_ci, resolve_sizes
 
 MODES = ("baseline", "two-stage", "one-stage")
-OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
-
+PERCENTILES = (25, 50, 75)
+PRETUNED = Path(__file__).resolve().parent / "pretuned" / "default-space-llvm"
+#: MetaSchedule's JSON database files: what seeding a work directory's database copies
+DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
 
 #: the options whose default differs between --quick and a full run (`benchmarks.common.add_sizes`)
 SIZES = {
-    "seeds": Size(quick=1, full=3, help="seeds per mode"),
-    "time_per_run": Size(quick=20.0, full=360.0, help="wall-clock seconds per search", type=float),
-    "trials_per_workload": Size(quick=2, full=4, help="explicit schedule configs per unseen workload"),
-    "remeasure": Size(quick=2, full=10, help="baseline candidates re-measured with tuned schedules per run"),
+    "seeds": Size(quick=1, full=5, help="seeds per mode"),
+    "time_per_run": Size(quick=20.0, full=120.0, help="wall-clock seconds per search", type=float),
+    "trials_per_workload": Size(quick=2, full=4, help="explicit schedule configs per workload the database lacks"),
+    "judge": Size(quick=2, full=8, help="candidates of each run judged on deployed latency (its front first)"),
+    "bootstrap": Size(quick=200, full=5000, help="bootstrap resamples of the seeds for the 95 % interval"),
 }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cosearch_vs_baseline", description=__doc__.split("\n\n")[0])
-    add_sizes(p, SIZES, "1 seed, 20 s per run, tiny tuning: a few minutes")
-    p.add_argument("--budgets", type=float, nargs=2, default=(1.0, 1.5), metavar=("B1", "B2"),
-                   help="two latency budgets in ms (default 1 1.5; tuned latencies of sampled architectures here "
-                        "are about 0.7 to 2 ms, see benchmarks/results/inner_loop.json)")
+    add_sizes(p, SIZES, "1 seed, 20 s per run, an empty database, tiny tuning: a few minutes")
+    p.add_argument("--baseline-latency", default="onnxruntime", choices=("onnxruntime", "default-schedule", "macs"),
+                   help="what the baseline searches with (default onnxruntime: what a compiler-agnostic "
+                        "hardware-aware NAS measures)")
+    p.add_argument("--pretuned", default=None,
+                   help="tuning database the work directory's database is seeded from once (its JSON files "
+                        "copied; the committed one stays as it is): a directory, or 'none' for an empty "
+                        f"database (default {PRETUNED.relative_to(PRETUNED.parents[2])}; quick: none)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="run directories and the shared tuning database (default .nacos-cache/cosearch_vs_baseline, "
                         "with -quick appended for --quick)")
@@ -66,11 +82,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = resolve_sizes(p.parse_args(argv), SIZES)
     args.work_dir = args.work_dir or Path(".nacos-cache/cosearch_vs_baseline" + ("-quick" if args.quick else ""))
-    if (args.seeds < 1 or args.time_per_run <= 0 or args.trials_per_workload < 1 or args.remeasure < 0
-            or min(args.budgets) <= 0):
-        p.error("--seeds >= 1, --time-per-run > 0, --trials-per-workload >= 1, --remeasure >= 0 and positive "
-                "budgets are required")
+    if args.pretuned is None:
+        args.pretuned = "none" if args.quick else str(PRETUNED)
+    if args.pretuned != "none" and not all((Path(args.pretuned) / f).is_file() for f in DATABASE_FILES):
+        p.error(f"--pretuned {args.pretuned}: not a tuning database (no {' / '.join(DATABASE_FILES)})")
+    if args.seeds < 1 or args.time_per_run <= 0 or args.trials_per_workload < 1 or args.judge < 1 \
+            or args.bootstrap < 1:
+        p.error("--seeds >= 1, --time-per-run > 0, --trials-per-workload >= 1, --judge >= 1 and "
+                "--bootstrap >= 1 are required")
     return args
+
+
+def seed_database(args: argparse.Namespace) -> Path:
+    """The work directory's tuning database, seeded from ``--pretuned`` the first time (copied whole, so
+    the searches' appends never touch the committed files)."""
+    db = args.work_dir / "tuning-db"
+    if args.pretuned != "none" and not (db / DATABASE_FILES[1]).exists():
+        db.mkdir(parents=True, exist_ok=True)
+        for name in DATABASE_FILES:
+            tmp = db / f".{name}.part"
+            shutil.copyfile(Path(args.pretuned) / name, tmp)
+            tmp.replace(db / name)
+    return db
 
 
 def run_config(args: argparse.Namespace, mode: str, seed: int, time_left: float):
@@ -78,8 +111,8 @@ def run_config(args: argparse.Namespace, mode: str, seed: int, time_left: float)
 
     return config_from_dict({
         "mode": mode, "seed": seed, "trials": 100_000, "time_limit_s": max(time_left, 1e-3),
+        **({"baseline_latency": args.baseline_latency} if mode == "baseline" else {}),
         "strategy": {"name": "nsga2", "population": 8},
-        "budgets": {"latency_budgets_ms": list(args.budgets)},
         "tuning": {"database": str(args.work_dir / "tuning-db"), "trials_per_workload": args.trials_per_workload,
                    "searcher": "explicit", "warmup": 2 if args.quick else 5, "repeats": 10 if args.quick else 30},
     })
@@ -103,6 +136,9 @@ def spent_seconds(run_dir: Path) -> float:
     return float(sum(r.seconds for r in _rows(run_dir)))
 
 
+ROW_METRICS = ("arch_id", "accuracy", "latency_ms", "macs", "screened", "latency_onnxruntime_ms")
+
+
 def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
     """Run (or resume) one search with the wall clock it has left; return its rows as plain dicts."""
     from nacos.search.run import run_search
@@ -111,181 +147,222 @@ def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
     left = args.time_per_run - spent_seconds(run_dir)
     if left > 0 or not (run_dir / "results.sqlite").exists():
         run_search(run_config(args, mode, seed, left), run_dir, progress=not args.quiet)
-    rows = [{"id": r.id, "status": r.status, "reason": r.reason, "seconds": r.seconds, "genome": r.genome,
-             **{k: r.metrics.get(k) for k in ("arch_id", "accuracy", "latency_ms", "macs", "screened")}}
-            for r in _rows(run_dir)]
+    rows = [{"id": r.id, "status": r.status, "reason": r.reason, "seconds": r.seconds,
+             **{k: r.metrics.get(k) for k in ROW_METRICS}} for r in _rows(run_dir)]
     return {"run_dir": str(run_dir), "rows": rows, "search_seconds": float(sum(r["seconds"] for r in rows))}
 
 
-def pick_for_remeasure(rows: list[dict[str, Any]], budgets: Sequence[float], k: int) -> list[str]:
-    """Baseline candidates worth a tuned measurement: its default-latency front, then the most accurate
-    candidates over the largest budget by default latency (the ones tuning could bring back)."""
+def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["status"] == "ok" and r["latency_ms"] is not None and r["accuracy"] is not None]
+
+
+def presented(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """What a run hands its user: its Pareto front by the latency it searched with (most accurate first),
+    then its most accurate other candidates, `k` distinct architectures in all."""
     from nacos.results.pareto import pareto_front
 
-    ok = [r for r in rows if r["status"] == "ok" and r["latency_ms"] is not None]
-    if not ok or k == 0:
+    ok = _ok(rows)
+    if not ok:
         return []
     front = [ok[i] for i in pareto_front([[r["accuracy"], r["latency_ms"]] for r in ok], ["max", "min"])]
-    over = sorted((r for r in ok if r["latency_ms"] > min(budgets)), key=lambda r: -r["accuracy"])
-    picked: list[str] = []
-    for r in sorted(front, key=lambda r: -r["accuracy"]) + over:
-        if r["arch_id"] not in picked:
-            picked.append(r["arch_id"])
-    return picked[:k]
+    out: list[dict[str, Any]] = []
+    for r in sorted(front, key=lambda r: -r["accuracy"]) + sorted(ok, key=lambda r: -r["accuracy"]):
+        if r["arch_id"] not in {o["arch_id"] for o in out}:
+            out.append(r)
+    return out[:k]
 
 
-def remeasure(args: argparse.Namespace, seed: int, run: dict[str, Any], arch_ids: list[str],
-              done: dict[str, Any], save) -> dict[str, Any]:
-    """Tuned latency (two-stage backend, shared database) of baseline candidates; `done` caches results."""
-    from archspace.space import ArchSpace, SpaceConfig
-    from nacos.backends.tvm_tuned import TunedLatency
+def deployed_from_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A two-stage row holds its deployed latency already: tuned TVM and onnxruntime timed side by side."""
+    ort = row.get("latency_onnxruntime_ms")
+    if not isinstance(ort, (int, float)):
+        return None
+    return {"ok": True, "tuned_ms": row["latency_ms"], "onnxruntime_ms": ort,
+            "deployed_ms": min(row["latency_ms"], ort), "source": "search row"}
 
-    todo = [a for a in arch_ids if a not in done]
-    if not todo:
-        return done
-    cfg = run_config(args, "two-stage", seed, 1.0)
-    backend = TunedLatency(cfg)
-    space = ArchSpace(SpaceConfig.from_dict(dict(cfg.space)))
-    genomes = {r["arch_id"]: r["genome"] for r in run["rows"]}
-    for arch_id in todo:
-        arch = space.parse(genomes[arch_id])
-        onnx_path = Path(run["run_dir"]) / "artifacts" / arch_id / "model.onnx"
-        try:
-            res = backend.latency(arch, arch, onnx_path)
-            done[arch_id] = {"tuned_ms": res.ms if res.ok else None, "ok": res.ok, "reason": res.reason}
-        except Exception as exc:  # noqa: BLE001 - a failed re-measurement is a figure, not the end of the run
-            done[arch_id] = {"tuned_ms": None, "ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+
+def judge(args: argparse.Namespace, seed: int, mode: str, run: dict[str, Any], judged: dict[str, Any],
+          save) -> None:
+    """Deployed latency of the run's presented candidates, each architecture once (`judged` by arch id)."""
+    backend = None
+    for row in presented(run["rows"], args.judge):
+        arch_id = row["arch_id"]
+        if arch_id in judged:
+            continue
+        if mode == "two-stage" and deployed_from_row(row) is not None:
+            judged[arch_id] = deployed_from_row(row)
+        else:
+            if backend is None:
+                from nacos.backends.tvm_tuned import TunedLatency
+
+                backend = TunedLatency(run_config(args, "two-stage", seed, 1.0))
+            judged[arch_id] = remeasure(backend, Path(run["run_dir"]) / "artifacts" / arch_id / "model.onnx")
         save()
-    return done
 
 
-def summarize(args: argparse.Namespace, runs: dict[str, Any], tuned: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per seed and mode: best accuracy under each budget, hypervolume on tuned latency, overlooked."""
-    from nacos.results.pareto import hypervolume, pareto_front
+def remeasure(backend: Any, onnx_path: Path) -> dict[str, Any]:
+    """The architecture compiled with the tuned database (what it lacks tuned first) and onnxruntime beside it."""
+    try:
+        res = backend.latency(None, None, onnx_path)
+    except Exception as exc:  # noqa: BLE001 - a failed judgement is a figure, not the end of the run
+        return {"ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    ort = res.details.get("onnxruntime_ms")
+    if not res.ok or not isinstance(ort, (int, float)):
+        reason = res.reason or res.details.get("onnxruntime_error") or "no onnxruntime time"
+        return {"ok": False, "reason": reason[:300], **({"tuned_ms": res.ms} if res.ok else {})}
+    return {"ok": True, "tuned_ms": res.ms, "onnxruntime_ms": ort, "deployed_ms": min(res.ms, ort),
+            "source": "remeasured"}
 
-    all_ms = [r["latency_ms"] for run in runs.values() for r in run["rows"] if r["status"] == "ok"]
-    all_ms += [t["tuned_ms"] for seed in tuned.values() for t in seed.values() if t.get("tuned_ms")]
-    reference = [0.0, 2.0 * max(args.budgets)]
+
+def summarize(args: argparse.Namespace, runs: dict[str, Any], judged: dict[str, Any]) -> dict[str, Any]:
+    """Per run: judged points, hypervolume on deployed latency, picks under the budgets; per mode: means;
+    the ratios over the baseline with their intervals; the overlooked architectures."""
+    from nacos.results.pareto import hypervolume
+
+    points = {key: [(r, judged[r["arch_id"]]) for r in presented(run["rows"], args.judge)
+                    if judged.get(r["arch_id"], {}).get("ok")] for key, run in runs.items()}
+    pool = [(r, j) for pts in points.values() for r, j in pts]
+    if not pool:
+        return {"per_run": {}, "aggregate": {}, "budgets_ms": {}, "reference_point": None}
+    deployed = np.array([j["deployed_ms"] for _, j in pool])
+    reference = (min(r["accuracy"] for r, _ in pool) - 1e-6, float(deployed.max()) * 1.000001)
+    budgets = {str(p): float(np.percentile(deployed, p)) for p in PERCENTILES}
+    macs_limits = {str(p): float(np.percentile([r["macs"] for r, _ in pool if r.get("macs")] or [0.0], p))
+                   for p in PERCENTILES}
     per_run: dict[str, Any] = {}
     for key, run in runs.items():
-        mode, seed = key.rsplit("-seed", 1)
-        ok = [r for r in run["rows"] if r["status"] == "ok" and r["latency_ms"] is not None]
-        if mode == "baseline":
-            meas = tuned.get(seed, {})
-            points = [(r, meas[r["arch_id"]]["tuned_ms"]) for r in ok if meas.get(r["arch_id"], {}).get("tuned_ms")]
-        else:
-            points = [(r, r["latency_ms"]) for r in ok]
-        values = [[r["accuracy"], ms] for r, ms in points]
-        front = [points[i] for i in pareto_front(values, ["max", "min"])] if values else []
+        mode = key.rsplit("-seed", 1)[0]
+        own_is_macs = mode == "baseline" and args.baseline_latency == "macs"
+        pts = points[key]
         entry: dict[str, Any] = {
-            "candidates": len(run["rows"]), "ok": len(ok), "search_seconds": run["search_seconds"],
-            "hypervolume_tuned": hypervolume(values, ["max", "min"], reference) if values else 0.0,
-            "front_tuned": [{"arch_id": r["arch_id"], "accuracy": r["accuracy"], "tuned_ms": ms,
-                             **({"default_ms": r["latency_ms"]} if mode == "baseline" else {})} for r, ms in front],
+            "candidates": len(run["rows"]), "ok": len(_ok(run["rows"])), "search_seconds": run["search_seconds"],
+            "judged": len(pts),
+            "hypervolume_deployed": hypervolume([[r["accuracy"], j["deployed_ms"]] for r, j in pts], ["max", "min"],
+                                                reference) if pts else 0.0,
+            "points": [{"arch_id": r["arch_id"], "accuracy": r["accuracy"], "own_latency": r["latency_ms"], **j}
+                       for r, j in pts],
             "budgets": {},
         }
-        for b in args.budgets:
-            # the candidate the mode itself would pick: best accuracy under b by its own latency
-            own = [r for r in ok if r["latency_ms"] <= b]
-            pick = max(own, key=lambda r: (r["accuracy"], -r["latency_ms"])) if own else None
-            e: dict[str, Any] = {"best_accuracy": pick["accuracy"] if pick else None,
-                                 "pick": pick["arch_id"] if pick else None}
+        for p, b in budgets.items():
+            limit = macs_limits[p] if own_is_macs else b
+            own = [(r, j) for r, j in pts if (r.get("macs") if own_is_macs else r["latency_ms"]) <= limit]
+            pick = max(own, key=lambda rj: (rj[0]["accuracy"], -rj[1]["deployed_ms"])) if own else None
+            e: dict[str, Any] = {"budget_ms": b, "pick": pick[0]["arch_id"] if pick else None,
+                                 "accuracy": pick[0]["accuracy"] if pick else None,
+                                 "deployed_ms": pick[1]["deployed_ms"] if pick else None,
+                                 "violates": bool(pick and pick[1]["deployed_ms"] > b)}
             if mode == "baseline":
-                meas = tuned.get(seed, {})
-                if pick is not None:
-                    e["pick_tuned_ms"] = meas.get(pick["arch_id"], {}).get("tuned_ms")
-                overlooked = [r for r in ok if r["latency_ms"] > b
-                              and (meas.get(r["arch_id"], {}).get("tuned_ms") or math.inf) <= b]
-                e["overlooked"] = [{"arch_id": r["arch_id"], "accuracy": r["accuracy"], "default_ms": r["latency_ms"],
-                                    "tuned_ms": meas[r["arch_id"]]["tuned_ms"]} for r in overlooked]
-                e["overlooked_more_accurate_than_pick"] = sum(
-                    r["accuracy"] > (pick["accuracy"] if pick else -1) for r in overlooked)
-                fits = [(r["accuracy"], ms) for r, ms in points if ms <= b]
-                e["best_accuracy_by_tuned_latency"] = max(a for a, _ in fits) if fits else None
-            entry["budgets"][f"{b:g}"] = e
+                floor = pick[0]["accuracy"] if pick else -1.0
+                e["overlooked"] = [r["arch_id"] for r, j in pts
+                                   if (r.get("macs") if own_is_macs else r["latency_ms"]) > limit
+                                   and j["tuned_ms"] <= b and r["accuracy"] > floor]
+            entry["budgets"][p] = e
         per_run[key] = entry
+    seeds = sorted({k.rsplit("-seed", 1)[1] for k in per_run}, key=int)
     aggregate: dict[str, Any] = {}
     for mode in MODES:
-        entries = [v for k, v in per_run.items() if k.startswith(mode + "-seed")]
+        entries = [per_run[f"{mode}-seed{s}"] for s in seeds if f"{mode}-seed{s}" in per_run]
         if not entries:
             continue
-        hv = [e["hypervolume_tuned"] for e in entries]
+        hv = [e["hypervolume_deployed"] for e in entries]
         agg: dict[str, Any] = {"seeds": len(entries), "hypervolume_mean": float(np.mean(hv)),
                                "hypervolume_std": float(np.std(hv)),
                                "candidates_mean": float(np.mean([e["candidates"] for e in entries]))}
-        for b in args.budgets:
-            accs = [e["budgets"][f"{b:g}"]["best_accuracy"] for e in entries]
+        for p in budgets:
+            accs = [e["budgets"][p]["accuracy"] for e in entries if not e["budgets"][p]["violates"]]
             got = [a for a in accs if a is not None]
-            agg[f"best_accuracy_under_{b:g}ms"] = {"mean": float(np.mean(got)) if got else None,
-                                                  "met_in_seeds": len(got), "values": accs}
-            if mode == "baseline":
-                agg[f"overlooked_under_{b:g}ms"] = int(sum(len(e["budgets"][f"{b:g}"]["overlooked"]) for e in entries))
+            agg[f"best_accuracy_p{p}"] = {"mean": float(np.mean(got)) if got else None, "met_in_seeds": len(got),
+                                          "violations": sum(e["budgets"][p]["violates"] for e in entries)}
         aggregate[mode] = agg
-    return {"reference_point": {"accuracy": reference[0], "latency_ms": reference[1]},
-            "tuned_latency_range_ms": [min(all_ms), max(all_ms)] if all_ms else None,
-            "per_run": per_run, "aggregate": aggregate, **hypervolume_ratios(per_run)}
+    overlooked = sum(len(e["budgets"][p]["overlooked"]) for k, e in per_run.items() if k.startswith("baseline-")
+                     for p in budgets)
+    return {"reference_point": {"accuracy": reference[0], "deployed_ms": reference[1]}, "budgets_ms": budgets,
+            "macs_limits": macs_limits, "per_run": per_run, "aggregate": aggregate, "overlooked": int(overlooked),
+            **hypervolume_ratios(per_run, args.bootstrap)}
 
 
-def hypervolume_ratios(per_run: dict[str, Any]) -> dict[str, Any]:
-    """Hypervolume (on tuned latency) of each co-search mode over the baseline's, seed by seed (same seed,
-    same wall clock), and the mean over the seeds where both ran: ``hypervolume_ratio_<mode>_over_baseline``
-    (None while no seed has both) and ``..._per_seed``."""
+def hypervolume_ratios(per_run: dict[str, Any], resamples: int) -> dict[str, Any]:
+    """Each co-search mode's hypervolume over the baseline's on the seeds where both ran (same seed, same
+    wall clock): ``hypervolume_ratio_<mode>_over_baseline`` (mean over mean, None while no seed has both),
+    its 95 % paired bootstrap interval and the per-seed ratios."""
     out: dict[str, Any] = {}
     for mode in MODES[1:]:
         name = f"hypervolume_ratio_{mode.replace('-', '_')}_over_baseline"
-        ratios = {}
+        pairs = {}
         for key, entry in per_run.items():
             m, seed = key.rsplit("-seed", 1)
             base = per_run.get(f"baseline-seed{seed}")
-            if m == mode and base is not None and base["hypervolume_tuned"] > 0:
-                ratios[seed] = entry["hypervolume_tuned"] / base["hypervolume_tuned"]
-        out[name] = float(np.mean(list(ratios.values()))) if ratios else None
-        out[name + "_per_seed"] = ratios
+            if m == mode and base is not None and base["hypervolume_deployed"] > 0:
+                pairs[seed] = (entry["hypervolume_deployed"], base["hypervolume_deployed"])
+        if pairs:
+            value, ci = ratio_ci([a for a, _ in pairs.values()], [b for _, b in pairs.values()], resamples)
+        else:
+            value, ci = None, None
+        out[name], out[name + "_ci95"] = value, ci
+        out[name + "_per_seed"] = {s: a / b for s, (a, b) in pairs.items()}
     return out
 
 
-def plot(summary: dict[str, Any], budgets: Sequence[float]) -> Any:
-    """The fronts on tuned latency, one line per run, and the budgets: a matplotlib figure."""
+def plot(summary: dict[str, Any]) -> Any:
+    """Each run's judged points on deployed latency (its front as a step line) and the budgets."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nacos.results.pareto import pareto_front
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {"baseline": "tab:gray", "two-stage": "tab:blue", "one-stage": "tab:orange"}
     for key, entry in summary["per_run"].items():
         mode = key.rsplit("-seed", 1)[0]
-        pts = sorted((p["tuned_ms"], p["accuracy"]) for p in entry["front_tuned"])
-        if pts:
-            xs, ys = zip(*pts)
-            ax.step(xs, ys, where="post", color=colors[mode], alpha=0.8, marker="o", ms=3,
-                    label=mode if not any(line.get_label() == mode for line in ax.lines) else None)
-    for b in budgets:
+        pts = [(p["deployed_ms"], p["accuracy"]) for p in entry["points"]]
+        if not pts:
+            continue
+        front = sorted(pts[i] for i in pareto_front([[a, ms] for ms, a in pts], ["max", "min"]))
+        xs, ys = zip(*front)
+        ax.step(xs, ys, where="post", color=colors[mode], alpha=0.8, marker="o", ms=3,
+                label=mode if not any(line.get_label() == mode for line in ax.lines) else None)
+    for b in summary["budgets_ms"].values():
         ax.axvline(b, color="k", ls=":", lw=1)
-    ax.set_xlabel("tuned latency (ms)")
+    ax.set_xlabel("deployed latency (ms): the better of onnxruntime and the tuned database")
     ax.set_ylabel("accuracy (inherited weights)")
-    ax.set_title("fronts on tuned latency, one line per seed")
+    ax.set_title("judged fronts, one line per seed; budgets at the 25/50/75th percentile")
     ax.legend()
     fig.tight_layout()
     return fig
 
 
+def verdict(summary: dict[str, Any], seeds: int) -> str:
+    r, ci = summary.get("hypervolume_ratio_two_stage_over_baseline"), \
+        summary.get("hypervolume_ratio_two_stage_over_baseline_ci95")
+    if r is None:
+        return "no seed has both a baseline and a two-stage run with judged candidates"
+    holds = ci is not None and ci[0] > 1
+    return (f"two-stage / baseline hypervolume on deployed latency {r:.3f} (95 % CI {ci[0]:.3f} to {ci[1]:.3f}, "
+            f"{seeds} seeds): " + ("the interval lies above 1, the co-search finds better architectures" if holds
+                                   else "the interval does not lie above 1"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "work_dir", "quiet")}
-    # the searches resume from their run directories; the file keeps only the re-measurements (its
-    # `tuned_remeasure`), under the same settings
+    # the searches resume from their run directories; the file keeps the judgements under the same settings
     result = ResultFile("cosearch_vs_baseline", args.out, settings)
     payload = result.payload
-    tuned: dict[str, dict[str, Any]] = payload.setdefault("tuned_remeasure", {})
-    payload.update({"work_dir": str(args.work_dir), "complete": False})
+    judged: dict[str, Any] = payload.setdefault("judged", {})
+    payload.update({"work_dir": str(args.work_dir), "complete": False, "baseline_latency": args.baseline_latency})
+    seed_database(args)
     runs: dict[str, Any] = {}
 
     def save() -> None:
-        summary = summarize(args, runs, tuned) if runs else None
-        # the checked interface: the mean ratios at the top level too
-        payload.update({k: v for k, v in (summary or hypervolume_ratios({})).items()
-                        if k.startswith("hypervolume_ratio_") and not k.endswith("_per_seed")})
+        summary = summarize(args, runs, judged) if runs else {}
+        # the checked interface at the top level
+        for key in ("hypervolume_ratio_two_stage_over_baseline", "hypervolume_ratio_one_stage_over_baseline"):
+            payload[key] = summary.get(key)
+        payload["hypervolume_ratio_ci95"] = summary.get("hypervolume_ratio_two_stage_over_baseline_ci95")
+        payload["overlooked"] = summary.get("overlooked")
+        payload["seeds"] = len({k.rsplit("-seed", 1)[1] for k in runs})
         payload["summary"] = summary
         result.save()
 
@@ -295,46 +372,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[cosearch_vs_baseline] {key}: {args.time_per_run:g} s of search", file=sys.stderr)
             runs[key] = run_one(args, mode, seed)
             save()
-        base = runs[f"baseline-seed{seed}"]
-        ids = pick_for_remeasure(base["rows"], args.budgets, args.remeasure)
-        print(f"[cosearch_vs_baseline] seed {seed}: tuning {len(ids)} baseline candidates", file=sys.stderr)
-        remeasure(args, seed, base, ids, tuned.setdefault(str(seed), {}), save)
-        save()
+            print(f"[cosearch_vs_baseline] {key}: judging up to {args.judge} candidates on deployed latency",
+                  file=sys.stderr)
+            judge(args, seed, mode, runs[key], judged, save)
+            save()
     payload["complete"] = True
     save()
     summary = payload["summary"]
-    result.figure(plot(summary, args.budgets))
-    header, rows = table_rows(summary, args.budgets)
-    print(result.table(header, rows, digits=4) + _notes(summary, args.budgets))
+    payload["verdict"] = verdict(summary, args.seeds)
+    result.save()
+    result.figure(plot(summary))
+    header, rows = table_rows(summary)
+    print(result.table(header, rows, digits=4))
+    print(f"overlooked by the baseline: {summary['overlooked']}\n{payload['verdict']}")
     return 0
 
 
-def table_rows(summary: dict[str, Any], budgets: Sequence[float]) -> tuple[list[str], list[list[Any]]]:
-    """The per-mode markdown table (`benchmarks.common.markdown_table`): seeds, mean candidates, hypervolume on
-    tuned latency (mean, std), and per budget the mean best accuracy and the seeds that met the budget."""
-    header = ["mode", "seeds", "candidates", "HV (tuned) mean", "HV std"]
-    for b in budgets:
-        header += [f"best acc <= {b:g} ms", f"seeds met <= {b:g} ms"]
-    rows = []
-    for mode, a in summary["aggregate"].items():
-        row: list[Any] = [mode, a["seeds"], a["candidates_mean"], a["hypervolume_mean"], a["hypervolume_std"]]
-        for b in budgets:
-            acc = a[f"best_accuracy_under_{b:g}ms"]
-            row += [acc["mean"], f"{acc['met_in_seeds']}/{a['seeds']}"]
-        rows.append(row)
+def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The per-mode markdown table: seeds, mean candidates, hypervolume on deployed latency (mean, std), and
+    per budget the mean accuracy of the picks within it."""
+    header = ["mode", "seeds", "candidates", "HV (deployed) mean", "HV std",
+              *[f"best acc @p{p} ({summary['budgets_ms'][str(p)]:.3f} ms)" for p in PERCENTILES]]
+    rows = [[mode, a["seeds"], a["candidates_mean"], a["hypervolume_mean"], a["hypervolume_std"],
+             *[a[f"best_accuracy_p{p}"]["mean"] for p in PERCENTILES]] for mode, a in summary["aggregate"].items()]
     return header, rows
-
-
-def _notes(summary: dict[str, Any], budgets: Sequence[float]) -> str:
-    """The figures beside the table: what the baseline overlooked, the hypervolume ratios."""
-    lines = []
-    for b in budgets:
-        n = summary["aggregate"].get("baseline", {}).get(f"overlooked_under_{b:g}ms")
-        lines.append(f"overlooked by the baseline under {b:g} ms: {n}")
-    for mode in MODES[1:]:
-        r = summary.get(f"hypervolume_ratio_{mode.replace('-', '_')}_over_baseline")
-        lines.append(f"hypervolume {mode} / baseline (mean over seeds): {'n/a' if r is None else f'{r:.3f}'}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

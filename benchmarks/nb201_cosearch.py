@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, resolve_sizes, spearman_or_none
+from benchmarks.common import RESULTS_DIR, ResultFile, Size, add_sizes, ratio_ci, resolve_sizes, spearman_or_none
 
 NAME = "nb201_cosearch"
 #: mode -> the record column its search sees as latency ("macs": the MACs column)
@@ -57,11 +57,15 @@ MODES = {"baseline_onnxruntime": "onnxruntime", "baseline_default_schedule": "tv
          "baseline_macs": "macs", "two_stage": "tvm_tuned"}
 BASELINES = ("baseline_onnxruntime", "baseline_default_schedule", "baseline_macs")
 PERCENTILES = (25, 50, 75)
+#: the full design's share of the record set a run queries (150 of 2,000 cells) and its least generations
+QUERY_SHARE = 150 / 2000
+GENERATIONS = 3
 
 SIZES = {
     "seeds": Size(3, 20, "seeds per mode"),
-    "queries": Size(24, 150, "queries per run (at most the record set's size minus one)"),
-    "population": Size(8, 24, "NSGA-II population"),
+    "queries": Size(24, 150, "queries per run (unless given: at most 7.5 % of the record set, the full "
+                             "design's share, and at least 8)"),
+    "population": Size(8, 24, "NSGA-II population (unless given: at most a third of the queries, at least 4)"),
     "bootstrap": Size(500, 5000, "bootstrap resamples of the seeds for the 95 % interval"),
 }
 
@@ -111,14 +115,6 @@ def hypervolume_of(rec: Records, rows: list[int], reference: tuple[float, float]
     return float(hypervolume(pts, ("max", "min"), reference))
 
 
-def ratio_ci(a: np.ndarray, b: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, list[float]]:
-    """mean(a) / mean(b) and its 95 % paired percentile-bootstrap interval over the seeds."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(resamples, len(a)))
-    boot = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-300)
-    return float(a.mean() / b.mean()), [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
-
-
 def pick_under(rec: Records, rows: list[int], mode: str, percentile: float) -> dict[str, Any]:
     """The mode's most accurate queried cell within the budget by its own latency signal, judged deployed."""
     budget_ms = float(np.percentile(rec.deployed, percentile))
@@ -143,6 +139,15 @@ def overlooked(rec: Records, percentile: float) -> dict[str, Any]:
             "best_overlooked_accuracy": float(rec.accuracy[hits].max()) if len(hits) else None}
 
 
+def scaled_budget(args: argparse.Namespace, cells: int) -> tuple[int, int]:
+    """Queries and population for a record set of `cells`: what the user gave, else the full design's share
+    of the set (150 queries of 2,000 cells, `QUERY_SHARE`) and at least `GENERATIONS` generations. With
+    150 queries on a set of 187 cells every mode sees 80 % of the cells and the modes cannot differ."""
+    queries = args.queries if args.queries_given else min(args.queries, max(8, round(QUERY_SHARE * cells)))
+    population = args.population if args.population_given else min(args.population, max(4, queries // GENERATIONS))
+    return min(queries, cells - 1), population
+
+
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     from archspace.nb201 import records_table_path
 
@@ -151,7 +156,9 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--records", type=Path, default=records_table_path(), help="the record set (CSV)")
     p.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "imagenet16_120"))
     p.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.json")
-    return resolve_sizes(p.parse_args(argv), SIZES)
+    args = p.parse_args(argv)
+    args.queries_given, args.population_given = args.queries is not None, args.population is not None
+    return resolve_sizes(args, SIZES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,17 +168,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     rec = Records(args.records, args.dataset)
-    queries = min(args.queries, len(rec) - 1)
-    if queries < args.population:
+    queries, population = scaled_budget(args, len(rec))
+    if queries < population:
         print(f"{NAME}: the record set holds {len(rec)} cells, too few for {args.population}-cell populations",
               file=sys.stderr)
         return 2
     settings = {"records": str(args.records), "cells": len(rec), "dataset": args.dataset, "seeds": args.seeds,
-                "queries": queries, "population": args.population, "strategy": "nsga2",
+                "queries": queries, "population": population, "strategy": "nsga2",
                 "bootstrap": args.bootstrap, "budget_percentiles": list(PERCENTILES)}
     out = ResultFile(NAME, args.out, settings, resume=False)
     reference = (float(rec.accuracy.min()) - 1e-6, float(rec.deployed.max()) * 1.000001)
-    runs = {m: [run_mode(rec, m, s, queries, args.population) for s in range(args.seeds)] for m in MODES}
+    runs = {m: [run_mode(rec, m, s, queries, population) for s in range(args.seeds)] for m in MODES}
     hv = {m: np.array([hypervolume_of(rec, r, reference) for r in runs[m]]) for m in MODES}
     ratios = {}
     for b in BASELINES:
