@@ -145,7 +145,8 @@ def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
 
     run_dir = args.work_dir / f"{mode}-seed{seed}"
     left = args.time_per_run - spent_seconds(run_dir)
-    if left > 0 or not (run_dir / "results.sqlite").exists():
+    # a run within a second of its clock is complete (the search stops between candidates, not inside one)
+    if left > 1.0 or not (run_dir / "results.sqlite").exists():
         run_search(run_config(args, mode, seed, left), run_dir, progress=not args.quiet)
     rows = [{"id": r.id, "status": r.status, "reason": r.reason, "seconds": r.seconds,
              **{k: r.metrics.get(k) for k in ROW_METRICS}} for r in _rows(run_dir)]
@@ -346,23 +347,29 @@ def verdict(summary: dict[str, Any], seeds: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "work_dir", "quiet")}
-    # the searches resume from their run directories; the file keeps the judgements under the same settings
+    # the searches resume from their run directories; the file keeps the judgements (per architecture, so a
+    # larger --seeds extends a run: the seed count is not a setting)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "work_dir", "quiet", "seeds")}
     result = ResultFile("cosearch_vs_baseline", args.out, settings)
     payload = result.payload
     judged: dict[str, Any] = payload.setdefault("judged", {})
     payload.update({"work_dir": str(args.work_dir), "complete": False, "baseline_latency": args.baseline_latency})
     seed_database(args)
     runs: dict[str, Any] = {}
+    judged_runs: set[str] = set()
 
     def save() -> None:
-        summary = summarize(args, runs, judged) if runs else {}
+        # figures over the seeds whose three runs are searched and judged (a seed in flight waits)
+        done = {k: v for k, v in runs.items()
+                if all(f"{m}-seed{k.rsplit('-seed', 1)[1]}" in judged_runs for m in MODES)}
+        summary = summarize(args, done, judged) if done else {}
         # the checked interface at the top level
         for key in ("hypervolume_ratio_two_stage_over_baseline", "hypervolume_ratio_one_stage_over_baseline"):
             payload[key] = summary.get(key)
         payload["hypervolume_ratio_ci95"] = summary.get("hypervolume_ratio_two_stage_over_baseline_ci95")
         payload["overlooked"] = summary.get("overlooked")
-        payload["seeds"] = len({k.rsplit("-seed", 1)[1] for k in runs})
+        payload["seeds"] = len({k.rsplit("-seed", 1)[1] for k in done})
+        payload["seeds_asked"] = args.seeds
         payload["summary"] = summary
         result.save()
 
@@ -375,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[cosearch_vs_baseline] {key}: judging up to {args.judge} candidates on deployed latency",
                   file=sys.stderr)
             judge(args, seed, mode, runs[key], judged, save)
+            judged_runs.add(key)
             save()
     payload["complete"] = True
     save()

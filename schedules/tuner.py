@@ -346,26 +346,37 @@ def _explicit_tune_unseen(ms, ArgInfo, explicit_search, mod, db, target, configs
     return report
 
 
-def heavy_tasks(workloads: Sequence[LayerWorkload], *, share: float = 0.8, at_most: int = 4) -> list[LayerWorkload]:
+def heavy_tasks(workloads: Sequence[LayerWorkload], *, share: float = 0.8, at_most: int = 4,
+                of_total: int | None = None, min_share: float = 0.0) -> list[LayerWorkload]:
     """The workloads that dominate: heaviest first (MACs x calls), until they hold `share` of the MACs of
-    `workloads`, at most `at_most` of them."""
+    `workloads`, at most `at_most` of them, and only those holding at least `min_share` of `of_total`
+    (the whole network's MACs; default: those of `workloads`)."""
     ranked = sorted(workloads, key=lambda w: (-w.macs * w.count, w.name))
     total = sum(w.macs * w.count for w in ranked)
+    floor = min_share * (total if of_total is None else of_total)
     out: list[LayerWorkload] = []
     held = 0
     for w in ranked:
-        if len(out) >= at_most or (total and held >= share * total):
+        if len(out) >= at_most or (total and held >= share * total) or w.macs * w.count < floor:
             break
         out.append(w)
         held += w.macs * w.count
     return out
 
 
+#: `auto_tune`: an unseen task gets MetaSchedule's trials only when it holds at least this share of the
+#: network's conv / dense MACs. After `nacos pretune` what a candidate still lacks is mostly small tasks
+#: (on the default space here: 6 % of the predicted latency uncovered); 128 MetaSchedule trials on them
+#: cost minutes per candidate and buy little, a few explicit configs cost seconds.
+METASCHEDULE_MIN_SHARE = 0.05
+
+
 def auto_tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int = 8, metaschedule_trials: int = 32,
               seed: int = 0, runner: Any = None, share: float = 0.8, at_most: int = 4,
-              cost_model: Any = None) -> TuneReport:
+              cost_model: Any = None, min_share: float = METASCHEDULE_MIN_SHARE) -> TuneReport:
     """MetaSchedule where it matters, the explicit space for the rest: of the conv / dense tasks of `mod`
-    that `db` has no record of, the heaviest (holding `share` of their MACs, at most `at_most`) get
+    that `db` has no record of, the heaviest (holding `share` of their MACs, at most `at_most`, each at least
+    `min_share` of the network's conv / dense MACs: `METASCHEDULE_MIN_SHARE`) get
     `metaschedule_trials` MetaSchedule trials each, tuned together (so its cost model sees their pooled
     samples), and the others `trials_per_task` explicit configs each. After `nacos pretune` most
     candidates have nothing left to tune, and this costs nothing."""
@@ -374,7 +385,9 @@ def auto_tune(mod: Any, db: TuningDatabase, target: Any, *, trials_per_task: int
     report = TuneReport(reused=list(reused))
     # a device of another instruction set: the explicit configs cannot be timed here, so MetaSchedule's
     # runner (on the device) tunes every task
-    heavy = list(todo) if foreign_isa(target) else heavy_tasks(todo, share=share, at_most=at_most)
+    whole = sum(w.macs * w.count for w in [*todo, *reused])
+    heavy = list(todo) if foreign_isa(target) else heavy_tasks(todo, share=share, at_most=at_most, of_total=whole,
+                                                               min_share=min_share)
     if heavy:
         ms_report = tune(mod, db, target, trials_per_task=max(16, metaschedule_trials), runner=runner, seed=seed,
                          only=[w.structural_hash for w in heavy], cost_model=cost_model)

@@ -120,4 +120,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{summary['evaluated']} candidates in {args.run_dir}: {summary['ok']} ok, {summary['rejected']} "
               f"rejected, {summary['failed']} failed; front of {len(summary['front'])}; report in "
               f"{summary['report_dir']}; evaluated on {summary['executor']}", file=sys.stdout)
+        ph = summary.get("phases")
+        if ph:
+            print(f"phases ({ph['strategy']}, population {ph['population']}): {ph['random_initial']} random, "
+                  f"{ph['evolved']} evolved ({ph['generations']:g} generations); {ph['screened']} screened out by "
+                  f"the cost model, {ph['tuned']} tuned workloads, {ph['compiled_and_measured_only']} only compiled "
+                  f"and measured; driven by {ph['driven_by']}"
+                  + (f" under {', '.join(f'{k} <= {v:g}' for k, v in ph['hard_budgets'].items())}"
+                     if ph["hard_budgets"] else ""), file=sys.stdout)
     return 0

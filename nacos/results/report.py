@@ -73,8 +73,9 @@ def _write_table(path_stem: Path, rows: list[dict[str, Any]]) -> None:
 
 def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], out_dir: Path,
                  latency_budgets: Sequence[float] = (), baseline_rows: Sequence[Mapping[str, Any]] | None = None,
-                 layers_of: Any = None, title: str = "") -> dict[str, Any]:
+                 layers_of: Any = None, title: str = "", phases: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the tables and plots of a run into `out_dir`; return the summary (also `report.json`).
+    `phases`: how many candidates each phase of the search evaluated (`nacos.search.run.search_phases`).
 
     `layers_of(row)` gives the per-layer statistics (dicts with name, op_type, macs, activation bytes)
     of a chosen candidate, for the layer-wise table and plot."""
@@ -121,6 +122,8 @@ def build_report(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
                "objectives": [o.to_json() for o in objectives], "reference_point": ref, "hypervolume": hv,
                "front": [_flat(r) for r in front], "best_under_latency_budget": best,
                "report_dir": str(out_dir)}
+    if phases is not None:
+        summary["phases"] = dict(phases)
     summary["deployment"] = deployment_summary(rows)
     summary["soft_budget_violations"] = soft_budget_violations(rows)
     if baseline_rows is not None:

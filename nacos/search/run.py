@@ -262,7 +262,7 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
                             f"{cause}); the search itself is complete and committed in {run.root}: free some space "
                             f"and run `nacos report {run.root}`") from exc
     return {**summary.to_dict(), "evaluated": summary.completed, "report_dir": str(run.report_dir),
-            "front": report["front"], "hypervolume": report["hypervolume"],
+            "front": report["front"], "hypervolume": report["hypervolume"], "phases": report.get("phases"),
             **({"pretune": {k: v for k, v in pretune.items() if k != "coverage"}} if pretune else {})}
 
 
@@ -311,7 +311,35 @@ def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> d
 
     budgets = list(cfg.budgets.latency_budgets_ms) + ([cfg.budgets.latency_ms] if cfg.budgets.latency_ms else [])
     return build_report(rows, as_objectives(_objectives(cfg)), run.report_dir, latency_budgets=budgets,
-                        baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search")
+                        baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search",
+                        phases=search_phases(rows, cfg))
+
+
+def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
+    """How many candidates each phase of the search evaluated, and what drove it (the report's ``phases``).
+
+    The strategies propose random samples until their first population is full (aging evolution, NSGA-II),
+    then children of the population: the first ``strategy.population`` rows are the random phase, the rest
+    evolved, ``generations`` = rows / population. Of the evaluated rows: how many the cost model screened
+    out before tuning, how many tuned workloads the database lacked, how many only compiled and measured."""
+    n = len(rows)
+    pop = cfg.strategy.population
+    random_phase = n if cfg.strategy.name == "random" else min(n, pop)
+    metrics = [r["metrics"] for r in rows]
+    tuned = sum(isinstance(m.get("latency_tuned_tasks"), (int, float)) and m["latency_tuned_tasks"] > 0
+                for m in metrics)
+    measured = sum(r["status"] == "ok" for r in rows)
+    hard = {k: v for k, v in (("latency_ms", cfg.budgets.latency_ms), ("energy_mj", cfg.budgets.energy_mj),
+                              ("edp", cfg.budgets.edp),
+                              ("active_memory_budget_mb", cfg.budgets.active_memory_budget_mb),
+                              ("param_memory_budget_mb", cfg.budgets.param_memory_budget_mb)) if v is not None}
+    objectives = list(cfg.objectives)
+    driven = (f"{objectives[0]} alone (aging evolution is single-objective; the others are reported)"
+              if cfg.strategy.name == "aging" else " and ".join(objectives))
+    return {"strategy": cfg.strategy.name, "population": pop, "evaluated": n, "random_initial": random_phase,
+            "evolved": n - random_phase, "generations": round(n / pop, 2) if pop else None,
+            "screened": sum(bool(m.get("screened")) for m in metrics), "tuned": tuned,
+            "compiled_and_measured_only": max(0, measured - tuned), "driven_by": driven, "hard_budgets": hard}
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")

@@ -24,6 +24,13 @@ def test_baseline_search_runs_resumes_and_reports(tmp_path):
     assert summary["evaluated"] == 4 and summary["ok"] + summary["rejected"] + summary["failed"] == 4
     assert summary["failed"] == 0
     assert summary["front"] and summary["hypervolume"] > 0
+    # the report says how many candidates each phase evaluated, and what drove aging evolution
+    ph = summary["phases"]
+    assert (ph["strategy"], ph["population"], ph["random_initial"], ph["evolved"], ph["generations"]) == \
+        ("aging", 2, 2, 2, 2.0)
+    assert ph["screened"] == ph["tuned"] == 0 and ph["compiled_and_measured_only"] == summary["ok"]
+    assert ph["driven_by"].startswith("accuracy alone") and ph["hard_budgets"] == {}
+    assert json.loads((run_dir / "report" / "report.json").read_text())["phases"] == ph
     for name in ("candidates.csv", "front.json", "report.json", "accuracy_vs_latency.png", "progress.png",
                  "layers.png", "precision.json"):
         assert (run_dir / "report" / name).exists(), name

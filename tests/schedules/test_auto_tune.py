@@ -18,6 +18,10 @@ def test_heavy_tasks_hold_the_share_heaviest_first():
     assert [w.name for w in heavy_tasks(ws, share=0.8)] == ["c", "b"]          # 60 + 50 of 125 >= 80 %
     assert [w.name for w in heavy_tasks(ws, share=0.99, at_most=3)] == ["c", "b", "a"]
     assert heavy_tasks([], share=0.8) == []
+    # after pretuning: what is left is small against the whole network, and only a dominant task gets
+    # MetaSchedule's trials (c holds 60 of 1,000 MACs: 6 %; b 5 %; the floor is 5.5 %)
+    assert [w.name for w in heavy_tasks(ws, share=0.8, of_total=1000, min_share=0.055)] == ["c"]
+    assert heavy_tasks(ws, share=0.8, of_total=10_000, min_share=0.05) == []
 
 
 def test_auto_tune_metaschedule_for_the_heaviest_explicit_for_the_rest(models, target, tmp_path):
