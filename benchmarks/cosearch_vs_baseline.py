@@ -167,8 +167,10 @@ def presented(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
         return []
     front = [ok[i] for i in pareto_front([[r["accuracy"], r["latency_ms"]] for r in ok], ["max", "min"])]
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for r in sorted(front, key=lambda r: -r["accuracy"]) + sorted(ok, key=lambda r: -r["accuracy"]):
-        if r["arch_id"] not in {o["arch_id"] for o in out}:
+        if r["arch_id"] not in seen:
+            seen.add(r["arch_id"])
             out.append(r)
     return out[:k]
 
@@ -190,8 +192,9 @@ def judge(args: argparse.Namespace, seed: int, mode: str, run: dict[str, Any], j
         arch_id = row["arch_id"]
         if arch_id in judged:
             continue
-        if mode == "two-stage" and deployed_from_row(row) is not None:
-            judged[arch_id] = deployed_from_row(row)
+        from_row = deployed_from_row(row) if mode == "two-stage" else None
+        if from_row is not None:
+            judged[arch_id] = from_row
         else:
             if backend is None:
                 from nacos.backends.tvm_tuned import TunedLatency
@@ -387,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload["complete"] = True
     save()
     summary = payload["summary"]
-    payload["verdict"] = verdict(summary, args.seeds)
+    payload["verdict"] = verdict(summary, payload["seeds"])
     result.save()
     result.figure(plot(summary))
     header, rows = table_rows(summary)

@@ -321,14 +321,15 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
     The strategies propose random samples until their first population is full (aging evolution, NSGA-II),
     then children of the population: the first ``strategy.population`` rows are the random phase, the rest
     evolved, ``generations`` = rows / population. Of the evaluated rows: how many the cost model screened
-    out before tuning, how many tuned workloads the database lacked, how many only compiled and measured."""
+    out before tuning, how many tuned workloads the database lacked, how many were measured (ok) with nothing
+    to tune."""
     n = len(rows)
     pop = cfg.strategy.population
     random_phase = n if cfg.strategy.name == "random" else min(n, pop)
     metrics = [r["metrics"] for r in rows]
-    tuned = sum(isinstance(m.get("latency_tuned_tasks"), (int, float)) and m["latency_tuned_tasks"] > 0
-                for m in metrics)
-    measured = sum(r["status"] == "ok" for r in rows)
+    tuned_rows = [isinstance(m.get("latency_tuned_tasks"), (int, float)) and m["latency_tuned_tasks"] > 0
+                  for m in metrics]
+    measured_only = sum(r["status"] == "ok" and not t for r, t in zip(rows, tuned_rows))
     hard = {k: v for k, v in (("latency_ms", cfg.budgets.latency_ms), ("energy_mj", cfg.budgets.energy_mj),
                               ("edp", cfg.budgets.edp),
                               ("active_memory_budget_mb", cfg.budgets.active_memory_budget_mb),
@@ -337,9 +338,9 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
     driven = (f"{objectives[0]} alone (aging evolution is single-objective; the others are reported)"
               if cfg.strategy.name == "aging" else " and ".join(objectives))
     return {"strategy": cfg.strategy.name, "population": pop, "evaluated": n, "random_initial": random_phase,
-            "evolved": n - random_phase, "generations": round(n / pop, 2) if pop else None,
-            "screened": sum(bool(m.get("screened")) for m in metrics), "tuned": tuned,
-            "compiled_and_measured_only": max(0, measured - tuned), "driven_by": driven, "hard_budgets": hard}
+            "evolved": n - random_phase, "generations": round(n / pop, 2),
+            "screened": sum(bool(m.get("screened")) for m in metrics), "tuned": sum(tuned_rows),
+            "compiled_and_measured_only": measured_only, "driven_by": driven, "hard_budgets": hard}
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
