@@ -20,7 +20,7 @@ from nacos.errors import ConfigError
 from nacos.search.modes import baseline_latency_choices, get_mode, mode_names
 
 __all__ = ["RunConfig", "Budgets", "TuningConfig", "StrategyConfig", "load_config", "config_from_dict",
-           "MODES", "SEARCHERS", "STRATEGIES", "OBJECTIVES"]
+           "default_baseline_latency", "MODES", "SEARCHERS", "STRATEGIES", "OBJECTIVES"]
 
 #: the search modes' names (`nacos.search.modes.MODES` holds the records; a mode registered later is accepted too)
 MODES = mode_names()
@@ -146,6 +146,13 @@ class StrategyConfig:
             raise ConfigError(f"strategy.mutation_prob: must be in (0, 1], got {self.mutation_prob}")
 
 
+def default_baseline_latency(target: str) -> str:
+    """What ``baseline_latency: auto`` means on `target`: onnxruntime on this CPU (``llvm``, the runtime a
+    compiler-agnostic search would deploy with), the fixed default TVM schedule elsewhere (an RPC device
+    or a GPU has no onnxruntime here; an accelerator has its fixed mapping rule)."""
+    return "onnxruntime" if target == "llvm" else "default-schedule"
+
+
 def _check_accel_target(target: str) -> None:
     """``accel://HARDWARE``: a shipped ZigZag array's name or an existing hardware YAML (its content is
     checked by ZigZag's validator when the backend is made, the key named on every error)."""
@@ -164,9 +171,12 @@ def _check_accel_target(target: str) -> None:
 @dataclass(frozen=True)
 class RunConfig:
     mode: str = "two-stage"                # a name in nacos.search.modes.MODES
-    #: baseline only: "default-schedule" (TVM, one fixed schedule for every layer) or "onnxruntime"
-    #: (the modes' `backend_options`)
-    baseline_latency: str = "default-schedule"
+    #: baseline only: what the compiler-agnostic baseline measures: "onnxruntime" (its framework's
+    #: runtime), "default-schedule" (TVM, one fixed schedule for every layer) or "macs" (a count, nothing
+    #: timed): the modes' `backend_options`. "auto" (the default) resolves per target when the config is
+    #: made: onnxruntime on llvm (what a user of this CPU would run), default-schedule on rpc:// and cuda
+    #: (no onnxruntime runs on the device here) and on accel:// (the fixed mapping rule)
+    baseline_latency: str = "auto"
     seed: int = 0
     trials: int = 6                        # candidates evaluated (rows in the results store)
     time_limit_s: float | None = None      # stop proposing after this many seconds
@@ -204,9 +214,11 @@ class RunConfig:
             mode = get_mode(self.mode)
         except ConfigError as exc:
             raise ConfigError(f"mode: {exc}") from None
-        if self.baseline_latency not in baseline_latency_choices():
-            raise ConfigError(f"baseline_latency: must be {' or '.join(baseline_latency_choices())}, "
+        if self.baseline_latency not in ("auto", *baseline_latency_choices()):
+            raise ConfigError(f"baseline_latency: must be {' or '.join(('auto', *baseline_latency_choices()))}, "
                               f"got {self.baseline_latency!r}")
+        if self.baseline_latency == "auto":
+            object.__setattr__(self, "baseline_latency", default_baseline_latency(self.target))
         if self.target.startswith("accel://"):
             _check_accel_target(self.target)
             if self.baseline_latency != "default-schedule":

@@ -39,6 +39,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials-per-round", type=int, default=32, help="MetaSchedule trials per task and round")
     parser.add_argument("--max-trials-per-task", type=int, default=128,
                         help="trials after which a task is left alone (over all rounds and runs)")
+    parser.add_argument("--first-pass-trials", type=int, default=8,
+                        help="trials a task never tried gets first: every task of the space gets a record before "
+                             "any is refined (a task without one costs each search that meets it a tuning of its own)")
+    parser.add_argument("--first-pass-tasks", type=int, default=None,
+                        help="tasks of a first-pass round (default: twice --tasks-per-round)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the schedule search")
     parser.add_argument("--cost-model", choices=COST_MODELS, default="database",
                         help="what ranks MetaSchedule's candidates: database (the default: "
@@ -73,9 +78,12 @@ def _check(args: argparse.Namespace) -> None:
 
     if args.minutes is not None and not args.minutes > 0:
         raise NacosError(f"--minutes must be > 0, got {args.minutes}")
-    for name in ("tasks_per_round", "trials_per_round", "max_trials_per_task", "in_channels", "num_classes"):
+    for name in ("tasks_per_round", "trials_per_round", "max_trials_per_task", "in_channels", "num_classes",
+                 "first_pass_trials"):
         if getattr(args, name) < 1:
             raise NacosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.first_pass_tasks is not None and args.first_pass_tasks < 1:
+        raise NacosError(f"--first-pass-tasks must be >= 1, got {args.first_pass_tasks}")
     if args.threads < 0:
         raise NacosError(f"--threads must be >= 0, got {args.threads}")
     if args.target == "cuda":
@@ -104,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     from schedules.space_tasks import task_file_digest
 
     settings = PretuneSettings(tasks_per_round=args.tasks_per_round, trials_per_round=args.trials_per_round,
-                               max_trials_per_task=args.max_trials_per_task, seed=args.seed)
+                               max_trials_per_task=args.max_trials_per_task, seed=args.seed,
+                               first_pass_trials=args.first_pass_trials, first_pass_tasks=args.first_pass_tasks)
     target, rpc = make_target(args.target, args.threads)
     show = not (args.quiet or args.json)
     db = TuningDatabase(args.database, target=target)  # trials and coverage of this target's machine

@@ -38,6 +38,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "the "
                              "target of a device of another instruction set), or accel://HARDWARE "
                              "(a ZigZag accelerator: eyeriss-like, tpu-like, ... or a hardware YAML)")
+    parser.add_argument("--baseline-latency", choices=("auto", "onnxruntime", "default-schedule", "macs"),
+                        default=None, help="--mode baseline: what the compiler-agnostic baseline measures; auto (the "
+                        "default) is onnxruntime on llvm, the fixed default TVM schedule on rpc://, cuda and accel://")
     parser.add_argument("--latency-budget", type=float, default=None, help="hard latency budget in ms")
     parser.add_argument("--memory-budget", type=float, default=None,
                         help="hard (active) peak activation memory budget in MB")
@@ -67,7 +70,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     out: dict[str, Any] = dict(json.loads(json.dumps(QUICK))) if args.quick else {}
     flat = {"mode": args.mode, "trials": args.trials, "time_limit_s": args.time_limit, "seed": args.seed,
-            "target": args.target, "executor": args.executor, "parallel": args.parallel}
+            "target": args.target, "executor": args.executor, "parallel": args.parallel,
+            "baseline_latency": args.baseline_latency}
     out.update({k: v for k, v in flat.items() if v is not None})
     nested = {("strategy", "name"): args.strategy, ("budgets", "latency_ms"): args.latency_budget,
               ("budgets", "active_memory_budget_mb"): args.memory_budget,
@@ -82,6 +86,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def plan(cfg, run_dir: Path) -> dict[str, Any]:
     """What the run will do, for --dry-run and the start of the log."""
     return {"run_dir": str(run_dir), "mode": cfg.mode, "strategy": cfg.strategy.name, "trials": cfg.trials,
+            **({"baseline_latency": cfg.baseline_latency} if cfg.mode == "baseline" else {}),
             "time_limit_s": cfg.time_limit_s, "target": cfg.target, "executor": cfg.executor,
             "parallel": cfg.parallel, "objectives": list(cfg.objectives),
             "hard_budgets": {"latency_ms": cfg.budgets.latency_ms,
@@ -101,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(the_plan, indent=2))
         else:
-            print(f"plan: {cfg.mode} search with {cfg.strategy.name}, {cfg.trials} candidates"
+            print(f"plan: {cfg.mode} search"
+                  f"{f' (latency by {cfg.baseline_latency})' if cfg.mode == 'baseline' else ''} with "
+                  f"{cfg.strategy.name}, {cfg.trials} candidates"
                   f"{f', at most {cfg.time_limit_s:g} s' if cfg.time_limit_s else ''}, target {cfg.target}, "
                   f"{cfg.tuning.trials_per_workload} trials per unseen workload, database {cfg.tuning.database}")
             print(f"      hard budgets {the_plan['hard_budgets']}, objectives {list(cfg.objectives)}")

@@ -46,7 +46,8 @@ def world(tmp_path_factory):
                        "database": str(tmp / "db")}}
     two = run_search(config_from_dict({**base, "mode": "two-stage"}), tmp / "two", progress=False)
     assert two["ok"] == 1, two
-    one = run_search(config_from_dict({**base, "mode": "baseline"}), tmp / "base", progress=False)
+    one = run_search(config_from_dict({**base, "mode": "baseline", "baseline_latency": "default-schedule"}),
+                     tmp / "base", progress=False)
     assert one["ok"] == 1, one
     (tmp / "space.json").write_text(json.dumps(SPACE))
     (tmp / "small.json").write_text(json.dumps(SMALL))

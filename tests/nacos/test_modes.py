@@ -66,7 +66,8 @@ def test_the_config_accepts_each_mode_and_the_search_gets_its_records_backend(na
     cfg = _cfg(tmp_path, mode=name)
     assert cfg.mode == name
     genome_space, arch_of, backend = make_latency_backend(cfg, space)
-    assert backend.name == mode.backend_name(cfg.baseline_latency) == mode.backend
+    assert backend.name == mode.backend_name(cfg.baseline_latency)
+    assert backend.name == (mode.backend if name != "baseline" else "onnxruntime")  # baseline_latency auto on llvm
     assert arch_of is mode.arch_of
     assert isinstance(arch_of(genome_space.sample(random.Random(0))), Architecture)
 
@@ -83,7 +84,22 @@ def test_baseline_latency_onnxruntime_picks_onnxruntime_and_only_there_int8_runs
         _cfg(tmp_path, mode="two-stage", baseline_latency="onnxruntime", precision="int8")
     with pytest.raises(ConfigError) as err:
         _cfg(tmp_path, baseline_latency="tvm")
-    assert str(err.value) == "baseline_latency: must be default-schedule or onnxruntime or macs, got 'tvm'"
+    assert str(err.value) == "baseline_latency: must be auto or default-schedule or onnxruntime or macs, got 'tvm'"
+
+
+def test_baseline_latency_auto_resolves_per_target(tmp_path):
+    """The default baseline measures what a compiler-agnostic search would deploy with on that target:
+    onnxruntime on this CPU, the fixed TVM schedule on an RPC device, a GPU or an accelerator; an explicit
+    value is kept, and the resolved value is what the stored config says (so a rerun resolves alike)."""
+    from nacos.config import RunConfig, default_baseline_latency
+
+    assert RunConfig().baseline_latency == "onnxruntime"
+    assert _cfg(tmp_path, mode="baseline").baseline_latency == "onnxruntime"
+    assert _cfg(tmp_path, mode="baseline", baseline_latency="auto").to_dict()["baseline_latency"] == "onnxruntime"
+    assert _cfg(tmp_path, mode="baseline", baseline_latency="default-schedule").baseline_latency == "default-schedule"
+    assert _cfg(tmp_path, mode="baseline", target="rpc://127.0.0.1:9190/pi").baseline_latency == "default-schedule"
+    assert _cfg(tmp_path, mode="baseline", target="accel://eyeriss-like").baseline_latency == "default-schedule"
+    assert [default_baseline_latency(t) for t in ("llvm", "cuda")] == ["onnxruntime", "default-schedule"]
 
 
 def test_an_unknown_mode_is_refused_naming_the_choices(tmp_path):

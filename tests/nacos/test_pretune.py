@@ -217,3 +217,33 @@ def test_ctrl_c_ends_the_round_in_flight_and_keeps_what_it_measured(tmp_path, un
     assert 0 < measured < 3 * 16  # the round ended early, its trials kept
     state = state_of(db)
     assert state["rounds"] == 1 and state["trials"] == measured and not state.get("exhausted")
+
+
+def test_tasks_never_tried_come_first(tmp_path):
+    """Coverage before refinement: while a task of the space was never tried, a round holds only such
+    tasks (first-pass trials each, heaviest gain first), however much a tuned heavy task could still gain;
+    once every task was tried, rounds go back to the largest gains with the full trials."""
+    from nacos.search.space_tasks import enumerate_space_tasks
+    from schedules.database import TuningDatabase
+    from schedules.pretune import PretuneSettings, choose_round
+
+    target = _target()
+    db = TuningDatabase(tmp_path / "db", target=target)
+    tasks = [t for t in enumerate_space_tasks(ArchSpace(ONE), target, db.path) if t.weight > 0]
+    assert len(tasks) >= 5
+    settings = PretuneSettings(tasks_per_round=2, trials_per_round=32, max_trials_per_task=128, first_pass_trials=8)
+    heavy = max(tasks, key=lambda t: t.expected_macs)
+    # the heaviest task tuned once and still improving fast; all the others never tried
+    trials = {heavy.key: (32, 5.0)}
+    state = {"history": {heavy.key: [50.0, 5.0]}}
+    batch, per_task = choose_round(tasks, db, state, settings, trials)
+    assert per_task == 8 and len(batch) == min(4, len(tasks) - 1)  # first_pass_tasks: 2 x tasks_per_round
+    assert heavy not in batch and all(trials.get(t.key, (0, None))[0] == 0 for t in batch)
+    # a task that was tried and only failed is no longer "never tried"; the rest are tried: refinement rounds
+    trials = {t.key: (8, 1.0) for t in tasks} | {heavy.key: (32, 5.0)}
+    batch, per_task = choose_round(tasks, db, state, settings, trials)
+    assert per_task == 32 and len(batch) == 2 and heavy in batch
+    # the first pass never exceeds the round's or the task's cap
+    assert PretuneSettings(trials_per_round=4, first_pass_trials=8).coverage_trials == 4
+    with pytest.raises(Exception, match="first_pass_trials"):
+        PretuneSettings(first_pass_trials=0)

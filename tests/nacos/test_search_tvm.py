@@ -41,7 +41,8 @@ def _rows(run_dir):
 
 
 def test_baseline_mode_measures_one_default_schedule(checkpoint, tmp_path):
-    summary = run_search(_cfg(checkpoint, tmp_path, mode="baseline"), tmp_path / "run", progress=False)
+    summary = run_search(_cfg(checkpoint, tmp_path, mode="baseline", baseline_latency="default-schedule"),
+                         tmp_path / "run", progress=False)
     assert summary["ok"] == 2, _rows(tmp_path / "run")
     for row in _rows(tmp_path / "run"):
         assert row["latency_backend"] == "tvm-default-schedule" and row["latency_ms"] > 0
