@@ -38,7 +38,6 @@ the summary table (.md).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,13 +95,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def seed_database(args: argparse.Namespace) -> Path:
     """The work directory's tuning database, seeded from ``--pretuned`` the first time (copied whole, so
     the searches' appends never touch the committed files)."""
+    from schedules.database import seed_database as seed
+
     db = args.work_dir / "tuning-db"
-    if args.pretuned != "none" and not (db / DATABASE_FILES[1]).exists():
-        db.mkdir(parents=True, exist_ok=True)
-        for name in DATABASE_FILES:
-            tmp = db / f".{name}.part"
-            shutil.copyfile(Path(args.pretuned) / name, tmp)
-            tmp.replace(db / name)
+    if args.pretuned != "none":
+        seed(args.pretuned, db)
     return db
 
 

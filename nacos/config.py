@@ -55,9 +55,22 @@ class Budgets:
     params_budget: int | None = None                # soft, reported
     energy_mj: float | None = None                  # hard: energy per inference above it is rejected
     edp: float | None = None                        # hard: energy x latency (mJ x ms) above it is rejected
+    #: hard, derived: with no ``latency_ms``, this quantile (0 < q <= 1) of the latencies the initial random
+    #: population measured becomes the latency budget of every later candidate (`nacos.search.
+    #: population_budget`); None: no such budget. The embedded default job of `nacos search` sets 0.5: the
+    #: most accurate network at most as slow as a typical one of the space.
+    latency_from_population: float | None = None
 
     def __post_init__(self) -> None:
         _finite("budgets.latency_ms", self.latency_ms)
+        _finite("budgets.latency_from_population", self.latency_from_population)
+        if self.latency_from_population is not None:
+            if self.latency_from_population > 1:
+                raise ConfigError(f"budgets.latency_from_population: a quantile in (0, 1], got "
+                                  f"{self.latency_from_population!r}")
+            if self.latency_ms is not None:
+                raise ConfigError("budgets.latency_from_population: a derived latency budget applies only where "
+                                  "budgets.latency_ms is unset; give one or the other")
         _finite("budgets.active_memory_budget_mb", self.active_memory_budget_mb)
         _finite("budgets.param_memory_budget_mb", self.param_memory_budget_mb)
         for i, v in enumerate(self.memory_budgets_mb):
@@ -84,6 +97,10 @@ class TuningConfig:
     searcher: str = "auto"
     metaschedule_trials: int = 32
     database: str = ".nacos-cache/tuning-db"   # shared across runs and modes (relative: to the cwd)
+    #: a pretuned database (`nacos pretune`) copied into `database` when that holds no records yet, so a
+    #: first search starts from it (`schedules.database.seed_database`); "": none. The embedded default
+    #: job of `nacos search` names the one committed for the default space (benchmarks/pretuned/)
+    seed_from: str = ""
     #: two-stage: let the cost model (`nacos.search.screening`) skip the tuning of candidates that, even at the
     #: optimistic end of their predicted latency interval, are over the latency budget or dominated
     screening: bool = True

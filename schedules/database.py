@@ -58,7 +58,7 @@ from schedules.records import LayerWorkload
 from schedules.targets import machine_key
 
 __all__ = ["FAILED_RUN_SECS", "RECORD_FILE", "WORKLOAD_FILE", "BestRecord", "Coverage", "DatabaseFinding",
-           "TuningDatabase", "verify_database"]
+           "TuningDatabase", "seed_database", "verify_database"]
 
 log = logging.getLogger(__name__)
 
@@ -487,3 +487,26 @@ def verify_database(path: str | Path, *, repair: bool = False) -> list[DatabaseF
                         detail=f"{f.detail}; tail moved aside, {len(db)} records of {db.n_workloads} workloads load")
         out.append(f)
     return out
+
+
+def seed_database(source: Path | str, dest: Path | str) -> bool:
+    """Copy the pretuned database `source` into `dest` when `dest` holds no records yet (a fresh cache);
+    True when it copied. The JSON files, the pretune state files and the space-task files beside them are
+    copied whole, each through a temporary name, so a kill leaves no half file and the committed source
+    is never appended to (the search appends to the copy). A `source` that is not a database is refused."""
+    import shutil
+
+    src, dst = Path(source), Path(dest)
+    if not all((src / name).is_file() for name in (WORKLOAD_FILE, RECORD_FILE)):
+        raise ScheduleError(f"{src}: not a tuning database (no {WORKLOAD_FILE} / {RECORD_FILE})")
+    if (dst / RECORD_FILE).exists() and (dst / RECORD_FILE).stat().st_size > 0:
+        return False
+    extra = [p for p in src.glob("pretune-state*.json")] + [p for p in src.glob("space-tasks/*.json")]
+    # the record file last: its presence is what says "seeded"
+    for path in [*extra, src / WORKLOAD_FILE, src / RECORD_FILE]:
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    return True

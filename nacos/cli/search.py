@@ -1,7 +1,10 @@
 """Run a co-search: propose architectures (and, in one-stage mode, schedules), score each on accuracy
 with inherited supernet weights and on latency with the schedules TVM will run, keep what meets the
-budgets, and end with a report. Settings come from --config (YAML/TOML) with flags on top; with
-neither, the embedded default runs a small two-stage co-search on this CPU.
+budgets, and end with a report. Settings come from --config (YAML/TOML) with flags on top; without
+--config, the embedded default job (flags on top): a 15-minute two-stage co-search of the default space
+on this CPU, aging evolution for the most accurate network under a latency budget set at the median
+latency of its random initial population, its tuning database seeded from the pretuned one committed
+for the default space (benchmarks/pretuned/, when this is a source checkout).
 
 --mode picks one of the search modes (the records of nacos.search.modes; its help lists each). Killing a run
 and rerunning the same command resumes it."""
@@ -17,6 +20,18 @@ from typing import Any
 from nacos.config import SEARCHERS, RunConfig
 from nacos.search.modes import MODES, mode_names
 
+#: where the pretuned database of the default space lives in a source checkout
+PRETUNED_DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "benchmarks" / "pretuned" / "default-space-llvm"
+
+
+def default_job() -> dict[str, Any]:
+    """The embedded default job (no --config): 15 minutes, a derived latency budget, the pretuned seed."""
+    job: dict[str, Any] = {"trials": 400, "time_limit_s": 900.0, "budgets": {"latency_from_population": 0.5}}
+    if (PRETUNED_DEFAULT_SPACE / "database_tuning_record.json").is_file():
+        job["tuning"] = {"seed_from": str(PRETUNED_DEFAULT_SPACE)}
+    return job
+
+
 QUICK = {"trials": 3, "tuning": {"trials_per_workload": 4, "repeats": 10, "warmup": 2, "searcher": "explicit"},
          "strategy": {"population": 2, "sample_size": 2}}
 
@@ -30,8 +45,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"search mode (config default: {RunConfig.mode}). {modes}")
     parser.add_argument("--strategy", choices=("aging", "nsga2", "random"), default=None,
                         help="search strategy (config default: aging)")
-    parser.add_argument("--trials", type=int, default=None, help="candidates to evaluate (config default: 6)")
-    parser.add_argument("--time-limit", type=float, default=None, help="stop proposing after SECONDS")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="candidates to evaluate (default job: 400, config default: 6)")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="stop proposing after SECONDS (default job: 900)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the strategy (config default: 0)")
     parser.add_argument("--target", default=None,
                         help="llvm (this CPU), cuda, rpc://HOST:PORT/KEY[?mtriple=T&mcpu=C] (a device; the query names "
@@ -41,7 +58,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-latency", choices=("auto", "onnxruntime", "default-schedule", "macs"),
                         default=None, help="--mode baseline: what the compiler-agnostic baseline measures; auto (the "
                         "default) is onnxruntime on llvm, the fixed default TVM schedule on rpc://, cuda and accel://")
-    parser.add_argument("--latency-budget", type=float, default=None, help="hard latency budget in ms")
+    parser.add_argument("--latency-budget", type=float, default=None,
+                        help="hard latency budget in ms (replaces the default job's derived one)")
+    parser.add_argument("--latency-from-population", type=float, default=None, metavar="Q",
+                        help="derive the hard latency budget: the Q quantile (0 < Q <= 1) of the latencies of the "
+                             "random initial population, applied to every later candidate (default job: 0.5; "
+                             "0: no derived budget)")
     parser.add_argument("--memory-budget", type=float, default=None,
                         help="hard (active) peak activation memory budget in MB")
     parser.add_argument("--trials-per-workload", type=int, default=None,
@@ -68,11 +90,18 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     from nacos.config import _deep_merge
 
-    out: dict[str, Any] = dict(json.loads(json.dumps(QUICK))) if args.quick else {}
+    out: dict[str, Any] = default_job() if args.config is None else {}
+    if args.quick:
+        out = _deep_merge(out, json.loads(json.dumps(QUICK)))
     flat = {"mode": args.mode, "trials": args.trials, "time_limit_s": args.time_limit, "seed": args.seed,
             "target": args.target, "executor": args.executor, "parallel": args.parallel,
             "baseline_latency": args.baseline_latency}
     out.update({k: v for k, v in flat.items() if v is not None})
+    derived = args.latency_from_population
+    if args.latency_budget is not None or derived is not None:   # a budget given replaces the derived one
+        out.get("budgets", {}).pop("latency_from_population", None)
+    if derived is not None and derived != 0:
+        out = _deep_merge(out, {"budgets": {"latency_from_population": derived}})
     nested = {("strategy", "name"): args.strategy, ("budgets", "latency_ms"): args.latency_budget,
               ("budgets", "active_memory_budget_mb"): args.memory_budget,
               ("tuning", "trials_per_workload"): args.trials_per_workload, ("tuning", "database"): args.database,
@@ -90,6 +119,7 @@ def plan(cfg, run_dir: Path) -> dict[str, Any]:
             "time_limit_s": cfg.time_limit_s, "target": cfg.target, "executor": cfg.executor,
             "parallel": cfg.parallel, "objectives": list(cfg.objectives),
             "hard_budgets": {"latency_ms": cfg.budgets.latency_ms,
+                             "latency_from_population": cfg.budgets.latency_from_population,
                              "active_memory_budget_mb": cfg.budgets.active_memory_budget_mb},
             "soft_budgets": {"memory_budgets_mb": list(cfg.budgets.memory_budgets_mb),
                              "latency_budgets_ms": list(cfg.budgets.latency_budgets_ms)},

@@ -129,7 +129,8 @@ class _Slot:
 def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: ResultsStore, n_trials: int,
                time_limit: float | None = None, progress: bool = True,
                on_record: Callable[[CandidateRecord], None] | None = None,
-               executor: str | Executor | None = None, parallel: int = 1) -> SearchSummary:
+               executor: str | Executor | None = None, parallel: int = 1,
+               judge: Callable[[Evaluation], Evaluation] | None = None) -> SearchSummary:
     """Run (or resume) a search until `store` holds `n_trials` final rows.
 
     `time_limit` (seconds, this call only) stops proposing new candidates once passed; the ones being
@@ -137,7 +138,9 @@ def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: Result
     `executor` runs the evaluations (a URL for `nacos.executors.make_executor`, or an `Executor`, which
     is then left open; default: in this process). `parallel` is the window: proposal n is asked once
     proposal n - parallel is committed and told, so up to `parallel` candidates are evaluated at once;
-    it changes what is proposed and must stay the same for the life of a store.
+    it changes what is proposed and must stay the same for the life of a store. `judge`, when given,
+    may change each new evaluation before it is committed (in proposal order, on the driver: a budget
+    derived from the rows committed so far, `nacos.search.population_budget`).
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
         raise NacosError(f"n_trials: must be an int >= 0, got {n_trials!r}")
@@ -205,7 +208,8 @@ def run_search(strategy: Strategy, evaluate: Callable[[Any], Any], store: Result
                 replayed += 1
                 continue
             assert slot.pending is not None
-            record = _commit(store, strategy, slot.seq, slot.pending.result())
+            result = slot.pending.result()
+            record = _commit(store, strategy, slot.seq, judge(result) if judge is not None else result)
             evaluated += 1
             _tell(strategy, slot.genome, record)
             _after(bar, record, on_record)

@@ -28,7 +28,8 @@ __all__ = ["run_search", "build_search", "report_run"]
 
 # may change between reruns (they do not change what is proposed; `parallel` does, so it may not):
 # top-level keys, and "section.key" for a key of a section
-_EXTENDABLE = ("trials", "time_limit_s", "executor", "tuning.timeout_s", "tuning.worker_memory_mb")
+_EXTENDABLE = ("trials", "time_limit_s", "executor", "tuning.timeout_s", "tuning.worker_memory_mb",
+               "tuning.seed_from")
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -98,12 +99,31 @@ def build_search(cfg: RunConfig, run_dir: Path):
     from nacos.results.store import atomic_write_text
 
     atomic_write_text(saved, cfg.to_json() + "\n")
+    _seed_database(cfg)
     genome_space, arch_of, backend = make_latency_backend(cfg, space)
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
                                    energy=_energy_fn(cfg), screen=_screen(cfg, space, run, supernet))
     return run, strategy, evaluator, genome_space
+
+
+def _seed_database(cfg: RunConfig) -> None:
+    """``tuning.seed_from``: a fresh ``tuning.database`` starts as a copy of that pretuned database."""
+    if not cfg.tuning.seed_from:
+        return
+    import sys
+
+    from schedules.database import seed_database
+    from schedules.errors import ScheduleError
+
+    try:
+        copied = seed_database(cfg.tuning.seed_from, cfg.tuning.database)
+    except ScheduleError as exc:
+        raise ConfigError(f"tuning.seed_from: {exc}") from exc
+    if copied:
+        print(f"nacos search: tuning database {cfg.tuning.database} seeded from the pretuned {cfg.tuning.seed_from}",
+              file=sys.stderr)
 
 
 def _check_reachable(cfg: RunConfig, space, supernet) -> None:
@@ -160,12 +180,39 @@ def _screen(cfg: RunConfig, space, run, supernet: Any = None):
     return screen
 
 
-def _observer(evaluator, genome_space, arch_of):
-    """The loop's `on_record`: each committed row teaches the screen (driver side, in commit order)."""
+def _observer(evaluator, genome_space, arch_of, budget=None):
+    """The loop's `on_record`: each committed row teaches the screen and the derived latency budget
+    (driver side, in commit order); once the budget is fixed, the screen screens against it too."""
     screen = getattr(evaluator, "screen", None)
-    if screen is None:
+    if screen is None and budget is None:
         return None
-    return lambda record: screen.observe_record(record, genome_space.parse, arch_of)
+
+    def on_record(record) -> None:
+        if budget is not None:
+            budget.observe_record(record)
+            if screen is not None and budget.budget_ms is not None:
+                screen.latency_budget_ms = budget.budget_ms
+        if screen is not None:
+            screen.observe_record(record, genome_space.parse, arch_of)
+
+    return on_record
+
+
+def _population_budget(cfg: RunConfig, store, evaluator):
+    """The latency budget derived from the initial population (``budgets.latency_from_population``),
+    rebuilt from the rows already committed; None when the config asks for none."""
+    q = cfg.budgets.latency_from_population
+    if q is None:
+        return None
+    from nacos.search.population_budget import PopulationLatencyBudget
+
+    budget = PopulationLatencyBudget(q, cfg.strategy.population)
+    for record in store.completed():
+        budget.observe_record(record)
+    screen = getattr(evaluator, "screen", None)
+    if screen is not None and budget.budget_ms is not None:
+        screen.latency_budget_ms = budget.budget_ms
+    return budget
 
 
 _KIND = {"Conv": "conv2d", "Gemm": "dense", "MatMul": "dense"}
@@ -247,9 +294,11 @@ def run_search(cfg: RunConfig, run_dir: Path | str, progress: bool = True) -> di
         print(f"nacos search: {pretune['note']}", file=sys.stderr)
     store = run.open_store()
     try:
+        budget = _population_budget(cfg, store, evaluator)
         summary = loop.run_search(strategy, evaluator, store, cfg.trials, cfg.time_limit_s, progress=progress,
-                                  on_record=_observer(evaluator, genome_space, evaluator.arch_of),
-                                  executor=cfg.executor, parallel=cfg.parallel)
+                                  on_record=_observer(evaluator, genome_space, evaluator.arch_of, budget),
+                                  executor=cfg.executor, parallel=cfg.parallel,
+                                  judge=budget.judge if budget is not None else None)
     finally:
         store.close()
     try:
@@ -309,7 +358,9 @@ def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> d
         path = run.artifacts_dir / name / "model.onnx"
         return [s.to_dict() for s in onnx_layer_stats(path)] if path.exists() else []
 
-    budgets = list(cfg.budgets.latency_budgets_ms) + ([cfg.budgets.latency_ms] if cfg.budgets.latency_ms else [])
+    derived = derived_latency_budget(rows, cfg)
+    hard_latency = cfg.budgets.latency_ms if cfg.budgets.latency_ms else derived
+    budgets = list(cfg.budgets.latency_budgets_ms) + ([hard_latency] if hard_latency else [])
     return build_report(rows, as_objectives(_objectives(cfg)), run.report_dir, latency_budgets=budgets,
                         baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search",
                         phases=search_phases(rows, cfg))
@@ -334,13 +385,31 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
                               ("edp", cfg.budgets.edp),
                               ("active_memory_budget_mb", cfg.budgets.active_memory_budget_mb),
                               ("param_memory_budget_mb", cfg.budgets.param_memory_budget_mb)) if v is not None}
+    derived = derived_latency_budget(rows, cfg)
+    if derived is not None:
+        hard["latency_ms"] = derived
     objectives = list(cfg.objectives)
     driven = (f"{objectives[0]} alone (aging evolution is single-objective; the others are reported)"
               if cfg.strategy.name == "aging" else " and ".join(objectives))
     return {"strategy": cfg.strategy.name, "population": pop, "evaluated": n, "random_initial": random_phase,
+            **({"latency_budget_from_population": cfg.budgets.latency_from_population}
+               if cfg.budgets.latency_from_population is not None else {}),
             "evolved": n - random_phase, "generations": round(n / pop, 2),
             "screened": sum(bool(m.get("screened")) for m in metrics), "tuned": sum(tuned_rows),
             "compiled_and_measured_only": measured_only, "driven_by": driven, "hard_budgets": hard}
+
+
+def derived_latency_budget(rows: list[dict[str, Any]], cfg: RunConfig) -> float | None:
+    """The latency budget `nacos.search.population_budget` derived from the run's first rows (None: the
+    config derives none, or the initial population is not complete yet)."""
+    if cfg.budgets.latency_from_population is None:
+        return None
+    from nacos.search.population_budget import PopulationLatencyBudget
+
+    budget = PopulationLatencyBudget(cfg.budgets.latency_from_population, cfg.strategy.population)
+    for row in sorted(rows, key=lambda r: r["seq"]):
+        budget.observe(row["seq"], row["metrics"])
+    return budget.budget_ms
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")

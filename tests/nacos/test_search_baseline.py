@@ -48,6 +48,37 @@ def test_baseline_search_runs_resumes_and_reports(tmp_path):
     assert report_run(run_dir)["evaluated"] == 5
 
 
+def test_a_latency_budget_derived_from_the_initial_population(tmp_path):
+    """budgets.latency_from_population: once the random initial population (2 rows) is committed, the
+    median of its measured latencies is a hard budget for every later row (rejected above it, with the
+    reason; each later row carries it); a rerun that extends the run rebuilds the same budget from the
+    store, and the report's phases name it as the hard latency budget."""
+    import numpy as np
+
+    cfg = {**CFG, "trials": 6, "budgets": {"latency_from_population": 0.5}}
+    run_dir = tmp_path / "run"
+    run_search(config_from_dict(cfg), run_dir, progress=False)
+    again = run_search(config_from_dict({**cfg, "trials": 9}), run_dir, progress=False)
+    assert again["replayed"] == 6 and again["evaluated"] == 9
+    rows = sorted(json.loads((run_dir / "report" / "candidates.json").read_text()), key=lambda r: r["seq"])
+    first, later = rows[:2], rows[2:]
+    assert all(r["status"] == "ok" and "latency_budget_ms" not in r for r in first)
+    budget = float(np.median([r["latency_ms"] for r in first]))
+    for r in later:
+        assert r["latency_budget_ms"] == pytest.approx(budget)
+        if r["status"] == "ok":
+            assert r["latency_ms"] <= budget
+        else:
+            assert r["status"] == "rejected" and r["latency_ms"] > budget
+            assert "over the budget" in r["reason"] and "initial population" in r["reason"]
+    assert again["phases"]["hard_budgets"]["latency_ms"] == pytest.approx(budget)
+    assert again["phases"]["latency_budget_from_population"] == 0.5
+    with pytest.raises(ConfigError, match="latency_from_population"):
+        config_from_dict({**CFG, "budgets": {"latency_from_population": 0.5, "latency_ms": 1.0}})
+    with pytest.raises(ConfigError, match="latency_from_population"):
+        config_from_dict({**CFG, "budgets": {"latency_from_population": 1.5}})
+
+
 def test_hard_budgets_reject_with_reasons(tmp_path):
     # 0.062 MB: the smallest architecture (0.0615 MB) meets it, so the budget is reachable; samples do not
     cfg = config_from_dict({**CFG, "trials": 3, "budgets": {"active_memory_budget_mb": 0.062}})
@@ -160,3 +191,26 @@ def test_a_hard_parameter_memory_budget_rejects_and_the_report_counts_soft_viola
         run_search(config_from_dict({**CFG, "budgets": {"param_memory_budget_mb": weights_mb / 2}}),
                    tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
+
+
+def test_the_embedded_default_job_evolves_under_a_derived_budget(tmp_path):
+    """`nacos search` with no --config is the 15-minute job: enough candidates for aging evolution to pass its
+    random population, a latency budget derived from that population, the database seeded from the
+    committed pretuned one (a source checkout has it), onnxruntime as the baseline's latency on this CPU;
+    a --config starts from the library's defaults instead, and --latency-budget replaces the derived budget."""
+    from nacos.cli.search import PRETUNED_DEFAULT_SPACE
+
+    plan = json.loads(_nacos("search", "--dry-run", "--json").stdout)
+    assert (plan["trials"], plan["time_limit_s"]) == (400, 900.0)
+    assert plan["hard_budgets"]["latency_from_population"] == 0.5 and plan["hard_budgets"]["latency_ms"] is None
+    assert plan["config"]["tuning"]["seed_from"] == str(PRETUNED_DEFAULT_SPACE) and PRETUNED_DEFAULT_SPACE.is_dir()
+    assert plan["config"]["strategy"]["population"] * 3 < plan["trials"]
+    fixed = json.loads(_nacos("search", "--dry-run", "--json", "--latency-budget", "0.5").stdout)
+    assert fixed["hard_budgets"]["latency_ms"] == 0.5 and fixed["hard_budgets"]["latency_from_population"] is None
+    base = json.loads(_nacos("search", "--dry-run", "--json", "--mode", "baseline").stdout)
+    assert base["baseline_latency"] == "onnxruntime"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("mode: two-stage\n")
+    own = json.loads(_nacos("search", "--dry-run", "--json", "--config", str(cfg)).stdout)
+    assert own["trials"] == 6 and own["time_limit_s"] is None and own["config"]["tuning"]["seed_from"] == ""
+    assert own["hard_budgets"]["latency_from_population"] is None

@@ -264,3 +264,30 @@ def test_records_of_another_machine_neither_win_nor_count_as_tuned_here(tuned, t
     assert len(applied) == tuned["db"].n_workloads
     m = measure(compile(models["b"], mixed, target), Protocol(warmup=1, repeats=3))
     assert m.ok, m.error
+
+
+def test_seed_database_copies_a_pretuned_one_into_a_fresh_cache_only(tuned, tmp_path):
+    """`seed_database`: a fresh directory becomes a copy of the pretuned database (records, pretune state,
+    space-task files), which then answers what the source answers; a directory with records is left as it
+    is; a source that is not a database is refused. The source is never written to."""
+    from schedules.database import RECORD_FILE, seed_database
+
+    src = tmp_path / "pretuned"
+    shutil.copytree(tuned["db"].path, src)
+    (src / "pretune-state.llvm-x.json").write_text('{"rounds": 1}')
+    (src / "space-tasks").mkdir()
+    (src / "space-tasks" / "abc.json").write_text("{}")
+    before = (src / RECORD_FILE).read_bytes()
+    dst = tmp_path / "cache" / "tuning-db"
+    assert seed_database(src, dst) is True
+    assert (dst / "pretune-state.llvm-x.json").read_text() == '{"rounds": 1}'
+    assert (dst / "space-tasks" / "abc.json").exists()
+    assert not list(dst.rglob(".*.part"))
+    seeded, original = TuningDatabase(dst), TuningDatabase(src)
+    assert seeded.record_counts() == original.record_counts() and seeded.record_counts()
+    assert seed_database(src, dst) is False               # it holds records now: nothing is copied over it
+    (dst / RECORD_FILE).write_bytes((dst / RECORD_FILE).read_bytes()[:0])   # emptied: seeded again
+    assert seed_database(src, dst) is True
+    assert (src / RECORD_FILE).read_bytes() == before
+    with pytest.raises(ScheduleError, match="not a tuning database"):
+        seed_database(tmp_path / "nothing", tmp_path / "other")
