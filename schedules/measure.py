@@ -161,13 +161,15 @@ def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
     return Compiled(Path(onnx_path), executable, target, shapes, seconds=time.perf_counter() - start)
 
 
-def compile_scheduled(onnx_path: str | Path, choose: Callable[[str, Any], Any], target: Any = None) -> \
-        tuple[Compiled, dict[str, str]]:
+def compile_scheduled(onnx_path: str | Path, choose: Callable[[str, Any], Any], target: Any = None,
+                      db: Any = None) -> tuple[Compiled, dict[str, str]]:
     """Build `onnx_path` for `target` (default: this CPU) with each conv / dense function scheduled by
     the explicit space: `choose(function name, layer key)` gives its `ScheduleConfig` (None leaves it to
     the default lowering), elementwise functions get their own parallel / vector schedule
     (`schedules.explicit.compile.schedule_module`). Returns the `Compiled` and the per-function notes
-    ("ok" | "elementwise" | why it was left to the default lowering)."""
+    ("ok" | "elementwise" | why it was left to the default lowering). A function `choose` gives
+    `schedules.explicit.compile.FROM_DATABASE` is built with `db`'s best record of its workload on
+    `target`'s machine (a `TuningDatabase`; `TuningDatabase.apply_database`)."""
     import tvm
 
     from schedules.explicit.compile import schedule_module
@@ -175,7 +177,8 @@ def compile_scheduled(onnx_path: str | Path, choose: Callable[[str, Any], Any], 
 
     start = time.perf_counter()
     target = target or host_target()
-    mod, notes = schedule_module(import_onnx(onnx_path), choose)
+    database = db.on(target).apply_database() if db is not None else None
+    mod, notes = schedule_module(import_onnx(onnx_path), choose, database=database, target=target)
     with tvm.target.Target(target):
         executable = tvm.compile(mod, target=target)
     return Compiled(Path(onnx_path), executable, target, onnx_input_shapes(onnx_path),

@@ -144,6 +144,7 @@ class GenomeMappingAccelerator(AcceleratorLatency):
         from costmodels.accelerator import COSTED_OPS
         from costmodels.accelerator_mapping import MappingRule
         from nacos.backends.tvm import configs_by_layer_key, model_io, slot_keys
+        from schedules.records import ScheduleConfig
 
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
         io = model_io(onnx_path, graph)
@@ -157,5 +158,7 @@ class GenomeMappingAccelerator(AcceleratorLatency):
         rules = {}
         for node, layer in zip(nodes, layers):
             config = by_slot.get(layer.slot) or by_key.get(keys[layer.slot])
-            rules[node] = MappingRule.from_schedule_config(config) if config is not None else MappingRule()
+            # no config, or a database gene (a TVM record means nothing to an accelerator): the default rule
+            rules[node] = MappingRule.from_schedule_config(config) if isinstance(config, ScheduleConfig) \
+                else MappingRule()
         return {"rule": MappingRule(), "layer_rules": rules}

@@ -40,11 +40,20 @@ def same_genome(genome: Any) -> Any:
 
 
 def co_space(space: Any) -> Any:
-    """The one-stage genome space: architecture x one `ScheduleConfig` per layer (`nacos.search.cospace`)."""
+    """The one-stage genome space: architecture x a schedule gene (an explicit `ScheduleConfig` or the
+    database's best record) per distinct workload (`nacos.search.cospace`)."""
     from nacos.search.cospace import CoSpace
     from schedules.explicit.space import ScheduleSpace
 
     return CoSpace(space, ScheduleSpace())
+
+
+def co_space_per_layer(space: Any) -> Any:
+    """The one-stage genome space on an accelerator: a mapping rule (`ScheduleConfig`) per layer."""
+    from nacos.search.cospace import CoSpace
+    from schedules.explicit.space import ScheduleSpace
+
+    return CoSpace(space, ScheduleSpace(), per_layer=True)
 
 
 def co_genome_arch(genome: Any) -> Any:
@@ -82,6 +91,9 @@ class SearchMode:
     #: the backend on an accelerator target (``target: accel://HARDWARE``, a ZigZag model), where no TVM
     #: runs: nothing is tuned, screened or exported as a library there (`for_target`)
     accel_backend: str = ""
+    #: the genome space there, when it differs (one-stage: a mapping rule per layer, each layer being
+    #: mapped on its own, where TVM compiles one function per distinct workload)
+    accel_genome_space: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.screens) - set(SCREENS))
@@ -103,7 +115,8 @@ class SearchMode:
         if not self.accel_backend:
             raise ConfigError(f"target: mode {self.name} has no accelerator backend; use llvm, cuda or rpc://")
         return dataclasses.replace(self, backend=self.accel_backend, export_backend=self.accel_backend,
-                                   backend_options=(), screens=(), tunes=False, checks_database=False)
+                                   backend_options=(), screens=(), tunes=False, checks_database=False,
+                                   genome_space=self.accel_genome_space or self.genome_space)
 
 
 BASELINE = SearchMode(
@@ -131,13 +144,15 @@ TWO_STAGE = SearchMode(
 
 ONE_STAGE = SearchMode(
     name="one-stage",
-    description="one genome holds the architecture and a schedule per layer, mutated and crossed together",
+    description="one genome holds the architecture and a schedule gene per distinct workload (an explicit "
+                "config or the tuning database's best record), mutated and crossed together",
     backend="tvm-genome-schedules",
     export_backend="tvm-genome-schedules",
     genome_space=co_space,
     arch_of=co_genome_arch,
     checks_database=True,
     accel_backend="zigzag-genome",
+    accel_genome_space=co_space_per_layer,
 )
 
 #: name -> record, in the order --help and error messages list them; one line per mode

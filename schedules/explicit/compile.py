@@ -29,8 +29,8 @@ from schedules.explicit.apply import apply_config, layer_shape_of, main_block_ki
 from schedules.explicit.space import ConfigDoesNotFit, GlobalPolicy, ScheduleSpace
 from schedules.records import ScheduleConfig
 
-__all__ = ["LayerKey", "layer_key", "schedule_module", "schedule_elementwise", "explicit_search", "ExplicitResult",
-           "time_prim_func", "PARALLEL_ELEMENTS"]
+__all__ = ["FROM_DATABASE", "LayerKey", "layer_key", "schedule_module", "schedule_elementwise", "explicit_search",
+           "ExplicitResult", "time_prim_func", "PARALLEL_ELEMENTS"]
 
 #: output elements from which an elementwise function is run in parallel: below, waking TVM's thread
 #: pool (about a microsecond) costs more than the loop (a few thousand floats a microsecond)
@@ -38,6 +38,10 @@ PARALLEL_ELEMENTS = 16384
 
 #: (kind, out_channels, out_h, out_w, reduction, kernel)
 LayerKey = tuple[str, int, int, int, int, int]
+
+#: what `choose` returns for a function to be built with the tuning database's best record of its
+#: workload instead of an explicit config (the one-stage genome's database gene)
+FROM_DATABASE = "database"
 
 
 def layer_key(func) -> LayerKey:
@@ -51,9 +55,26 @@ def layer_key(func) -> LayerKey:
     return (shape.kind, shape.out_channels, shape.out_h, shape.out_w, shape.reduction, kernel)
 
 
-def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConfig]], *,
-                    elementwise: bool = True) -> tuple[Any, dict[str, str]]:
-    """(scheduled module, {function: "ok" | "elementwise" | reason it was left to the default lowering})."""
+def _from_database(func, database, target) -> Any:
+    """`func` scheduled by `database`'s record of its workload (a MetaSchedule database; the function
+    normalized as `relax.transform.MetaScheduleApplyDatabase` normalizes it), or None without one."""
+    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    sch = database.query_schedule(_normalize_mod(func), target, "main")
+    if sch is None:
+        return None
+    out = sch.mod["main"]
+    symbol = func.attrs.get("global_symbol") if func.attrs else None
+    return out.with_attr("global_symbol", symbol) if symbol is not None else out.without_attr("global_symbol")
+
+
+def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConfig | str]], *,
+                    elementwise: bool = True, database: Any = None, target: Any = None
+                    ) -> tuple[Any, dict[str, str]]:
+    """(scheduled module, {function: "ok" | "database" | "elementwise" | reason it was left to the default
+    lowering}). `choose` may return `FROM_DATABASE` for a function: it is then built with `database`'s
+    record of its workload (a MetaSchedule database, for `target`), or, lacking one, by the default rule
+    ``GlobalPolicy(ScheduleConfig())`` (noted "no database record: default rule")."""
     import tvm
 
     functions = dict(mod.functions)
@@ -72,13 +93,21 @@ def schedule_module(mod, choose: Callable[[str, LayerKey], Optional[ScheduleConf
         if config is None:
             notes[gv.name_hint] = "no config"
             continue
+        if isinstance(config, str) and config == FROM_DATABASE:
+            scheduled = _from_database(func, database, target) if database is not None else None
+            if scheduled is not None:
+                functions[gv] = scheduled.with_attr("tir.is_scheduled", True)
+                notes[gv.name_hint] = "database"
+                continue
+            config = GlobalPolicy(ScheduleConfig()).for_layer(layer_shape_of(func))
+            notes[gv.name_hint] = "no database record: default rule"
         try:
             sch = apply_config(func, config)
         except ConfigDoesNotFit as exc:
             notes[gv.name_hint] = f"does not fit: {exc}"
             continue
         functions[gv] = sch.mod["main"].with_attr("tir.is_scheduled", True)
-        notes[gv.name_hint] = "ok"
+        notes.setdefault(gv.name_hint, "ok")
     return tvm.IRModule(functions, attrs=mod.attrs), notes
 
 
