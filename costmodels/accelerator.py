@@ -39,7 +39,8 @@ from costmodels.accelerator_mapping import MappingRule, rule_temporal_stage
 from costmodels.errors import CostModelError
 
 __all__ = ["AcceleratorCost", "AcceleratorModel", "COSTED_OPS", "HARDWARE", "LayerCache", "LayerCost",
-           "NO_ARITHMETIC_OPS", "NotCosted", "ZigZagSettings", "hardware_names", "zigzag_version"]
+           "NO_ARITHMETIC_OPS", "NotCosted", "ZigZagSettings", "hardware_names", "read_hardware", "resolve_hardware",
+           "zigzag_version"]
 
 #: the ZigZag release this module was written and tested against (setup.cfg pins it in the `accel` extra)
 ZIGZAG_PINNED = "3.9.1"
@@ -407,6 +408,34 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(json_repr_handler(obj), default=str))
 
 
+def resolve_hardware(hardware: str | Path, mapping: str | Path | None = None) -> tuple[Path, Path]:
+    """(hardware YAML, mapping YAML) of a shipped array name or a hardware file (the mapping: `mapping`,
+    else the shipped array's own, ZigZag's default.yaml for a user file); `CostModelError` when missing."""
+    inputs = _zigzag_inputs()
+    name = str(hardware)
+    if name in HARDWARE:
+        hw_file, map_file = HARDWARE[name]
+        hardware_path = inputs / "hardware" / f"{hw_file}.yaml"
+        default_mapping = inputs / "mapping" / f"{map_file}.yaml"
+    elif name.endswith((".yaml", ".yml")):
+        hardware_path = Path(hardware)
+        default_mapping = inputs / "mapping" / "default.yaml"
+        if not hardware_path.is_file():
+            raise CostModelError(f"hardware {hardware_path}: no such file")
+    else:
+        raise CostModelError(f"unknown hardware {name!r}: choose one of {', '.join(hardware_names())} "
+                             f"or give a hardware YAML path")
+    mapping_path = Path(mapping) if mapping is not None else default_mapping
+    if not mapping_path.is_file():
+        raise CostModelError(f"mapping {mapping_path}: no such file")
+    return hardware_path, mapping_path
+
+
+def read_hardware(path: Path) -> Any:
+    """A hardware YAML's data (`CostModelError` when unreadable)."""
+    return _read_yaml(Path(path), "hardware")
+
+
 class AcceleratorModel:
     """ZigZag's cost of a model on one accelerator (see the module docstring).
 
@@ -419,24 +448,8 @@ class AcceleratorModel:
                  settings: ZigZagSettings | None = None, cache: str | Path | None = None) -> None:
         self.settings = settings or ZigZagSettings()
         self.version = zigzag_version()
-        inputs = _zigzag_inputs()
-        name = str(hardware)
-        if name in HARDWARE:
-            hw_file, map_file = HARDWARE[name]
-            self.hardware_path = inputs / "hardware" / f"{hw_file}.yaml"
-            default_mapping = inputs / "mapping" / f"{map_file}.yaml"
-        elif name.endswith((".yaml", ".yml")):
-            self.hardware_path = Path(hardware)
-            default_mapping = inputs / "mapping" / "default.yaml"
-            if not self.hardware_path.is_file():
-                raise CostModelError(f"hardware {self.hardware_path}: no such file")
-        else:
-            raise CostModelError(f"unknown hardware {name!r}: choose one of {', '.join(hardware_names())} "
-                                 f"or give a hardware YAML path")
-        self.hardware = name
-        self.mapping_path = Path(mapping) if mapping is not None else default_mapping
-        if not self.mapping_path.is_file():
-            raise CostModelError(f"mapping {self.mapping_path}: no such file")
+        self.hardware = str(hardware)
+        self.hardware_path, self.mapping_path = resolve_hardware(hardware, mapping)
         hw_data = _read_yaml(self.hardware_path, "hardware")
         map_data = _read_yaml(self.mapping_path, "mapping")
         self._accelerator = _parse_accelerator(hw_data, self.hardware_path)

@@ -30,7 +30,7 @@ SEARCHERS = ("auto", "explicit", "metaschedule")
 STRATEGIES = ("aging", "nsga2", "random")
 #: objective name -> sense ("max" or "min")
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "peak_memory_mb": "min", "params": "min",
-              "energy_mj": "min", "edp": "min"}
+              "energy_mj": "min", "edp": "min", "accel_area": "min"}
 _HUGE = 1e12
 
 
@@ -55,6 +55,8 @@ class Budgets:
     params_budget: int | None = None                # soft, reported
     energy_mj: float | None = None                  # hard: energy per inference above it is rejected
     edp: float | None = None                        # hard: energy x latency (mJ x ms) above it is rejected
+    #: hard, with accelerator_sizing: the sized array's area (ZigZag's units: PEs x unit_area + on-chip memories)
+    accel_area: float | None = None
     #: hard, derived: with no ``latency_ms``, this quantile (0 < q <= 1) of the latencies the initial random
     #: population measured becomes the latency budget of every later candidate (`nacos.search.
     #: population_budget`); None: no such budget. The embedded default job of `nacos search` sets 0.5: the
@@ -80,6 +82,7 @@ class Budgets:
         _finite("budgets.params_budget", self.params_budget)
         _finite("budgets.energy_mj", self.energy_mj)
         _finite("budgets.edp", self.edp)
+        _finite("budgets.accel_area", self.accel_area)
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,10 @@ class RunConfig:
     #: average power (W) of the device while it runs a candidate, for the energy proxy (measured latency
     #: x power, `energy_proxy_mj`); None: a placeholder that each row names (`energy_power_source`)
     power_w: float | None = None
+    #: accel:// only: search the accelerator's sizing with the architecture (NAAS's third axis): PE array
+    #: dimensions and on-chip buffer capacities from a grid around the target's array
+    #: (`costmodels.accelerator_sizing`, `nacos.search.sized_space`); rows record the array and its area
+    accelerator_sizing: bool = False
 
     def __post_init__(self) -> None:
         from nacos.executors import parse_executor_url
@@ -242,6 +249,14 @@ class RunConfig:
                 raise ConfigError(f"baseline_latency: {self.baseline_latency!r} applies to the CPU / GPU targets; "
                                   "on an accel:// target the baseline is one fixed mapping rule for every layer")
             mode = mode.for_target(self.target)
+        if not isinstance(self.accelerator_sizing, bool):
+            raise ConfigError(f"accelerator_sizing: must be true or false, got {self.accelerator_sizing!r}")
+        if self.accelerator_sizing and not self.target.startswith("accel://"):
+            raise ConfigError("accelerator_sizing: sizes an accelerator's PE array and buffers; it needs target "
+                              f"accel://HARDWARE, got {self.target!r}")
+        if not self.accelerator_sizing and ("accel_area" in self.objectives or self.budgets.accel_area is not None):
+            raise ConfigError("objectives / budgets.accel_area: the area is that of a sized accelerator; set "
+                              "accelerator_sizing: true (with target accel://HARDWARE)")
         if mode.backend_name(self.baseline_latency) == "macs" and (self.budgets.latency_ms is not None
                                                                    or self.budgets.latency_budgets_ms):
             raise ConfigError("budgets.latency_ms: baseline_latency macs counts MACs and times nothing, "

@@ -81,6 +81,32 @@ class AcceleratorLatency(Backend):
             self.model = AcceleratorModel(hardware, mapping, settings, cache)
         except CostModelError as exc:
             raise ConfigError(f"target: {exc}") from exc
+        self._sized: dict[Any, Any] = {}
+
+    def _model_for(self, genome: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """(the model that costs `genome`, the mode's own genome, row details of the sizing). A
+        `nacos.search.sized_space.SizedGenome` is costed on the array its sizing derives from the target's
+        (`costmodels.accelerator_sizing`; the derived YAML beside the layer cache, the cache shared: its
+        keys hold the hardware's digest); any other genome on the target's array as it is."""
+        sizing = getattr(genome, "sizing", None)
+        if sizing is None:
+            return self.model, genome, {}
+        from costmodels.accelerator import AcceleratorModel, read_hardware
+        from costmodels.accelerator_sizing import hardware_area, sized_hardware, write_sized_hardware
+
+        base = read_hardware(self.model.hardware_path)
+        if sizing not in self._sized:
+            cache = self.model.cache_path
+            out_dir = (cache.parent if cache is not None else Path(".nacos-cache")) / "sized-hardware"
+            path = write_sized_hardware(base, sizing, out_dir)
+            self._sized[sizing] = AcceleratorModel(str(path), self.model.mapping_path, self.model.settings, cache)
+        sized = sized_hardware(base, sizing)
+        details = {"accel_pe_array": "x".join(str(d) for d in sized["operational_array"]["sizes"]),
+                   "accel_buffer_scale": sizing.buffer_scale, "accel_sizing": sizing.label,
+                   "accel_area": hardware_area(sized), "accel_base_area": hardware_area(base),
+                   "accel_hardware_file": str(self._sized[sizing].hardware_path),
+                   "hardware": f"{self.model.hardware} {sizing.label}"}
+        return self._sized[sizing], genome.inner, details
 
     @classmethod
     def from_config(cls, cfg: Any, space: Any = None) -> AcceleratorLatency:
@@ -94,8 +120,12 @@ class AcceleratorLatency(Backend):
         return {}
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
-        cost = self.model.cost(onnx_path, **self._rules(genome, arch, onnx_path))
-        return Built(True, seconds=cost.seconds, artifact=cost)
+        model, inner, sizing = self._model_for(genome)
+        cost = model.cost(onnx_path, **self._rules(inner, arch, onnx_path))
+        hardware = sizing.get("hardware", model.hardware)
+        return Built(True, seconds=cost.seconds, artifact=cost,
+                     details={**sizing, "measured_by": f"zigzag {model.version} on {hardware} at "
+                                                      f"{self.clock_mhz:g} MHz", "hardware": hardware})
 
     def _measure(self, built: Built) -> LatencyResult:
         cost = built.artifact

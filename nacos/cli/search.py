@@ -58,6 +58,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-latency", choices=("auto", "onnxruntime", "default-schedule", "macs"),
                         default=None, help="--mode baseline: what the compiler-agnostic baseline measures; auto (the "
                         "default) is onnxruntime on llvm, the fixed default TVM schedule on rpc://, cuda and accel://")
+    parser.add_argument("--accelerator-sizing", action="store_true", default=None,
+                        help="accel:// targets: search the PE array dimensions and on-chip buffer sizes (a grid "
+                             "around the target's array) with the architecture; rows record the array and its "
+                             "area (objective and budget accel_area)")
     parser.add_argument("--latency-budget", type=float, default=None,
                         help="hard latency budget in ms (replaces the default job's derived one)")
     parser.add_argument("--latency-from-population", type=float, default=None, metavar="Q",
@@ -95,7 +99,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out = _deep_merge(out, json.loads(json.dumps(QUICK)))
     flat = {"mode": args.mode, "trials": args.trials, "time_limit_s": args.time_limit, "seed": args.seed,
             "target": args.target, "executor": args.executor, "parallel": args.parallel,
-            "baseline_latency": args.baseline_latency}
+            "baseline_latency": args.baseline_latency, "accelerator_sizing": args.accelerator_sizing}
     out.update({k: v for k, v in flat.items() if v is not None})
     derived = args.latency_from_population
     if args.latency_budget is not None or derived is not None:   # a budget given replaces the derived one

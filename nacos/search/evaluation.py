@@ -152,13 +152,15 @@ class CandidateEvaluator:
         elif self.energy is not None:
             metrics.update(self.energy({**metrics, "layers": [s.to_dict() for s in layers]}))
             metrics["energy_source"] = "costmodels.energy (operation-level)"
+        if isinstance(lat.details.get("accel_area"), (int, float)):
+            metrics["accel_area"] = float(lat.details["accel_area"])  # a sized accelerator (accelerator_sizing)
         if isinstance(metrics.get("energy_mj"), (int, float)) and metrics.get("latency_unit") != "MMAC":
             metrics["edp"] = metrics["energy_mj"] * lat.ms   # mJ x ms, on every backend that times
         metrics.update(budget_flags(cfg, metrics))
         # Step 5. The hard latency, energy and EDP budgets.
         if cfg.budgets.latency_ms is not None and lat.ms > cfg.budgets.latency_ms:
             return Status.REJECTED, metrics, f"latency {lat.ms:.4f} ms over the budget {cfg.budgets.latency_ms:g} ms"
-        for key, unit in (("energy_mj", "mJ"), ("edp", "mJ x ms")):
+        for key, unit in (("energy_mj", "mJ"), ("edp", "mJ x ms"), ("accel_area", "area units")):
             limit = getattr(cfg.budgets, key)
             if limit is not None and metrics.get(key) is None:
                 return Status.REJECTED, metrics, f"{key}: no {key} for this candidate, and a budget on it"

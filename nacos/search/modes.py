@@ -191,8 +191,27 @@ def baseline_latency_choices() -> tuple[str, ...]:
 
 
 def run_mode(cfg: Any) -> SearchMode:
-    """The mode a run configuration runs: its ``mode`` on its ``target`` (`SearchMode.for_target`)."""
-    return get_mode(cfg.mode).for_target(cfg.target)
+    """The mode a run configuration runs: its ``mode`` on its ``target`` (`SearchMode.for_target`), with
+    the accelerator's sizing in its genome when ``accelerator_sizing`` asks for it (`with_sizing`)."""
+    mode = get_mode(cfg.mode).for_target(cfg.target)
+    return with_sizing(mode, cfg.target) if getattr(cfg, "accelerator_sizing", False) else mode
+
+
+def with_sizing(mode: SearchMode, target: str) -> SearchMode:
+    """`mode` whose genome also holds the accelerator's sizing (`nacos.search.sized_space`), for the
+    array of the ``accel://`` `target` (its PE-array dimensions read off its hardware file)."""
+    from functools import partial
+
+    from costmodels.accelerator import read_hardware, resolve_hardware
+    from costmodels.errors import CostModelError
+    from nacos.search.sized_space import sized_arch, sized_space
+
+    try:
+        dims = len(read_hardware(resolve_hardware(str(target)[len("accel://"):])[0])["operational_array"]["sizes"])
+    except (CostModelError, KeyError, TypeError) as exc:
+        raise ConfigError(f"accelerator_sizing: cannot read the PE array of {target}: {exc}") from exc
+    return dataclasses.replace(mode, genome_space=partial(sized_space, inner=mode.genome_space, dims=dims),
+                               arch_of=partial(sized_arch, inner=mode.arch_of))
 
 
 def make_latency_backend(cfg: Any, space: Any) -> tuple[Any, Any, Any]:

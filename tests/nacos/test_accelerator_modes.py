@@ -100,3 +100,54 @@ def test_export_refuses_an_accelerator_run(tmp_path):
     run_search(config_from_dict(_cfg(tmp_path, "baseline", trials=1)), run_dir, progress=False)
     with pytest.raises(NacosError, match="no compiled library to export"):
         export_candidate(run_dir)
+
+
+def test_the_accelerator_sizing_is_a_third_axis_of_every_mode(tmp_path):
+    """accelerator_sizing: the genome holds the PE array and buffer factors beside the mode's genome; the
+    same architecture costs differently on differently sized arrays (ZigZag for real), each sizing's layers
+    cached apart and hit the second time; a search records the array and its area, an area objective and
+    budget apply; the option is refused off an accel:// target, and the area without it."""
+    import random
+
+    from archspace import ArchSpace, SpaceConfig
+    from archspace.export import export_onnx
+    from costmodels.accelerator_sizing import Sizing
+    from nacos.backends.accelerator import AcceleratorLatency
+    from nacos.search.sized_space import SizedGenome
+
+    space_cfg = {"resolutions": [16], "width_mults": [1.0], "kernel_sizes": [3], "expand_ratios": [3], "depths": [1],
+                 "stem_channels": 8, "stage_channels": [8], "stage_strides": [2], "head_channels": 16}
+    for mode in BACKEND:
+        cfg = config_from_dict(_cfg(tmp_path, mode, accelerator_sizing=True, space=space_cfg))
+        gspace = run_mode(cfg).genome_space(ArchSpace(SpaceConfig.from_dict(space_cfg)))
+        genome = gspace.sample(random.Random(0))
+        assert isinstance(genome, SizedGenome) and len(genome.sizing.pe_scale) == 2
+        assert gspace.parse(genome.to_json()) == genome
+        assert run_mode(cfg).arch_of(genome) is not None
+    space = ArchSpace(SpaceConfig.from_dict(space_cfg))
+    arch = space.sample(random.Random(0))
+    onnx_path = export_onnx(arch, tmp_path / "m.onnx", space=space, check=False)
+    backend = AcceleratorLatency(cache=tmp_path / "layers.jsonl", space=space)
+    small, large = (SizedGenome(arch, Sizing((f, f), f)) for f in (0.5, 2.0))
+    a, b = backend.latency(small, arch, onnx_path), backend.latency(large, arch, onnx_path)
+    assert a.ok and b.ok, (a.reason, b.reason)
+    assert a.details["accel_pe_array"] == "7x6" and b.details["accel_pe_array"] == "28x24"
+    assert a.details["accel_area"] < a.details["accel_base_area"] < b.details["accel_area"]
+    assert a.details["zigzag_calls"] > 0 and b.details["zigzag_calls"] > 0      # each sizing mapped apart
+    cost = [(r.details["energy_pj"], r.details["latency_cycles"]) for r in (a, b)]
+    assert cost[0] != cost[1]
+    again = backend.latency(small, arch, onnx_path)
+    assert again.details["zigzag_calls"] == 0 and again.ms == pytest.approx(a.ms)
+    # a real (tiny) search of the default space (the packaged supernet's): rows carry the sizing and its
+    # area, an objective here
+    cfg = config_from_dict(_cfg(tmp_path, "baseline", accelerator_sizing=True, trials=3,
+                                objectives=["accuracy", "edp", "accel_area"]))
+    summary = run_search(cfg, tmp_path / "sized", progress=False)
+    assert summary["evaluated"] == 3 and summary["failed"] == 0, summary
+    for row in _rows(tmp_path / "sized"):
+        assert row["accel_area"] > 0 and len(row["latency_accel_pe_array"].split("x")) == 2
+        assert row["latency_hardware"].startswith("eyeriss-like pe") and "buf" in row["latency_hardware"]
+    with pytest.raises(ConfigError, match="accelerator_sizing: .*needs target accel://"):
+        config_from_dict({"accelerator_sizing": True})
+    with pytest.raises(ConfigError, match="set accelerator_sizing: true"):
+        config_from_dict(_cfg(tmp_path, "baseline", objectives=["accuracy", "accel_area"]))
