@@ -34,7 +34,8 @@ then NSGA-II over the sample (`archspace.nb201.NB201Subspace`, the same queries 
 the queried cells judged by the better of the two, hypervolume ratio two-stage / baseline. One-stage is
 not run on the cells: a cell's genome holds no per-layer mapping genes.
 
-Not here yet: the accelerator's sizing (PE array, buffers) as a third axis.
+The accelerator's sizing (PE array, buffers) as a third axis is a run option (``accelerator_sizing: true``,
+`nacos.search.sized_space`); this comparison holds the array fixed, so the modes differ only in mapping.
 
     python -m benchmarks.accelerator_cosearch            # 5 seeds x 24 candidates per mode
     python -m benchmarks.accelerator_cosearch --quick    # 2 seeds x 3 candidates
