@@ -348,8 +348,11 @@ def verdict(summary: dict[str, Any], seeds: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # the searches resume from their run directories; the file keeps the judgements (per architecture, so a
-    # larger --seeds extends a run: the seed count is not a setting)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "work_dir", "quiet", "seeds")}
+    # larger --seeds extends a run: the seed count is not a setting). The work directory is one: its
+    # database is what every architecture was judged with, so another one starts the judgements afresh
+    # (a judgement carried over from a run on a less covered database was reused here once)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "quiet", "seeds")}
+    settings["work_dir"] = str(args.work_dir)
     result = ResultFile("cosearch_vs_baseline", args.out, settings)
     payload = result.payload
     judged: dict[str, Any] = payload.setdefault("judged", {})
