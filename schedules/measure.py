@@ -130,11 +130,12 @@ def _flatten(out: Any) -> list[np.ndarray]:
 
 
 def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
-            input_shapes: Mapping[str, Sequence[int]] | None = None) -> Compiled:
+            input_shapes: Mapping[str, Sequence[int]] | None = None, mod: Any = None) -> Compiled:
     """Build `onnx_path` for `target` (default: this CPU) with the best records of `db` (a
     `TuningDatabase`; None compiles untuned: dlight's default rules, convolutions unscheduled) measured on
     `target`'s machine, or, for a workload with none measured there, another machine's best
-    (`TuningDatabase.on`)."""
+    (`TuningDatabase.on`). `mod`: the model as `schedules.frontend.import_onnx` already imported it with
+    these shapes (its import is seconds of a candidate's cost; passes do not change it, so it may be reused)."""
     import tvm
 
     from schedules.frontend import import_onnx, onnx_input_shapes
@@ -142,7 +143,7 @@ def compile(onnx_path: str | Path, db: Any = None, target: Any = None, *,
     start = time.perf_counter()
     target = target or host_target()
     shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or onnx_input_shapes(onnx_path)).items()}
-    mod = import_onnx(onnx_path, shapes)
+    mod = import_onnx(onnx_path, shapes) if mod is None else mod
     if db is None:
         with tvm.target.Target(target):
             executable = tvm.compile(mod, target=target)
