@@ -73,9 +73,6 @@ class SizingGrid:
             if 1.0 not in values or any(not v > 0 for v in values) or sorted(set(values)) != list(values):
                 raise CostModelError(f"sizing grid: {name} must be increasing factors > 0 holding 1.0, got {values}")
 
-    def base(self, dims: int) -> Sizing:
-        return Sizing((1.0,) * dims, 1.0)
-
     def sample(self, rng: random.Random, dims: int) -> Sizing:
         return Sizing(tuple(rng.choice(self.pe_scales) for _ in range(dims)), rng.choice(self.buffer_scales))
 

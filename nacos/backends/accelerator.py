@@ -91,22 +91,28 @@ class AcceleratorLatency(Backend):
         sizing = getattr(genome, "sizing", None)
         if sizing is None:
             return self.model, genome, {}
+        if sizing not in self._sized:
+            self._sized[sizing] = self._sized_model(sizing)
+        model, details = self._sized[sizing]
+        return model, genome.inner, details
+
+    def _sized_model(self, sizing: Any) -> tuple[Any, dict[str, Any]]:
+        """(the model of `sizing`'s derived array, its row details), made once per sizing: the derived YAML
+        written beside the layer cache, the cache shared."""
         from costmodels.accelerator import AcceleratorModel, read_hardware
         from costmodels.accelerator_sizing import hardware_area, sized_hardware, write_sized_hardware
 
         base = read_hardware(self.model.hardware_path)
-        if sizing not in self._sized:
-            cache = self.model.cache_path
-            out_dir = (cache.parent if cache is not None else Path(".nacos-cache")) / "sized-hardware"
-            path = write_sized_hardware(base, sizing, out_dir)
-            self._sized[sizing] = AcceleratorModel(str(path), self.model.mapping_path, self.model.settings, cache)
+        cache = self.model.cache_path
+        out_dir = (cache.parent if cache is not None else Path(".nacos-cache")) / "sized-hardware"
+        path = write_sized_hardware(base, sizing, out_dir)
+        model = AcceleratorModel(str(path), self.model.mapping_path, self.model.settings, cache)
         sized = sized_hardware(base, sizing)
         details = {"accel_pe_array": "x".join(str(d) for d in sized["operational_array"]["sizes"]),
                    "accel_buffer_scale": sizing.buffer_scale, "accel_sizing": sizing.label,
                    "accel_area": hardware_area(sized), "accel_base_area": hardware_area(base),
-                   "accel_hardware_file": str(self._sized[sizing].hardware_path),
-                   "hardware": f"{self.model.hardware} {sizing.label}"}
-        return self._sized[sizing], genome.inner, details
+                   "accel_hardware_file": str(path), "hardware": f"{self.model.hardware} {sizing.label}"}
+        return model, details
 
     @classmethod
     def from_config(cls, cfg: Any, space: Any = None) -> AcceleratorLatency:

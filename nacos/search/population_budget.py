@@ -17,7 +17,7 @@ one: the budget is a function of the store's first rows. Rows of the initial pop
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,15 @@ class PopulationLatencyBudget:
 
     def observe_record(self, record: Any) -> None:
         self.observe(record.seq, record.metrics)
+
+    @classmethod
+    def rebuilt(cls, quantile: float, population: int,
+                rows: Iterable[tuple[int, Mapping[str, Any]]]) -> PopulationLatencyBudget:
+        """The budget as committed rows ``(seq, metrics)`` fix it (a resume, a report), in seq order."""
+        budget = cls(quantile, population)
+        for seq, metrics in sorted(rows, key=lambda r: r[0]):
+            budget.observe(seq, metrics)
+        return budget
 
     def judge(self, evaluation: Evaluation) -> Evaluation:
         """`evaluation` as the budget judges it: an ok row over the budget becomes rejected, with the reason;

@@ -200,15 +200,15 @@ def _observer(evaluator, genome_space, arch_of, budget=None):
 
 def _population_budget(cfg: RunConfig, store, evaluator):
     """The latency budget derived from the initial population (``budgets.latency_from_population``),
-    rebuilt from the rows already committed; None when the config asks for none."""
+    rebuilt from the rows already committed (and handed to the screen once fixed); None when the config
+    asks for none."""
     q = cfg.budgets.latency_from_population
     if q is None:
         return None
     from nacos.search.population_budget import PopulationLatencyBudget
 
-    budget = PopulationLatencyBudget(q, cfg.strategy.population)
-    for record in store.completed():
-        budget.observe_record(record)
+    budget = PopulationLatencyBudget.rebuilt(q, cfg.strategy.population,
+                                             ((r.seq, r.metrics) for r in store.completed()))
     screen = getattr(evaluator, "screen", None)
     if screen is not None and budget.budget_ms is not None:
         screen.latency_budget_ms = budget.budget_ms
@@ -358,12 +358,12 @@ def report_run(run_dir: Path | str, baseline_dir: Path | str | None = None) -> d
         path = run.artifacts_dir / name / "model.onnx"
         return [s.to_dict() for s in onnx_layer_stats(path)] if path.exists() else []
 
-    derived = derived_latency_budget(rows, cfg)
-    hard_latency = cfg.budgets.latency_ms if cfg.budgets.latency_ms else derived
+    phases = search_phases(rows, cfg)
+    hard_latency = phases["hard_budgets"].get("latency_ms")   # the config's, or the one derived from the rows
     budgets = list(cfg.budgets.latency_budgets_ms) + ([hard_latency] if hard_latency else [])
     return build_report(rows, as_objectives(_objectives(cfg)), run.report_dir, latency_budgets=budgets,
                         baseline_rows=baseline_rows, layers_of=layers_of, title=f"{cfg.mode} search",
-                        phases=search_phases(rows, cfg))
+                        phases=phases)
 
 
 def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
@@ -406,10 +406,8 @@ def derived_latency_budget(rows: list[dict[str, Any]], cfg: RunConfig) -> float 
         return None
     from nacos.search.population_budget import PopulationLatencyBudget
 
-    budget = PopulationLatencyBudget(cfg.budgets.latency_from_population, cfg.strategy.population)
-    for row in sorted(rows, key=lambda r: r["seq"]):
-        budget.observe(row["seq"], row["metrics"])
-    return budget.budget_ms
+    return PopulationLatencyBudget.rebuilt(cfg.budgets.latency_from_population, cfg.strategy.population,
+                                           ((r["seq"], r["metrics"]) for r in rows)).budget_ms
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
