@@ -47,15 +47,14 @@ def onnx_input_shapes(path: str | Path, batch: int = 1) -> dict[str, tuple[int, 
     return shapes
 
 
-def import_onnx(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Any:
+def import_onnx(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None, *,
+                numpy_folding: bool = True) -> Any:
     """A fused, legalized Relax `IRModule` of the ONNX model at `path`.
 
     `input_shapes` maps input names to static shapes (default: the model's own; give another batch
-    size here: a workload at another batch is another workload). Raises `ScheduleError` when the file
-    does not pass `onnx.checker` or an input name is unknown."""
+    size here: a workload at another batch is another workload). `numpy_folding`: see `_lower`. Raises
+    `ScheduleError` when the file does not pass `onnx.checker` or an input name is unknown."""
     import onnx
-    import tvm
-    from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
     path = Path(path)
@@ -85,8 +84,22 @@ def import_onnx(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | No
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         why = lines[-1][:300] if lines else ""   # TVM errors end with the message, after a traceback
         raise ScheduleError(f"{path}: TVM's ONNX frontend cannot import it ({type(exc).__name__}: {why})") from exc
+    return _lower(mod, numpy_folding=numpy_folding)
+
+
+def _lower(mod: Any, *, numpy_folding: bool = True) -> Any:
+    """The fused, legalized module of an imported Relax `mod`. `numpy_folding`: fold the frontend's
+    computations on constants in numpy first (`schedules.constant_folding`: same tasks, seconds faster);
+    False is TVM's own `FoldConstant` alone (what the tests compare with)."""
+    import tvm
+    from tvm import relax
+
+    from schedules.constant_folding import fold_constants
+
+    mod = relax.transform.DecomposeOpsForInference()(mod)
+    if numpy_folding:
+        mod = fold_constants(mod)
     seq = tvm.transform.Sequential([
-        relax.transform.DecomposeOpsForInference(),
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),

@@ -60,3 +60,59 @@ def test_bad_models_are_refused(models, tmp_path):
     onnx.save(m, str(bad))
     with pytest.raises(ScheduleError, match="not a valid ONNX model"):
         import_onnx(bad)
+
+
+def _task_keys(mod, target):
+    return sorted((w.structural_hash, w.count, w.op_kind, w.input_shapes, w.output_shape)
+                  for w in extract_workloads(mod, target))
+
+
+def test_numpy_constant_folding_keeps_every_task(models, target, tmp_path):
+    """The numpy pre-folding (`schedules.constant_folding`) must leave the tuning database's keys alone:
+    the same tasks, with the same counts, as TVM's FoldConstant alone, on a small CNN and on a sampled
+    architecture of the default space (biases, Clip bounds, a Gemm weight)."""
+    import random
+
+    from archspace.export import export_onnx
+    from archspace.space import ArchSpace
+
+    sampled = tmp_path / "sampled.onnx"
+    export_onnx(ArchSpace().sample(random.Random(5)), sampled)
+    for path in (models["a"], sampled):
+        folded, plain = import_onnx(path), import_onnx(path, numpy_folding=False)
+        assert _task_keys(folded, target) == _task_keys(plain, target)
+
+
+def test_numpy_constant_folding_leaves_nothing_for_fold_constant(tmp_path):
+    """After `fold_constants`, no reshape / isnan / where / permute_dims of the sampled architecture still
+    works on constants only (each would cost FoldConstant an LLVM build)."""
+    import random
+
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from archspace.export import export_onnx
+    from archspace.space import ArchSpace
+    from schedules.constant_folding import FOLDERS, fold_constants
+
+    path = tmp_path / "sampled.onnx"
+    export_onnx(ArchSpace().sample(random.Random(6)), path)
+    mod = relax.transform.DecomposeOpsForInference()(from_onnx(onnx.load(str(path)), keep_params_in_input=False))
+
+    def constant_calls(m):
+        bound = {}
+        n = 0
+        for block in m["main"].body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if isinstance(value, tvm.ir.Constant):
+                    bound[binding.var] = value
+                elif isinstance(value, relax.Call) and getattr(value.op, "name", None) in FOLDERS:
+                    k = FOLDERS[value.op.name][0]
+                    if all(isinstance(bound.get(a, a), tvm.ir.Constant) for a in value.args[:k]):
+                        n += 1
+        return n
+
+    assert constant_calls(mod) > 20       # the frontend's biases and Clip bounds
+    assert constant_calls(fold_constants(mod)) == 0
