@@ -3,10 +3,11 @@ tuning database (`schedules.latency_table`: each task's fastest record on this m
 without building it, and what that saves.
 
 For N sampled architectures of the default space: the table's kernel time (import + task extraction +
-lookup, timed), then the same model compiled with the database and measured (TVM alone in this process:
-no onnxruntime here, see `TVM-NOTES.md`). The summary gives the rank agreement (Spearman, Kendall) of the
-table with the measured latency, measured / table (median and range), a least-squares fit
-``measured = a + b * table`` (the intercept is the VM's own cost), and the seconds each path took.
+lookup, timed), then the same model compiled with the database and measured (TVM is the only runtime
+timed here; onnxruntime runs once, on one thread, as `schedules.measure`'s correctness gate, and is not
+timed). The summary gives the rank agreement (Spearman, Kendall) of the table with the measured latency,
+measured / table (median and range), a least-squares fit ``measured = a + b * table`` (the intercept is
+the VM's own cost), and the seconds each path took.
 
     python -m benchmarks.latency_table            # 20 architectures, the committed pretuned database
     python -m benchmarks.latency_table --quick    # 3 architectures
@@ -106,12 +107,12 @@ def _summarize(result: ResultFile) -> dict:
                      "ratio_median": None, "ratio_min": None, "ratio_max": None, "fit": None}
     if len(ok) >= 3:
         ratio = measured / table
-        a_per_call = np.polyfit(table, measured, 1)
+        slope, intercept = np.polyfit(table, measured, 1)
         summary.update({
             "spearman": float(stats.spearmanr(table, measured).statistic),
             "kendall_tau": float(stats.kendalltau(table, measured).statistic),
             "ratio_median": float(np.median(ratio)), "ratio_min": float(ratio.min()), "ratio_max": float(ratio.max()),
-            "fit": {"slope": float(a_per_call[0]), "intercept_ms": float(a_per_call[1])},
+            "fit": {"slope": float(slope), "intercept_ms": float(intercept)},
         })
     if rows:
         summary["table_seconds_median"] = float(np.median([r["table_seconds"] for r in rows]))

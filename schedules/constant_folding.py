@@ -3,10 +3,10 @@
 Why: TVM's ONNX frontend leaves small computations on constants in the graph: a ``reshape`` of every
 convolution's bias to ``(1, C, 1, 1)``, an ``isnan`` / ``where`` pair on each bound of every ``Clip``, a
 ``permute_dims`` of a ``Gemm`` weight. Relax's `FoldConstant` evaluates each of them by compiling its
-legalized PrimFunc with LLVM and running it: about 0.4 s per distinct function, 3 to 5 s of a sampled
-architecture's 3.5 to 6 s import (measured on 2026-12-07, a 2-core Xeon; a ~20 s two-stage candidate
-spent most of its "planning" there). Done here in numpy, on the high-level Relax ops before legalization,
-the import takes a fraction of a second. Ops not in `FOLDERS` are left to `FoldConstant`, so what this
+legalized PrimFunc with LLVM and running it: about 0.4 s per distinct function, most of a sampled
+architecture's 2.9 to 4.0 s import (measured on 2026-12-07, a quiet 2-core Xeon; a ~20 s two-stage
+candidate spent most of its "planning" there). Done here in numpy, on the high-level Relax ops before
+legalization, the import takes a fraction of a second. Ops not in `FOLDERS` are left to `FoldConstant`, so what this
 misses only costs time.
 
 The module that comes out of the pipeline schedules the same tasks: the tuning database's keys (the
@@ -17,6 +17,7 @@ dead legalized helper functions differ.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,9 @@ FOLDERS: dict[str, tuple[int, Callable[[Any, list[np.ndarray]], np.ndarray]]] = 
 }
 
 
+@functools.cache
 def _folder_class() -> type:
+    """The mutator class, defined once (it needs TVM, imported lazily)."""
     import tvm
     from tvm import relax
     from tvm.relax.expr_functor import PyExprMutator, mutator
@@ -75,7 +78,7 @@ def _folder_class() -> type:
 
 def fold_constants(mod: Any) -> Any:
     """`mod` (a Relax `IRModule` before `LegalizeOps`) with the calls of `FOLDERS` on constants replaced by
-    their values."""
+    their values; its Relax functions are replaced in place, and `mod` is returned."""
     from tvm import relax
 
     folder = _folder_class()(mod)
