@@ -28,6 +28,8 @@ MODES = mode_names()
 #: explicit space for the rest), explicit (the ScheduleConfig space only), metaschedule (every task)
 SEARCHERS = ("auto", "explicit", "metaschedule")
 STRATEGIES = ("aging", "nsga2", "random")
+#: what the two-stage screen predicts latency with (`TuningConfig.screen_with`)
+SCREEN_WITH = ("table", "model")
 #: objective name -> sense ("max" or "min")
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "peak_memory_mb": "min", "params": "min",
               "energy_mj": "min", "edp": "min", "accel_area": "min"}
@@ -109,6 +111,11 @@ class TuningConfig:
     screening: bool = True
     screen_min_samples: int = 5      # measured candidates before the model screens anything
     screen_margin: float = 0.1       # the predicted low end is divided by (1 + margin) before comparing
+    #: what predicts a candidate's latency for the screen: "table" (the tuning database's latency table,
+    #: calibrated on this run's measured candidates: `nacos.search.table_screen`; a candidate with a task
+    #: the database lacks goes to the model) or "model" (the genotype XGBoost model alone)
+    screen_with: str = "table"
+    table_min_samples: int = 3       # measured candidates before the calibrated table screens anything
     warmup: int = 5
     repeats: int = 30
     threads: int = 0                 # 0: every core of this machine
@@ -129,6 +136,12 @@ class TuningConfig:
         if self.screen_min_samples < 2 or self.screen_min_samples > 100_000:
             raise ConfigError(f"tuning.screen_min_samples: must be in 2..100000, got {self.screen_min_samples}")
         _finite("tuning.screen_margin", self.screen_margin, strict=False)
+        if self.screen_with not in SCREEN_WITH:
+            raise ConfigError(f"tuning.screen_with: {self.screen_with!r}; choose one of {SCREEN_WITH}")
+        if isinstance(self.table_min_samples, bool) or not isinstance(self.table_min_samples, int) \
+                or not 2 <= self.table_min_samples <= 100_000:
+            raise ConfigError(f"tuning.table_min_samples: must be an integer in 2..100000, "
+                              f"got {self.table_min_samples!r}")
         if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
             raise ConfigError("tuning.warmup >= 0, tuning.repeats >= 1 and tuning.threads >= 0 are required")
         if not self.database:

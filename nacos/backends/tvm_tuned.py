@@ -68,6 +68,7 @@ class TunedLatency(DatabaseLatency):
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
         from schedules.frontend import import_onnx
+        from schedules.latency_table import table_latency
         from schedules.tuner import plan_tuning
 
         t = self.cfg.tuning
@@ -94,10 +95,13 @@ class TunedLatency(DatabaseLatency):
                                       "tuning_worker_returncode": outcome.returncode,
                                       "untuned_tasks": len(todo), "reused_tasks": len(reused)})
             report, worker_seconds = outcome.report, outcome.seconds
-        # Step 3. Compile with the database's best records.
+        # Step 3. Compile with the database's best records; the latency table's reading goes beside the
+        # measured latency (what `nacos.search.table_screen` calibrates the table with).
         compiled = self._compile(onnx_path, mod)
+        table = table_latency(mod, self.db, self.target)
         return self._built(compiled, {"tuned_tasks": report["tuned"], "reused_tasks": report["reused"],
                                       "hit_rate": report["hit_rate"], "trials": report["trials"],
                                       "tuning_seconds": report["seconds"], "tuning_faults": report["faults"],
-                                      "tuning_worker_seconds": worker_seconds},
+                                      "tuning_worker_seconds": worker_seconds, "table_kernel_ms": table.kernel_ms,
+                                      "table_calls": table.calls, "table_complete": table.complete},
                            seconds=time.perf_counter() - start)

@@ -70,7 +70,8 @@ class CandidateEvaluator:
         self.latency_backend = latency
         self.arch_of = arch_of
         self.energy = energy
-        #: two-stage: a `nacos.search.screening.LatencyScreen` that may skip the tuning of a hopeless candidate
+        #: two-stage: a screen (`nacos.search.table_screen.TableScreen`, `nacos.search.screening.LatencyScreen`)
+        #: that may skip the build (and tuning) of a candidate that cannot enter the front
         self.screen = screen
 
     def __call__(self, genome: Any) -> Evaluation:
@@ -131,9 +132,9 @@ class CandidateEvaluator:
             onnx_path = quantize_candidate(self.supernet, arch, self.dataset, onnx_path.parent)
             metrics["accuracy_fp32"] = metrics["accuracy"]
             metrics["accuracy"] = onnx_accuracy(onnx_path, self.dataset, arch.resolution)
-        # Step 3b. Two-stage: is this candidate worth its tuning? (the cost model screens)
+        # Step 3b. Two-stage: is this candidate worth its build and tuning? (the latency table or cost model screens)
         if self.screen is not None:
-            decision = self.screen.check(arch, metrics)
+            decision = self.screen.check(arch, metrics, onnx_path=onnx_path)
             metrics.update(decision.predicted)
             if not decision.passed:
                 metrics["screened"] = True

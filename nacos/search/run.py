@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def build_search(cfg: RunConfig, run_dir: Path):
     strategy = make_strategy(cfg.strategy.name, genome_space, cfg.seed, objectives=_objectives(cfg),
                              **_strategy_settings(cfg))
     evaluator = CandidateEvaluator(cfg, run.artifacts_dir, supernet, dataset, backend, arch_of=arch_of,
-                                   energy=_energy_fn(cfg), screen=_screen(cfg, space, run, supernet))
+                                   energy=_energy_fn(cfg), screen=_screen(cfg, space, run, supernet, backend))
     return run, strategy, evaluator, genome_space
 
 
@@ -154,9 +155,11 @@ def _check_reachable(cfg: RunConfig, space, supernet) -> None:
                           "architecture of the space can meet it")
 
 
-def _screen(cfg: RunConfig, space, run, supernet: Any = None):
-    """The cost-model screen of a mode that screens latency (two-stage), its history rebuilt from the rows
-    already committed; None when the mode screens nothing or ``tuning.screening`` is off."""
+def _screen(cfg: RunConfig, space, run, supernet: Any = None, backend: Any = None):
+    """The screen of a mode that screens latency (two-stage), its history rebuilt from the rows already
+    committed: the latency table calibrated on the run's measured rows (``tuning.screen_with: table``, over
+    the backend's tuning database), wrapping the genotype cost model, or that model alone; None when the
+    mode screens nothing or ``tuning.screening`` is off."""
     from nacos.search.modes import run_mode
 
     mode = run_mode(cfg)
@@ -169,6 +172,11 @@ def _screen(cfg: RunConfig, space, run, supernet: Any = None):
                            batch=cfg.batch, seed=cfg.seed, model_dir=run.costmodel_dir / "arch_latency",
                            in_channels=getattr(supernet, "in_channels", 1),
                            num_classes=getattr(supernet, "num_classes", 10))
+    if cfg.tuning.screen_with == "table" and getattr(backend, "reads_database", False):
+        from nacos.search.table_screen import TableScreen
+
+        screen = TableScreen(screen, backend.db, backend.target, min_samples=cfg.tuning.table_min_samples,
+                             margin=cfg.tuning.screen_margin)
     store = run.open_store(readonly=True) if run.store_path.exists() else None
     if store is not None:
         parse = mode.genome_space(space).parse
@@ -371,8 +379,9 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
 
     The strategies propose random samples until their first population is full (aging evolution, NSGA-II),
     then children of the population: the first ``strategy.population`` rows are the random phase, the rest
-    evolved, ``generations`` = rows / population. Of the evaluated rows: how many the cost model screened
-    out before tuning, how many tuned workloads the database lacked, how many were measured (ok) with nothing
+    evolved, ``generations`` = rows / population. Of the evaluated rows: how many the screen rejected before
+    their build and tuning (by the latency table or the cost model), how well the table predicted the rows it
+    let through, how many tuned workloads the database lacked, how many were measured (ok) with nothing
     to tune."""
     n = len(rows)
     pop = cfg.strategy.population
@@ -388,6 +397,11 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
     derived = derived_latency_budget(rows, cfg)
     if derived is not None:
         hard["latency_ms"] = derived
+    by = [m.get("latency_predicted_by") for m in metrics if m.get("screened")]
+    table_rows = [m["latency_ms"] / m["latency_predicted_ms"] for r, m in zip(rows, metrics)
+                  if r["status"] == "ok" and m.get("latency_predicted_by") == "table"
+                  and isinstance(m.get("latency_ms"), (int, float)) and isinstance(m.get("latency_predicted_ms"), float)
+                  and m["latency_predicted_ms"] > 0]
     objectives = list(cfg.objectives)
     driven = (f"{objectives[0]} alone (aging evolution is single-objective; the others are reported)"
               if cfg.strategy.name == "aging" else " and ".join(objectives))
@@ -395,7 +409,12 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
             **({"latency_budget_from_population": cfg.budgets.latency_from_population}
                if cfg.budgets.latency_from_population is not None else {}),
             "evolved": n - random_phase, "generations": round(n / pop, 2),
-            "screened": sum(bool(m.get("screened")) for m in metrics), "tuned": sum(tuned_rows),
+            "screened": sum(bool(m.get("screened")) for m in metrics),
+            "screened_by": {"table": by.count("table"), "model": by.count("model")},
+            # measured / predicted by the calibrated table, over the rows it let through (its error, seen)
+            **({"table_measured_over_predicted_median": statistics.median(table_rows),
+                "table_predicted_rows": len(table_rows)} if table_rows else {}),
+            "tuned": sum(tuned_rows),
             "compiled_and_measured_only": measured_only, "driven_by": driven, "hard_budgets": hard}
 
 

@@ -33,7 +33,7 @@ from archspace.layers import conv_layers
 from nacos_base.records import Status
 from schedules.records import LayerWorkload
 
-__all__ = ["ScreenDecision", "LatencyScreen", "arch_workloads"]
+__all__ = ["ScreenDecision", "LatencyScreen", "arch_workloads", "conformal_half_width", "decide"]
 
 
 def arch_workloads(arch: Architecture, space: Any, batch: int = 1, in_channels: int = 1,
@@ -129,37 +129,58 @@ class LatencyScreen:
                 test = [s for i, s in enumerate(self._samples) if i % k == fold]
                 pred = ArchLatencyModel(config).fit(train).predict(test)
                 errors += [abs(math.log(p) - math.log(s.latency_ms)) for p, s in zip(pred, test)]
-            level = min(1.0, math.ceil((n + 1) * 0.9) / n)
-            self._half_width = float(np.quantile(errors, level, method="higher"))
+            self._half_width = conformal_half_width(errors)
             self._model = ArchLatencyModel(config).fit(self._samples)
             self._fitted_on = n
             if self.model_dir is not None:
                 self._model.save(self.model_dir)
         return self._model, self._half_width
 
-    def check(self, arch: Architecture, metrics: Mapping[str, Any]) -> ScreenDecision:
-        """Whether to tune and measure `arch`, whose non-latency metrics (accuracy, memory, ...) are known."""
+    @property
+    def points(self) -> list[tuple[str, dict[str, float]]]:
+        """(arch id, objective values) of every measured candidate (what a new one is compared with)."""
+        return list(self._points)
+
+    def check(self, arch: Architecture, metrics: Mapping[str, Any], onnx_path: Path | None = None) -> ScreenDecision:
+        """Whether to tune and measure `arch`, whose non-latency metrics (accuracy, memory, ...) are known
+        (`onnx_path`, its exported model, is not needed here: the model reads the genotype)."""
         if len(self._samples) < self.min_samples:
             return ScreenDecision(True, f"warming up ({len(self._samples)}/{self.min_samples} measured)")
         model, half_width = self._fit()
         mid = float(model.predict([arch_workloads(arch, self.space, self.batch, *self.io)])[0])
-        low, high = mid * math.exp(-half_width), mid * math.exp(half_width)
-        optimistic = low / (1.0 + self.margin)
-        predicted = {"latency_predicted_ms": mid, "latency_predicted_low_ms": low, "latency_predicted_high_ms": high}
-        budget = self.latency_budget_ms
-        if budget is not None and optimistic > budget:
-            return ScreenDecision(False, f"predicted tuned latency {mid:.4f} ms (90% conformal interval "
-                                         f"{low:.4f}..{high:.4f}, margin {self.margin:g}) is over the budget "
-                                         f"{budget:g} ms", predicted)
-        mine = {name: metrics.get(name) for name, _ in self.objectives}
-        mine["latency_ms"] = optimistic
-        if any(not isinstance(mine.get(name), (int, float)) for name, _ in self.objectives):
-            return ScreenDecision(True, "objectives not all known before latency: no dominance check", predicted)
-        for arch_id, theirs in self._points:
-            if arch_id != arch.id and _dominates(theirs, mine, self.objectives):
-                return ScreenDecision(False, f"dominated by measured candidate {arch_id} even at the optimistic "
-                                             f"predicted latency {optimistic:.4f} ms", predicted)
-        return ScreenDecision(True, "may enter the front", predicted)
+        return decide(arch.id, metrics, mid, half_width, objectives=self.objectives, points=self._points,
+                      budget_ms=self.latency_budget_ms, margin=self.margin, what="predicted tuned latency")
+
+
+def conformal_half_width(log_errors: Sequence[float], level: float = 0.9) -> float:
+    """The split-conformal half-width of a log-latency interval at `level` from held-out absolute log errors
+    (their ceil((n + 1) level) / n quantile, the largest error when there are too few)."""
+    n = len(log_errors)
+    q = min(1.0, math.ceil((n + 1) * level) / n)
+    return float(np.quantile(log_errors, q, method="higher"))
+
+
+def decide(arch_id: str, metrics: Mapping[str, Any], mid: float, half_width: float, *,
+           objectives: Sequence[tuple[str, str]], points: Sequence[tuple[str, Mapping[str, float]]],
+           budget_ms: float | None, margin: float, what: str) -> ScreenDecision:
+    """The screen's verdict on a candidate whose latency is predicted `mid` ms, with a 90 % interval of
+    ``mid x exp(+-half_width)``: rejected when even the interval's low end, divided by ``1 + margin``, is
+    over `budget_ms` or dominated by one of the measured `points`; `what` names the prediction."""
+    low, high = mid * math.exp(-half_width), mid * math.exp(half_width)
+    optimistic = low / (1.0 + margin)
+    predicted = {"latency_predicted_ms": mid, "latency_predicted_low_ms": low, "latency_predicted_high_ms": high}
+    if budget_ms is not None and optimistic > budget_ms:
+        return ScreenDecision(False, f"{what} {mid:.4f} ms (90% conformal interval {low:.4f}..{high:.4f}, "
+                                     f"margin {margin:g}) is over the budget {budget_ms:g} ms", predicted)
+    mine = {name: metrics.get(name) for name, _ in objectives}
+    mine["latency_ms"] = optimistic
+    if any(not isinstance(mine.get(name), (int, float)) for name, _ in objectives):
+        return ScreenDecision(True, "objectives not all known before latency: no dominance check", predicted)
+    for other, theirs in points:
+        if other != arch_id and _dominates(theirs, mine, objectives):
+            return ScreenDecision(False, f"dominated by measured candidate {other} even at the optimistic "
+                                         f"{what} {optimistic:.4f} ms", predicted)
+    return ScreenDecision(True, "may enter the front", predicted)
 
 
 def _dominates(a: Mapping[str, float], b: Mapping[str, float], objectives: Sequence[tuple[str, str]]) -> bool:

@@ -291,3 +291,54 @@ def test_seed_database_copies_a_pretuned_one_into_a_fresh_cache_only(tuned, tmp_
     assert (src / RECORD_FILE).read_bytes() == before
     with pytest.raises(ScheduleError, match="not a tuning database"):
         seed_database(tmp_path / "nothing", tmp_path / "other")
+
+
+# -- refresh reads only what was appended --------------------------------------------------------------
+def _state(db):
+    return {h: (r.run_ms, r.records, r.failed) for h, r in db.record_counts().items()}
+
+
+def test_refresh_reads_only_appended_lines_and_keeps_its_views_when_nothing_changed(tmp_path):
+    from schedules.database import RECORD_FILE, WORKLOAD_FILE
+
+    d = _ms_database(tmp_path / "db")
+    rec, wl = d / RECORD_FILE, d / WORKLOAD_FILE
+    lines = rec.read_bytes().splitlines(keepends=True)
+    rec.write_bytes(b"".join(lines[:2]))              # 2 of the 6 records (both of workload 0)
+    db = TuningDatabase(d)
+    assert len(db) == 2 and db.n_workloads == 2
+    ms_db = db.ms
+    db.refresh()                                       # unchanged: nothing read, TVM's view kept
+    assert db.ms is ms_db and len(db) == 2
+    with open(rec, "ab") as fh:                        # another process appends the other 4
+        fh.write(b"".join(lines[2:]))
+    db.refresh()
+    fresh = TuningDatabase(d)
+    assert len(db) == len(fresh) == 6 and _state(db) == _state(fresh)
+    assert db.ms is not ms_db and len(db.ms.get_all_tuning_records()) == 6
+    # a torn line appended: moved aside as on a whole read, the records before it kept
+    with open(rec, "ab") as fh:
+        fh.write(lines[0][:30])
+    db.refresh()
+    assert len(db) == 6 and len(db.repairs) == 1 and "torn last line" in db.repairs[0]
+    assert rec.read_bytes() == b"".join(lines)
+    # a file rewritten in place (its earlier bytes changed) is read whole, not from the old offset
+    rec.write_bytes(b"".join(lines[3:]) + b"".join(lines[:3]))
+    db.refresh()
+    assert len(db) == 6 and _state(db) == _state(TuningDatabase(d))
+    # a shorter file (a repair elsewhere) is read whole too
+    rec.write_bytes(b"".join(lines[:1]))
+    db.refresh()
+    assert len(db) == 1 and _state(db) == _state(TuningDatabase(d))
+    # a new workload appended with its records (what a tuning does) is read on from the old offsets
+    wl_lines = wl.read_bytes().splitlines(keepends=True)
+    wl.write_bytes(wl_lines[0])
+    rec.write_bytes(b"".join(lines[:3]))               # workload 0's three records
+    db.refresh()
+    assert db.n_workloads == 1 and len(db) == 3
+    with open(wl, "ab") as fh:
+        fh.write(wl_lines[1])
+    with open(rec, "ab") as fh:
+        fh.write(b"".join(lines[3:]))
+    db.refresh()
+    assert db.n_workloads == 2 and len(db) == 6 and _state(db) == _state(TuningDatabase(d))

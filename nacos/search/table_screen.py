@@ -1,0 +1,154 @@
+"""Two-stage screening by the latency table: a candidate's tuned latency read off the tuning database.
+
+After `nacos pretune`, every task of the space has a record on this machine, so a candidate's tuned kernel
+time is known from its import alone (`schedules.latency_table`: the sum over its tasks of calls x the fastest
+record's run time; 0.4 s, where building and timing it costs several seconds). That sum leaves out what is not
+a kernel (the Relax VM's calls and allocations) and MetaSchedule times kernels warm, so the table is
+calibrated on this run's own measured candidates: ``measured = a + b x table`` by least squares (``a, b >= 0``;
+a ratio ``measured = r x table``, its median, until there are 4), with a split-conformal 90 % interval from
+its leave-one-out log errors. On the default space on a 2-core Xeon the table ranks 20 sampled
+architectures as their measured latency does with Kendall 0.75, the ratio measured / table spanning 1.47 to
+2.01 (`benchmarks/latency_table.py`), far tighter than the genotype model of `nacos.search.screening` on a
+few dozen rows.
+
+`TableScreen` decides as `LatencyScreen` does (`nacos.search.screening.decide`: over the hard latency budget,
+or dominated by a measured candidate, even at the interval's optimistic end): a candidate that cannot enter
+the front is recorded as rejected (``screened: true``) for the price of its table, and only the others are
+built and measured. A candidate with a task the database has no record of here (its table is incomplete) is
+left to the genotype model (`LatencyScreen`), which it wraps; so is one whose exported model is not at hand.
+Each row says which predicted it (``latency_predicted_by``), and a measured one carries both figures: the
+table's reading (``latency_table_kernel_ms``, from the backend) beside its measured ``latency_ms``.
+
+Like `LatencyScreen`, its history is rebuilt from the committed rows, so a resumed run screens as an
+uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from nacos.search.screening import LatencyScreen, ScreenDecision, conformal_half_width, decide
+from nacos_base.records import Status
+
+__all__ = ["TableScreen", "fit_table"]
+
+#: measured candidates before the two-parameter fit (fewer: one ratio)
+LINEAR_FROM = 4
+
+
+def fit_table(pairs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(a, b) of ``measured = a + b x table`` over (table ms, measured ms) `pairs`: least squares with
+    ``a, b >= 0`` from `LINEAR_FROM` pairs on, else ``(0, median ratio)``."""
+    t = np.array([p[0] for p in pairs], dtype=float)
+    m = np.array([p[1] for p in pairs], dtype=float)
+    if len(pairs) >= LINEAR_FROM and np.ptp(t) > 0:
+        b, a = np.polyfit(t, m, 1)
+        if a >= 0 and b > 0:
+            return float(a), float(b)
+        if b > 0:                    # a negative intercept: through the origin instead
+            return 0.0, float(np.dot(t, m) / np.dot(t, t))
+    return 0.0, float(np.median(m / t))
+
+
+class TableScreen:
+    """Screens a two-stage candidate by the calibrated latency table (see the module docstring).
+
+    `database`: the backend's `schedules.database.TuningDatabase` (shared, not opened again: a pretuned
+    database takes seconds to read), `target` the TVM target its records are looked up for; `fallback`
+    the genotype screen for candidates the table cannot price."""
+
+    def __init__(self, fallback: LatencyScreen, database: Any, target: Any, *, min_samples: int = 3,
+                 margin: float = 0.1) -> None:
+        self.fallback = fallback
+        self.database = database
+        self.target = target
+        self.min_samples = max(2, int(min_samples))
+        self.margin = margin
+        self._pairs: list[tuple[float, float]] = []    # (table kernel ms, measured ms) of measured rows
+        self._fit: tuple[int, float, float, float] | None = None   # (pairs, a, b, half width)
+
+    # the run sets the budget once the initial population fixes it: both screens use it
+    @property
+    def latency_budget_ms(self) -> float | None:
+        return self.fallback.latency_budget_ms
+
+    @latency_budget_ms.setter
+    def latency_budget_ms(self, value: float | None) -> None:
+        self.fallback.latency_budget_ms = value
+
+    @property
+    def n_measured(self) -> int:
+        return self.fallback.n_measured
+
+    @property
+    def n_calibrated(self) -> int:
+        """Measured candidates whose table reading calibrates the table."""
+        return len(self._pairs)
+
+    # ------------------------------------------------------------------ history
+    def observe(self, arch: Any, metrics: Mapping[str, Any]) -> None:
+        """Learn from a measured candidate: the genotype model from its latency, the table's calibration
+        from its table reading beside it (rows measured with a complete table only)."""
+        self.fallback.observe(arch, metrics)
+        ms, table = metrics.get("latency_ms"), metrics.get("latency_table_kernel_ms")
+        if metrics.get("latency_table_complete") is True and _positive(ms) and _positive(table):
+            self._pairs.append((float(table), float(ms)))
+
+    def observe_record(self, record: Any, parse: Callable[[str], Any], arch_of: Callable[[Any], Any]) -> None:
+        """`observe` a committed `CandidateRecord` of the results store if it was measured."""
+        if record.status == Status.OK:
+            self.observe(arch_of(parse(record.genome)), record.metrics)
+
+    # ------------------------------------------------------------------ decision
+    def calibration(self) -> tuple[float, float, float]:
+        """(a, b, half width) of the table's calibration on the pairs seen so far."""
+        n = len(self._pairs)
+        if self._fit is None or self._fit[0] != n:
+            errors = []
+            for i, (t, m) in enumerate(self._pairs):
+                a, b = fit_table(self._pairs[:i] + self._pairs[i + 1:])
+                errors.append(abs(math.log(m) - math.log(max(a + b * t, 1e-12))))
+            a, b = fit_table(self._pairs)
+            self._fit = (n, a, b, conformal_half_width(errors))
+        return self._fit[1:]
+
+    def reading(self, onnx_path: Path) -> Any:
+        """The database's `schedules.latency_table.TableLatency` of the exported model at `onnx_path`."""
+        from schedules.frontend import import_onnx
+        from schedules.latency_table import table_latency
+
+        self.database.refresh()      # what tunings committed meanwhile (a stat when nothing was appended)
+        return table_latency(import_onnx(onnx_path), self.database, self.target)
+
+    def check(self, arch: Any, metrics: Mapping[str, Any], onnx_path: Path | None = None) -> ScreenDecision:
+        """Whether to build and measure `arch` (tuning what is missing first), whose non-latency metrics
+        are known; `onnx_path`: its exported model (without it, the genotype model decides)."""
+        if onnx_path is None:
+            return self._by_model(arch, metrics, {}, "no exported model to read the table of")
+        table = self.reading(Path(onnx_path))
+        read = {"table_kernel_ms": table.kernel_ms, "table_calls": table.calls,
+                "table_missing_tasks": len(table.missing)}
+        if not table.complete:
+            return self._by_model(arch, metrics, read, f"latency table incomplete ({len(table.missing)} of "
+                                                       f"{table.tasks} tasks without a record on this machine)")
+        if len(self._pairs) < self.min_samples:
+            return ScreenDecision(True, f"calibrating the latency table ({len(self._pairs)}/{self.min_samples} "
+                                        "measured)", {**read, "latency_predicted_by": "table (uncalibrated)"})
+        a, b, half_width = self.calibration()
+        d = decide(arch.id, metrics, a + b * table.kernel_ms, half_width, objectives=self.fallback.objectives,
+                   points=self.fallback.points, budget_ms=self.latency_budget_ms, margin=self.margin,
+                   what=f"latency table ({a:.4f} ms + {b:.3f} x {table.kernel_ms:.4f} ms, calibrated on "
+                        f"{len(self._pairs)} measured)")
+        return ScreenDecision(d.passed, d.reason, {**read, **d.predicted, "latency_predicted_by": "table"})
+
+    def _by_model(self, arch: Any, metrics: Mapping[str, Any], read: dict[str, Any], why: str) -> ScreenDecision:
+        d = self.fallback.check(arch, metrics)
+        return ScreenDecision(d.passed, f"{why}: {d.reason}", {**read, **d.predicted, "latency_predicted_by": "model"})
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
