@@ -133,7 +133,7 @@ def spent_seconds(run_dir: Path) -> float:
     return float(sum(r.seconds for r in _rows(run_dir)))
 
 
-ROW_METRICS = ("arch_id", "accuracy", "latency_ms", "macs", "screened", "latency_onnxruntime_ms")
+ROW_METRICS = ("arch_id", "accuracy", "latency_ms", "macs", "screened", "latency_source", "latency_onnxruntime_ms")
 
 
 def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:

@@ -164,10 +164,11 @@ def run(args: argparse.Namespace) -> int:
         ph = summary.get("phases")
         if ph:
             print(f"phases ({ph['strategy']}, population {ph['population']}): {ph['random_initial']} random, "
-                  f"{ph['evolved']} evolved ({ph['generations']:g} generations); {ph['screened']} screened out "
-                  f"({ph['screened_by']['table']} by the latency table, {ph['screened_by']['model']} by the cost "
-                  f"model), {ph['tuned']} tuned workloads, {ph['compiled_and_measured_only']} only compiled "
-                  f"and measured; driven by {ph['driven_by']}"
+                  f"{ph['evolved']} evolved ({ph['generations']:g} generations); {ph['screened']} screened before "
+                  f"their build ({ph['screened_by']['table']} by the latency table, {ph['priced_by_table']} of them "
+                  f"recorded with its predicted latency; {ph['screened_by']['model']} by the cost model), "
+                  f"{ph['tuned']} tuned workloads, {ph['compiled_and_measured_only']} only compiled and measured; "
+                  f"driven by {ph['driven_by']}"
                   + (f" under {', '.join(f'{k} <= {v:g}' for k, v in ph['hard_budgets'].items())}"
                      if ph["hard_budgets"] else ""), file=sys.stdout)
     return 0

@@ -133,17 +133,25 @@ class CandidateEvaluator:
             metrics["accuracy_fp32"] = metrics["accuracy"]
             metrics["accuracy"] = onnx_accuracy(onnx_path, self.dataset, arch.resolution)
         # Step 3b. Two-stage: is this candidate worth its build and tuning? (the latency table or cost model screens)
+        decision = None
         if self.screen is not None:
             decision = self.screen.check(arch, metrics, onnx_path=onnx_path)
             metrics.update(decision.predicted)
             if not decision.passed:
                 metrics["screened"] = True
-                metrics.update(budget_flags(cfg, metrics))
-                return Status.REJECTED, metrics, f"screened: {decision.reason}"
-        # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides).
-        lat = self.latency_backend.latency(genome, arch, onnx_path)
+                if decision.priced_ms is None:
+                    metrics.update(budget_flags(cfg, metrics))
+                    return Status.REJECTED, metrics, f"screened: {decision.reason}"
+        # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides), or, for a
+        # candidate the screen priced (dominated, by its prediction), that prediction: nothing is built.
+        if decision is not None and decision.priced_ms is not None:
+            lat = LatencyResult(float(decision.priced_ms))
+            metrics["latency_source"] = "predicted"
+            metrics["screen_reason"] = decision.reason
+        else:
+            lat = self.latency_backend.latency(genome, arch, onnx_path)
+            metrics.update({f"latency_{k}": v for k, v in lat.details.items() if not isinstance(v, (dict, list))})
         metrics["latency_backend"] = self.latency_backend.name
-        metrics.update({f"latency_{k}": v for k, v in lat.details.items() if not isinstance(v, (dict, list))})
         if not lat.ok:
             return Status.FAILED, metrics, f"latency: {lat.reason}"
         metrics["latency_ms"] = lat.ms

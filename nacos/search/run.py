@@ -176,7 +176,8 @@ def _screen(cfg: RunConfig, space, run, supernet: Any = None, backend: Any = Non
         from nacos.search.table_screen import TableScreen
 
         screen = TableScreen(screen, backend.db, backend.target, min_samples=cfg.tuning.table_min_samples,
-                             margin=cfg.tuning.screen_margin)
+                             margin=cfg.tuning.table_margin, price=cfg.tuning.table_screened_as == "predicted",
+                             level=cfg.tuning.table_interval)
     store = run.open_store(readonly=True) if run.store_path.exists() else None
     if store is not None:
         parse = mode.genome_space(space).parse
@@ -389,7 +390,8 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
     metrics = [r["metrics"] for r in rows]
     tuned_rows = [isinstance(m.get("latency_tuned_tasks"), (int, float)) and m["latency_tuned_tasks"] > 0
                   for m in metrics]
-    measured_only = sum(r["status"] == "ok" and not t for r, t in zip(rows, tuned_rows))
+    measured_only = sum(r["status"] == "ok" and not t and r["metrics"].get("latency_source") != "predicted"
+                        for r, t in zip(rows, tuned_rows))
     hard = {k: v for k, v in (("latency_ms", cfg.budgets.latency_ms), ("energy_mj", cfg.budgets.energy_mj),
                               ("edp", cfg.budgets.edp), ("accel_area", cfg.budgets.accel_area),
                               ("active_memory_budget_mb", cfg.budgets.active_memory_budget_mb),
@@ -399,7 +401,7 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
         hard["latency_ms"] = derived
     by = [m.get("latency_predicted_by") for m in metrics if m.get("screened")]
     table_rows = [m["latency_ms"] / m["latency_predicted_ms"] for r, m in zip(rows, metrics)
-                  if r["status"] == "ok" and m.get("latency_predicted_by") == "table"
+                  if r["status"] == "ok" and m.get("latency_predicted_by") == "table" and not m.get("screened")
                   and isinstance(m.get("latency_ms"), (int, float)) and isinstance(m.get("latency_predicted_ms"), float)
                   and m["latency_predicted_ms"] > 0]
     objectives = list(cfg.objectives)
@@ -411,6 +413,7 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
             "evolved": n - random_phase, "generations": round(n / pop, 2),
             "screened": sum(bool(m.get("screened")) for m in metrics),
             "screened_by": {"table": by.count("table"), "model": by.count("model")},
+            "priced_by_table": sum(m.get("latency_source") == "predicted" for m in metrics),
             # measured / predicted by the calibrated table, over the rows it let through (its error, seen)
             **({"table_measured_over_predicted_median": statistics.median(table_rows),
                 "table_predicted_rows": len(table_rows)} if table_rows else {}),

@@ -59,9 +59,15 @@ def arch_workloads(arch: Architecture, space: Any, batch: int = 1, in_channels: 
 
 @dataclass(frozen=True)
 class ScreenDecision:
+    """A screen's verdict: `passed` (build and measure it), else why not. `cause`: "budget" (over the hard
+    latency budget) or "dominated". `priced_ms`: set when the candidate, not built, is to be recorded with
+    this predicted latency instead of rejected (`nacos.search.table_screen`)."""
+
     passed: bool
     reason: str = ""
     predicted: dict[str, float] = field(default_factory=dict)
+    cause: str = ""
+    priced_ms: float | None = None
 
 
 class LatencyScreen:
@@ -154,8 +160,10 @@ class LatencyScreen:
 
 def conformal_half_width(log_errors: Sequence[float], level: float = 0.9) -> float:
     """The split-conformal half-width of a log-latency interval at `level` from held-out absolute log errors
-    (their ceil((n + 1) level) / n quantile, the largest error when there are too few)."""
+    (their ceil((n + 1) level) / n quantile, the largest error when there are too few; 0 at level 0)."""
     n = len(log_errors)
+    if level <= 0 or not n:
+        return 0.0                   # level 0: the point prediction itself
     q = min(1.0, math.ceil((n + 1) * level) / n)
     return float(np.quantile(log_errors, q, method="higher"))
 
@@ -171,7 +179,7 @@ def decide(arch_id: str, metrics: Mapping[str, Any], mid: float, half_width: flo
     predicted = {"latency_predicted_ms": mid, "latency_predicted_low_ms": low, "latency_predicted_high_ms": high}
     if budget_ms is not None and optimistic > budget_ms:
         return ScreenDecision(False, f"{what} {mid:.4f} ms (90% conformal interval {low:.4f}..{high:.4f}, "
-                                     f"margin {margin:g}) is over the budget {budget_ms:g} ms", predicted)
+                                     f"margin {margin:g}) is over the budget {budget_ms:g} ms", predicted, "budget")
     mine = {name: metrics.get(name) for name, _ in objectives}
     mine["latency_ms"] = optimistic
     if any(not isinstance(mine.get(name), (int, float)) for name, _ in objectives):
@@ -179,7 +187,7 @@ def decide(arch_id: str, metrics: Mapping[str, Any], mid: float, half_width: flo
     for other, theirs in points:
         if other != arch_id and _dominates(theirs, mine, objectives):
             return ScreenDecision(False, f"dominated by measured candidate {other} even at the optimistic "
-                                         f"{what} {optimistic:.4f} ms", predicted)
+                                         f"{what} {optimistic:.4f} ms", predicted, "dominated")
     return ScreenDecision(True, "may enter the front", predicted)
 
 

@@ -5,17 +5,20 @@ time is known from its import alone (`schedules.latency_table`: the sum over its
 record's run time; 0.4 s, where building and timing it costs several seconds). That sum leaves out what is not
 a kernel (the Relax VM's calls and allocations) and MetaSchedule times kernels warm, so the table is
 calibrated on this run's own measured candidates: ``measured = a + b x table`` by least squares (``a, b >= 0``;
-a ratio ``measured = r x table``, its median, until there are 4), with a split-conformal 90 % interval from
-its leave-one-out log errors. On the default space on a 2-core Xeon the table ranks 20 sampled
-architectures as their measured latency does with Kendall 0.75, the ratio measured / table spanning 1.47 to
-2.01 (`benchmarks/latency_table.py`), far tighter than the genotype model of `nacos.search.screening` on a
-few dozen rows.
+a ratio ``measured = r x table``, its median, until there are 4), with a split-conformal interval
+(``tuning.table_interval``, e.g. 0.9; the default 0 is the point prediction) from its leave-one-out log errors. On the
+default space on a 2-core Xeon the table ranks 20 sampled architectures as their measured latency does
+with Kendall 0.75, the ratio measured / table spanning 1.47 to 2.01 (`benchmarks/latency_table.py`), far
+tighter than the genotype model of `nacos.search.screening` on a few dozen rows.
 
 `TableScreen` decides as `LatencyScreen` does (`nacos.search.screening.decide`: over the hard latency budget,
-or dominated by a measured candidate, even at the interval's optimistic end): a candidate that cannot enter
-the front is recorded as rejected (``screened: true``) for the price of its table, and only the others are
-built and measured. A candidate with a task the database has no record of here (its table is incomplete) is
-left to the genotype model (`LatencyScreen`), which it wraps; so is one whose exported model is not at hand.
+or dominated by a measured candidate, even at the interval's optimistic end), and only the candidates that
+may enter the front are built and measured. One over the budget is rejected; a dominated one is recorded
+with its predicted latency (``latency_source: predicted``, ``screened: true``; ``price=False``: rejected),
+so the strategy ranks it by its prediction rather than as a failure, for the price of its table. It can
+never be on the run's front: a measured candidate dominates it even at the optimistic end. A candidate with
+a task the database has no record of here (its table is incomplete) is left to the genotype model
+(`LatencyScreen`), which it wraps; so is one whose exported model is not at hand.
 Each row says which predicted it (``latency_predicted_by``), and a measured one carries both figures: the
 table's reading (``latency_table_kernel_ms``, from the backend) beside its measured ``latency_ms``.
 
@@ -62,12 +65,16 @@ class TableScreen:
     the genotype screen for candidates the table cannot price."""
 
     def __init__(self, fallback: LatencyScreen, database: Any, target: Any, *, min_samples: int = 3,
-                 margin: float = 0.1) -> None:
+                 margin: float = 0.0, price: bool = True, level: float = 0.0) -> None:
         self.fallback = fallback
         self.database = database
         self.target = target
         self.min_samples = max(2, int(min_samples))
         self.margin = margin
+        #: a dominated candidate is recorded with its predicted latency (True) instead of rejected
+        self.price = price
+        #: coverage of the conformal interval whose optimistic end is compared (0: the point prediction)
+        self.level = level
         self._pairs: list[tuple[float, float]] = []    # (table kernel ms, measured ms) of measured rows
         self._fit: tuple[int, float, float, float] | None = None   # (pairs, a, b, half width)
 
@@ -93,6 +100,8 @@ class TableScreen:
     def observe(self, arch: Any, metrics: Mapping[str, Any]) -> None:
         """Learn from a measured candidate: the genotype model from its latency, the table's calibration
         from its table reading beside it (rows measured with a complete table only)."""
+        if metrics.get("latency_source") == "predicted":
+            return                   # priced by this screen: nothing was measured
         self.fallback.observe(arch, metrics)
         ms, table = metrics.get("latency_ms"), metrics.get("latency_table_kernel_ms")
         if metrics.get("latency_table_complete") is True and _positive(ms) and _positive(table):
@@ -113,7 +122,7 @@ class TableScreen:
                 a, b = fit_table(self._pairs[:i] + self._pairs[i + 1:])
                 errors.append(abs(math.log(m) - math.log(max(a + b * t, 1e-12))))
             a, b = fit_table(self._pairs)
-            self._fit = (n, a, b, conformal_half_width(errors))
+            self._fit = (n, a, b, conformal_half_width(errors, self.level))
         return self._fit[1:]
 
     def reading(self, onnx_path: Path) -> Any:
@@ -143,7 +152,9 @@ class TableScreen:
                    points=self.fallback.points, budget_ms=self.latency_budget_ms, margin=self.margin,
                    what=f"latency table ({a:.4f} ms + {b:.3f} x {table.kernel_ms:.4f} ms, calibrated on "
                         f"{len(self._pairs)} measured)")
-        return ScreenDecision(d.passed, d.reason, {**read, **d.predicted, "latency_predicted_by": "table"})
+        priced = d.predicted["latency_predicted_ms"] if self.price and d.cause == "dominated" else None
+        return ScreenDecision(d.passed, d.reason, {**read, **d.predicted, "latency_predicted_by": "table"},
+                              d.cause, priced)
 
     def _by_model(self, arch: Any, metrics: Mapping[str, Any], read: dict[str, Any], why: str) -> ScreenDecision:
         d = self.fallback.check(arch, metrics)

@@ -45,7 +45,7 @@ def tuned(tmp_path_factory):
 def _screen(tuned, budget=None):
     space = ArchSpace()
     fallback = LatencyScreen(space, OBJ, latency_budget_ms=budget, min_samples=5)
-    return space, TableScreen(fallback, tuned["db"], tuned["target"], min_samples=3, margin=0.1)
+    return space, TableScreen(fallback, tuned["db"], tuned["target"], min_samples=3, margin=0.1, level=0.9)
 
 
 def _archs(space, n, seed=0):
@@ -82,7 +82,8 @@ def test_the_calibrated_table_screens_and_says_so(tuned):
     # a0 (accuracy 0.9, 0.8 x this table) is faster than even the optimistic end: a less accurate one is dominated
     low = screen.check(new, {"accuracy": 0.7}, onnx_path=tuned["small"])
     assert not low.passed and f"dominated by measured candidate {a0.id}" in low.reason and "latency table" in low.reason
-    assert low.predicted["latency_predicted_by"] == "table"
+    assert low.predicted["latency_predicted_by"] == "table" and low.cause == "dominated"
+    assert low.priced_ms == pytest.approx(mid)          # recorded with its prediction, not built
     assert low.predicted["latency_predicted_ms"] == pytest.approx(mid)
     assert low.predicted["latency_predicted_low_ms"] == pytest.approx(mid * math.exp(-half))
     # more accurate than every measured candidate: it may enter the front
@@ -92,7 +93,14 @@ def test_the_calibrated_table_screens_and_says_so(tuned):
     screen.latency_budget_ms = 0.99 * optimistic
     assert screen.fallback.latency_budget_ms == screen.latency_budget_ms
     over = screen.check(new, {"accuracy": 0.99}, onnx_path=tuned["small"])
-    assert not over.passed and "over the budget" in over.reason
+    assert not over.passed and "over the budget" in over.reason and over.priced_ms is None   # rejected
+    # a row the screen priced teaches neither the calibration nor the dominance points
+    screen.observe(new, {"accuracy": 0.99, "latency_ms": 1e-6, "latency_source": "predicted",
+                         "latency_table_kernel_ms": table.kernel_ms, "latency_table_complete": True})
+    assert screen.n_calibrated == 3 and screen.n_measured == 4 and len(screen.fallback.points) == 4
+    # price=False: a dominated candidate is rejected, as the cost model's screen does
+    screen.price, screen.latency_budget_ms = False, None
+    assert screen.check(new, {"accuracy": 0.7}, onnx_path=tuned["small"]).priced_ms is None
 
 
 def test_a_task_without_a_record_leaves_the_candidate_to_the_genotype_model(tuned):
@@ -104,3 +112,24 @@ def test_a_task_without_a_record_leaves_the_candidate_to_the_genotype_model(tune
     assert d.predicted["table_missing_tasks"] >= 1
     d = screen.check(arch, {"accuracy": 0.5})                      # no exported model: the model decides
     assert d.passed and d.predicted == {"latency_predicted_by": "model"}
+
+
+@pytest.mark.parametrize("level", [0.0, 0.9])
+def test_the_interval_level_decides_how_close_to_the_front_a_candidate_is_built(tuned, level):
+    """Level 0 compares the point prediction; 0.9 the optimistic end of the 90 % interval, so a candidate
+    predicted exactly at a measured one's latency, and less accurate, is priced at 0 and built at 0.9."""
+    space, screen = _screen(tuned)
+    screen.level, screen.margin = level, 0.0
+    t = table_latency(import_onnx(tuned["small"]), tuned["db"], tuned["target"]).kernel_ms
+    a1, b0, b1, new = _archs(space, 4, seed=5)
+    for arch, table, ratio, acc in ((a1, t, 1.5, 0.8), (b0, 2 * t, 1.6, 0.5), (b1, 3 * t, 1.4, 0.5)):
+        screen.observe(arch, {"accuracy": acc, "latency_ms": ratio * table, "latency_table_kernel_ms": table,
+                              "latency_table_complete": True})
+    d = screen.check(new, {"accuracy": 0.79}, onnx_path=tuned["small"])
+    assert d.predicted["latency_predicted_ms"] == pytest.approx(1.5 * t)      # the median ratio x its table
+    if level == 0.0:
+        assert d.predicted["latency_predicted_low_ms"] == d.predicted["latency_predicted_ms"]
+        assert not d.passed and f"dominated by measured candidate {a1.id}" in d.reason and d.priced_ms is not None
+    else:
+        assert d.predicted["latency_predicted_low_ms"] == pytest.approx(1.5 * t * 1.4 / 1.55)
+        assert d.passed and d.reason == "may enter the front"
