@@ -86,6 +86,13 @@ class Budgets:
         _finite("budgets.edp", self.edp)
         _finite("budgets.accel_area", self.accel_area)
 
+    #: the hard budgets, each named as the metric it bounds (a memory budget by its own name)
+    HARD = ("latency_ms", "energy_mj", "edp", "accel_area", "active_memory_budget_mb", "param_memory_budget_mb")
+
+    def hard(self) -> dict[str, float]:
+        """The hard budgets this run sets, by name (`HARD`); the derived latency budget is not among them."""
+        return {name: getattr(self, name) for name in self.HARD if getattr(self, name) is not None}
+
 
 @dataclass(frozen=True)
 class TuningConfig:
@@ -120,7 +127,7 @@ class TuningConfig:
     #: coverage of the table's conformal interval whose optimistic end the screen compares. 0 (the point
     #: prediction): build only the candidates whose predicted latency would put them on the front; 0.9:
     #: every one that could enter it at the interval's optimistic end. The default space, 120 s two-stage
-    #: searches on a 2-core Xeon: 19 candidates without the table, 26 at 0.9, 41 at 0 (docs/search.md)
+    #: searches on a 2-core Xeon: 19 candidates without the table, 26 at 0.9, 41 at 0 (README, "Co-search runs")
     table_interval: float = 0.0
     #: a candidate the table finds dominated is recorded with its predicted latency ("predicted": ok, not
     #: built, ``latency_source: predicted``) or rejected ("rejected", as the cost model's screen does)

@@ -230,18 +230,18 @@ class TuningDatabase:
         The files are only ever appended to (MetaSchedule appends; a repair cuts a damaged tail, which
         shrinks the file), so when the file is the one read last time, grown, with the same bytes just before
         where that read stopped, only the new lines are read: a refresh of an unchanged 90 MB database
-        costs a `stat`, not a 6 s parse. Anything else (another file, a shorter one, changed bytes) is read
-        whole. Damaged lines are handled as the module docstring says."""
+        costs a `stat` and a 256-byte read, not a 6 s parse. Anything else (another file, a shorter one,
+        changed bytes) is read whole. Damaged lines are handled as the module docstring says."""
         if not file.exists():
             return [], None, False
         st = file.stat()
         base = 0
         if since is not None and since.matches(st):
-            if st.st_size == since.size:
-                return [], since, True
             with open(file, "rb") as fh:
                 fh.seek(since.size - len(since.tail))
                 if fh.read(len(since.tail)) == since.tail:
+                    if st.st_size == since.size:
+                        return [], since, True
                     base, data = since.size, fh.read()
         if base == 0:
             data = file.read_bytes()

@@ -392,10 +392,7 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
                   for m in metrics]
     measured_only = sum(r["status"] == "ok" and not t and r["metrics"].get("latency_source") != "predicted"
                         for r, t in zip(rows, tuned_rows))
-    hard = {k: v for k, v in (("latency_ms", cfg.budgets.latency_ms), ("energy_mj", cfg.budgets.energy_mj),
-                              ("edp", cfg.budgets.edp), ("accel_area", cfg.budgets.accel_area),
-                              ("active_memory_budget_mb", cfg.budgets.active_memory_budget_mb),
-                              ("param_memory_budget_mb", cfg.budgets.param_memory_budget_mb)) if v is not None}
+    hard = cfg.budgets.hard()
     derived = derived_latency_budget(rows, cfg)
     if derived is not None:
         hard["latency_ms"] = derived

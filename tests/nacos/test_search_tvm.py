@@ -78,19 +78,74 @@ def test_two_stage_mode_tunes_only_unseen_workloads(checkpoint, tmp_path):
     assert summary["pretune"]["pretuned"] is False and "nacos pretune" in summary["pretune"]["note"]
 
 
-def test_two_stage_search_on_a_pretuned_database_tunes_nothing(checkpoint, tmp_path):
-    """After `nacos pretune` of the space (tiny budget), a two-stage candidate only compiles and measures."""
+@pytest.fixture(scope="module")
+def pretuned(tmp_path_factory):
+    """The tiny space pretuned (`nacos pretune`, 2 trials a task): every task has a record on this machine."""
     import subprocess
     import sys
 
-    space_file = tmp_path / "space.json"
+    tmp = tmp_path_factory.mktemp("pretuned")
+    space_file = tmp / "space.json"
     space_file.write_text(json.dumps(SPACE))
     out = subprocess.run([sys.executable, "-m", "nacos", "pretune", "--space", str(space_file), "--database",
-                          str(tmp_path / "db"), "--tasks-per-round", "64", "--trials-per-round", "2",
+                          str(tmp / "db"), "--tasks-per-round", "64", "--trials-per-round", "2",
                           "--max-trials-per-task", "2", "--json"], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["coverage"]["space_task_coverage"] == 1.0
-    summary = run_search(_cfg(checkpoint, tmp_path, mode="two-stage"), tmp_path / "run", progress=False)
+    return tmp / "db"
+
+
+def _on_pretuned(checkpoint, tmp_path, pretuned, **kw):
+    """A two-stage config whose database starts as a copy of the pretuned one."""
+    cfg = _cfg(checkpoint, tmp_path, mode="two-stage", **kw)
+    return config_from_dict({**cfg.to_dict(), "tuning": {**cfg.to_dict()["tuning"], "seed_from": str(pretuned)}})
+
+
+def test_two_stage_search_on_a_pretuned_database_tunes_nothing(checkpoint, tmp_path, pretuned):
+    """After `nacos pretune` of the space (tiny budget), a two-stage candidate only compiles and measures."""
+    summary = run_search(_on_pretuned(checkpoint, tmp_path, pretuned), tmp_path / "run", progress=False)
     assert summary["pretune"]["pretuned"] is True and "the rest is tuned" not in summary["pretune"]["note"]
     for row in _rows(tmp_path / "run"):
         assert row["status"] == "ok" and row["latency_tuned_tasks"] == 0 and row["latency_hit_rate"] == 1.0
+        # every task has a record here: the latency table's reading stands beside the measured latency
+        assert row["latency_table_complete"] is True and 0 < row["latency_table_kernel_ms"]
+        assert row["latency_predicted_by"] == "table (uncalibrated)"
+
+
+def test_a_candidate_the_latency_table_finds_dominated_is_recorded_with_its_prediction_unbuilt(
+        checkpoint, tmp_path, pretuned):
+    """The search's own evaluator and table screen on the pretuned database: three candidates built and
+    measured calibrate the table; a candidate dominated by a measured one is then priced, not built."""
+    import random
+
+    from nacos.search.run import build_search
+    from nacos.search.table_screen import TableScreen
+
+    cfg = _on_pretuned(checkpoint, tmp_path, pretuned)
+    _, _, evaluator, genome_space = build_search(cfg, tmp_path / "run")
+    screen = evaluator.screen
+    assert isinstance(screen, TableScreen) and screen.min_samples == 3
+    rng, seen, measured = random.Random(0), set(), []
+    while len(measured) < 3:
+        genome = genome_space.sample(rng)
+        if genome.id in seen:
+            continue
+        seen.add(genome.id)
+        ev = evaluator(genome)
+        assert ev.status == "ok" and ev.metrics["latency_build_seconds"] > 0, ev.reason   # built and timed
+        screen.observe(genome, ev.metrics)
+        measured.append(ev.metrics)
+    assert screen.n_calibrated == 3
+    a, b, _ = screen.calibration()
+    assert b > 0
+    # a measured candidate more accurate and faster than anything in the space dominates every other one
+    screen.observe(genome, {"accuracy": 1.0, "latency_ms": 1e-6})
+    while (genome := genome_space.sample(rng)).id in seen:
+        pass
+    ev = evaluator(genome)
+    m = ev.metrics
+    assert ev.status == "ok" and m["screened"] is True and m["latency_source"] == "predicted"
+    assert m["latency_ms"] == m["latency_predicted_ms"] == pytest.approx(a + b * m["table_kernel_ms"])
+    assert "dominated by measured candidate" in m["screen_reason"] and m["latency_predicted_by"] == "table"
+    # nothing was built or timed for it
+    assert "latency_build_seconds" not in m and "latency_onnxruntime_ms" not in m
