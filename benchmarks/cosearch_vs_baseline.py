@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-latency", default="onnxruntime", choices=("onnxruntime", "default-schedule", "macs"),
                    help="what the baseline searches with (default onnxruntime: what a compiler-agnostic "
                         "hardware-aware NAS measures)")
+    p.add_argument("--table-margin", type=float, default=None,
+                   help="two-stage: tuning.table_margin (default: the config's, 0); negative builds only the "
+                        "candidates the latency table puts clearly on the front")
     p.add_argument("--pretuned", default=None,
                    help="tuning database the work directory's database is seeded from once (its JSON files "
                         "copied; the committed one stays as it is): a directory, or 'none' for an empty "
@@ -111,7 +114,9 @@ def run_config(args: argparse.Namespace, mode: str, seed: int, time_left: float)
         **({"baseline_latency": args.baseline_latency} if mode == "baseline" else {}),
         "strategy": {"name": "nsga2", "population": 8},
         "tuning": {"database": str(args.work_dir / "tuning-db"), "trials_per_workload": args.trials_per_workload,
-                   "searcher": "explicit", "warmup": 2 if args.quick else 5, "repeats": 10 if args.quick else 30},
+                   "searcher": "explicit", "warmup": 2 if args.quick else 5, "repeats": 10 if args.quick else 30,
+                   **({"table_margin": args.table_margin}
+                      if mode == "two-stage" and getattr(args, "table_margin", None) is not None else {})},
     })
 
 

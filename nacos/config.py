@@ -123,7 +123,9 @@ class TuningConfig:
     #: the database lacks goes to the model) or "model" (the genotype XGBoost model alone)
     screen_with: str = "table"
     table_min_samples: int = 3       # measured candidates before the calibrated table screens anything
-    table_margin: float = 0.0        # screen_margin of the table (its conformal interval is tight already)
+    #: the table's screen_margin (its conformal interval is tight already); negative (> -1): the prediction
+    #: is multiplied by 1 / (1 + margin) > 1, so only candidates clearly on the front are built
+    table_margin: float = 0.0
     #: coverage of the table's conformal interval whose optimistic end the screen compares. 0 (the point
     #: prediction): build only the candidates whose predicted latency would put them on the front; 0.9:
     #: every one that could enter it at the interval's optimistic end. The default space, 120 s two-stage
@@ -154,7 +156,7 @@ class TuningConfig:
         _finite("tuning.screen_margin", self.screen_margin, strict=False)
         if self.screen_with not in SCREEN_WITH:
             raise ConfigError(f"tuning.screen_with: {self.screen_with!r}; choose one of {SCREEN_WITH}")
-        _finite("tuning.table_margin", self.table_margin, strict=False)
+        _finite("tuning.table_margin", self.table_margin, low=-0.9, strict=False)
         if not isinstance(self.table_interval, (int, float)) or isinstance(self.table_interval, bool) \
                 or not 0 <= self.table_interval < 1:
             raise ConfigError(f"tuning.table_interval: must be in [0, 1), got {self.table_interval!r}")
