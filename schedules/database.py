@@ -142,11 +142,6 @@ class _ReadState:
     size: int
     tail: bytes
 
-    @classmethod
-    def of(cls, file: Path, size: int, tail: bytes) -> _ReadState:
-        st = file.stat()
-        return cls(st.st_ino, st.st_dev, size, tail)
-
     def matches(self, st: os.stat_result) -> bool:
         """The same file, not shorter than when read (so only appended to, if its tail still matches)."""
         return st.st_ino == self.inode and st.st_dev == self.device and st.st_size >= self.size
@@ -190,6 +185,9 @@ class TuningDatabase:
         self._repair = repair
         #: `machine_key` this database answers for; None: every record counts, whatever its target
         self.machine: str | None = machine_key(target) if target is not None else None
+        #: how far each file was read (`_scan`): None until it is
+        self._wstate: _ReadState | None = None
+        self._rstate: _ReadState | None = None
         self.refresh()
 
     def on(self, target: Any) -> "TuningDatabase":
@@ -260,10 +258,8 @@ class TuningDatabase:
             self.repairs.append(msg)
             self.moved_aside[str(file)] = str(aside)
             data = data[:damage.offset]
-        end = base + len(data)
-        tail = data[-_TAIL_BYTES:] if len(data) >= _TAIL_BYTES or not base else \
-            (since.tail + data)[-_TAIL_BYTES:]
-        return damage.parsed, _ReadState.of(file, end, tail), bool(base)
+        tail = ((since.tail if base else b"") + data)[-_TAIL_BYTES:]
+        return damage.parsed, _ReadState(st.st_ino, st.st_dev, base + len(data), tail), bool(base)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator["TuningDatabase"]:
@@ -280,11 +276,10 @@ class TuningDatabase:
         """Re-read both files (after a tuning run wrote to them), under the shared lock: only the lines
         appended since the last read (`_scan`); nothing, and every derived view kept, when none were."""
         with _locked(self.path, exclusive=False):
-            workloads, wstate, w_added = self._scan(self.workload_file, _check_workload_line,
-                                                    getattr(self, "_wstate", None))
+            workloads, wstate, w_added = self._scan(self.workload_file, _check_workload_line, self._wstate)
             n_workloads = len(self._workloads) + len(workloads) if w_added else len(workloads)
             records, rstate, r_added = self._scan(self.record_file, lambda o: _check_record_line(o, n_workloads),
-                                                  getattr(self, "_rstate", None) if w_added else None)
+                                                  self._rstate if w_added else None)
         self._wstate, self._rstate = wstate, rstate
         if w_added and r_added and not workloads and not records:
             return

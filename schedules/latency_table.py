@@ -37,15 +37,16 @@ class TableLatency:
                 "missing": list(self.missing), "complete": self.complete}
 
 
-def table_latency(mod: Any, db: TuningDatabase, target: Any) -> TableLatency:
-    """The latency table's reading for `mod` (an imported module: `schedules.frontend.import_onnx`) from
-    the records `db` holds for `target`'s machine (another machine's records do not count: their times
-    are another CPU's)."""
+def table_latency(mod_or_workloads: Any, db: TuningDatabase, target: Any) -> TableLatency:
+    """The latency table's reading for an imported module (`schedules.frontend.import_onnx`), or for its
+    workloads when the caller extracted them already (`extract_workloads`, with `target`), from the records
+    `db` holds for `target`'s machine (another machine's records do not count: their times are another CPU's)."""
     from schedules.frontend import extract_workloads
 
     db = db.on(target)
     total, calls, missing = 0.0, 0, []
-    workloads = extract_workloads(mod, target)
+    workloads = (list(mod_or_workloads) if isinstance(mod_or_workloads, (list, tuple))
+                 else extract_workloads(mod_or_workloads, target))
     for w in workloads:
         calls += w.count
         best = db.lookup(w)

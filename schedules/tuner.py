@@ -32,7 +32,7 @@ from typing import Any
 
 from schedules.database import TuningDatabase
 from schedules.errors import ScheduleError
-from schedules.frontend import extract_tasks, workload_of_task
+from schedules.frontend import extract_tasks, extract_workloads, workload_of_task
 from schedules.records import LayerWorkload
 from schedules.targets import foreign_isa, target_threads
 
@@ -280,15 +280,17 @@ def _tune_tasks(ms, todo, db, target, bld, runner, trials_per_task, trials_per_i
     report.trials = len(db.ms) - before
 
 
-def plan_tuning(mod: Any, db: TuningDatabase, target: Any, *, explicit: bool) -> tuple[list[LayerWorkload],
-                                                                                       list[LayerWorkload]]:
+def plan_tuning(mod_or_workloads: Any, db: TuningDatabase, target: Any, *,
+                explicit: bool) -> tuple[list[LayerWorkload], list[LayerWorkload]]:
     """(to tune, already tuned): how `explicit_tune` (``explicit=True``) or `tune` (every kind) would split
-    the tasks of `mod` against what `db` holds now. Reads only; a caller can skip tuning when the first
-    list is empty (another process may tune meanwhile: the tuners re-check under the lock)."""
+    the tasks of a module (or its workloads, when the caller extracted them already: `extract_workloads`)
+    against what `db` holds now. Reads only; a caller can skip tuning when the first list is empty (another
+    process may tune meanwhile: the tuners re-check under the lock)."""
     todo, reused = [], []
     db = db.on(target)
-    for task in extract_tasks(mod, target):
-        w = workload_of_task(task)
+    workloads = (mod_or_workloads if isinstance(mod_or_workloads, (list, tuple))
+                 else extract_workloads(mod_or_workloads, target))
+    for w in workloads:
         if explicit and w.op_kind not in EXPLICIT_KINDS:
             continue
         (reused if db.is_tuned(w) else todo).append(w)

@@ -67,7 +67,7 @@ class TunedLatency(DatabaseLatency):
                          memory_mb=t.worker_memory_mb, cpus=HOST_CPUS)
 
     def _build(self, genome: Any, arch: Any, onnx_path: Path) -> Built:
-        from schedules.frontend import import_onnx
+        from schedules.frontend import extract_workloads, import_onnx
         from schedules.latency_table import table_latency
         from schedules.tuner import plan_tuning
 
@@ -76,7 +76,8 @@ class TunedLatency(DatabaseLatency):
         # Step 1. What other processes (earlier workers, other searches) committed meanwhile, and what is unseen.
         self.db.refresh()
         mod = import_onnx(onnx_path)   # imported once: planned on, then compiled (seconds a candidate)
-        todo, reused = plan_tuning(mod, self.db, self.target, explicit=t.searcher != "metaschedule")
+        workloads = extract_workloads(mod, self.target)   # extracted once: planned on, then read off the table
+        todo, reused = plan_tuning(workloads, self.db, self.target, explicit=t.searcher != "metaschedule")
         # Step 2. Tune the unseen workloads in a worker (none when nothing is unseen: its start alone costs
         # seconds, TVM's import).
         if not todo:
@@ -98,7 +99,7 @@ class TunedLatency(DatabaseLatency):
         # Step 3. Compile with the database's best records; the latency table's reading goes beside the
         # measured latency (what `nacos.search.table_screen` calibrates the table with).
         compiled = self._compile(onnx_path, mod)
-        table = table_latency(mod, self.db, self.target)
+        table = table_latency(workloads, self.db, self.target)
         return self._built(compiled, {"tuned_tasks": report["tuned"], "reused_tasks": report["reused"],
                                       "hit_rate": report["hit_rate"], "trials": report["trials"],
                                       "tuning_seconds": report["seconds"], "tuning_faults": report["faults"],
