@@ -71,6 +71,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--table-margin", type=float, default=None,
                    help="two-stage: tuning.table_margin (default: the config's, 0); negative builds only the "
                         "candidates the latency table puts clearly on the front")
+    p.add_argument("--two-stage-latency", default="tvm", choices=("tvm", "deployed"),
+                   help="what two-stage searches with (tuning.search_latency): tvm (the tuned build's own "
+                        "latency) or deployed (the better of the tuned build and onnxruntime, the latency every "
+                        "mode is judged on; a candidate onnxruntime runs faster than the latency table's "
+                        "prediction is not built)")
     p.add_argument("--pretuned", default=None,
                    help="tuning database the work directory's database is seeded from once (its JSON files "
                         "copied; the committed one stays as it is): a directory, or 'none' for an empty "
@@ -116,7 +121,9 @@ def run_config(args: argparse.Namespace, mode: str, seed: int, time_left: float)
         "tuning": {"database": str(args.work_dir / "tuning-db"), "trials_per_workload": args.trials_per_workload,
                    "searcher": "explicit", "warmup": 2 if args.quick else 5, "repeats": 10 if args.quick else 30,
                    **({"table_margin": args.table_margin}
-                      if mode == "two-stage" and getattr(args, "table_margin", None) is not None else {})},
+                      if mode == "two-stage" and getattr(args, "table_margin", None) is not None else {}),
+                   **({"search_latency": args.two_stage_latency}
+                      if mode == "two-stage" and getattr(args, "two_stage_latency", None) else {})},
     })
 
 
@@ -138,7 +145,8 @@ def spent_seconds(run_dir: Path) -> float:
     return float(sum(r.seconds for r in _rows(run_dir)))
 
 
-ROW_METRICS = ("arch_id", "accuracy", "latency_ms", "macs", "screened", "latency_source", "latency_onnxruntime_ms")
+ROW_METRICS = ("arch_id", "accuracy", "latency_ms", "macs", "screened", "latency_source", "latency_onnxruntime_ms",
+               "latency_median_ms")
 
 
 def run_one(args: argparse.Namespace, mode: str, seed: int) -> dict[str, Any]:
@@ -178,12 +186,14 @@ def presented(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
 
 
 def deployed_from_row(row: dict[str, Any]) -> dict[str, Any] | None:
-    """A two-stage row holds its deployed latency already: tuned TVM and onnxruntime timed side by side."""
-    ort = row.get("latency_onnxruntime_ms")
-    if not isinstance(ort, (int, float)):
+    """A built two-stage row holds its deployed latency already: tuned TVM and onnxruntime timed side by side
+    (a row the latency table priced was not built: None, it is judged by a build)."""
+    ort, tuned = row.get("latency_onnxruntime_ms"), row.get("latency_median_ms", row["latency_ms"])
+    if row.get("latency_source") is not None or not isinstance(ort, (int, float)) \
+            or not isinstance(tuned, (int, float)):
         return None
-    return {"ok": True, "tuned_ms": row["latency_ms"], "onnxruntime_ms": ort,
-            "deployed_ms": min(row["latency_ms"], ort), "source": "search row"}
+    return {"ok": True, "tuned_ms": tuned, "onnxruntime_ms": ort, "deployed_ms": min(tuned, ort),
+            "source": "search row"}
 
 
 def judge(args: argparse.Namespace, seed: int, mode: str, run: dict[str, Any], judged: dict[str, Any],
@@ -199,9 +209,13 @@ def judge(args: argparse.Namespace, seed: int, mode: str, run: dict[str, Any], j
             judged[arch_id] = from_row
         else:
             if backend is None:
+                import dataclasses
+
                 from nacos.backends.tvm_tuned import TunedLatency
 
-                backend = TunedLatency(run_config(args, "two-stage", seed, 1.0))
+                cfg = run_config(args, "two-stage", seed, 1.0)   # the build's own latency beside onnxruntime's
+                backend = TunedLatency(dataclasses.replace(
+                    cfg, tuning=dataclasses.replace(cfg.tuning, search_latency="tvm")))
             judged[arch_id] = remeasure(backend, Path(run["run_dir"]) / "artifacts" / arch_id / "model.onnx")
         save()
 

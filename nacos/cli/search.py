@@ -167,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{ph['evolved']} evolved ({ph['generations']:g} generations); {ph['screened']} screened before "
                   f"their build ({ph['screened_by']['table']} by the latency table, {ph['priced_by_table']} of them "
                   f"recorded with its predicted latency; {ph['screened_by']['model']} by the cost model), "
-                  f"{ph['tuned']} tuned workloads, {ph['compiled_and_measured_only']} only compiled and measured; "
+                  + (f"{ph['deployed_with_onnxruntime_unbuilt']} deployed with onnxruntime unbuilt (it beat the "
+                     "table's prediction), " if ph.get("deployed_with_onnxruntime_unbuilt") else "")
+                  + f"{ph['tuned']} tuned workloads, {ph['compiled_and_measured_only']} only compiled and measured; "
                   f"driven by {ph['driven_by']}"
                   + (f" under {', '.join(f'{k} <= {v:g}' for k, v in ph['hard_budgets'].items())}"
                      if ph["hard_budgets"] else ""), file=sys.stdout)

@@ -138,16 +138,19 @@ class CandidateEvaluator:
             decision = self.screen.check(arch, metrics, onnx_path=onnx_path)
             metrics.update(decision.predicted)
             if not decision.passed:
-                metrics["screened"] = True
+                metrics["screened"] = decision.priced_source == "predicted"
                 if decision.priced_ms is None:
                     metrics.update(budget_flags(cfg, metrics))
                     return Status.REJECTED, metrics, f"screened: {decision.reason}"
         # Step 4. Latency (tuned, default schedule, or a reference runtime: the backend decides), or, for a
-        # candidate the screen priced (dominated, by its prediction), that prediction: nothing is built.
+        # candidate the screen priced (dominated, by its prediction; deployed with onnxruntime, measured by
+        # it), that latency: nothing is built.
         if decision is not None and decision.priced_ms is not None:
             lat = LatencyResult(float(decision.priced_ms))
-            metrics["latency_source"] = "predicted"
+            metrics["latency_source"] = decision.priced_source
             metrics["screen_reason"] = decision.reason
+            if decision.priced_source == "onnxruntime":
+                metrics["latency_deploy_with"] = "onnxruntime"
         else:
             lat = self.latency_backend.latency(genome, arch, onnx_path)
             metrics.update({f"latency_{k}": v for k, v in lat.details.items() if not isinstance(v, (dict, list))})

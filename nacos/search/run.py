@@ -177,7 +177,9 @@ def _screen(cfg: RunConfig, space, run, supernet: Any = None, backend: Any = Non
 
         screen = TableScreen(screen, backend.db, backend.target, min_samples=cfg.tuning.table_min_samples,
                              margin=cfg.tuning.table_margin, price=cfg.tuning.table_screened_as == "predicted",
-                             level=cfg.tuning.table_interval)
+                             level=cfg.tuning.table_interval,
+                             onnxruntime=(backend.onnxruntime_timing if cfg.tuning.search_latency == "deployed"
+                                          else None))
     store = run.open_store(readonly=True) if run.store_path.exists() else None
     if store is not None:
         parse = mode.genome_space(space).parse
@@ -390,16 +392,18 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
     metrics = [r["metrics"] for r in rows]
     tuned_rows = [isinstance(m.get("latency_tuned_tasks"), (int, float)) and m["latency_tuned_tasks"] > 0
                   for m in metrics]
-    measured_only = sum(r["status"] == "ok" and not t and r["metrics"].get("latency_source") != "predicted"
-                        for r, t in zip(rows, tuned_rows))
+    built = [m.get("latency_source") is None for m in metrics]   # priced rows carry the source of their latency
+    measured_only = sum(r["status"] == "ok" and not t and b for r, t, b in zip(rows, tuned_rows, built))
     hard = cfg.budgets.hard()
     derived = derived_latency_budget(rows, cfg)
     if derived is not None:
         hard["latency_ms"] = derived
     by = [m.get("latency_predicted_by") for m in metrics if m.get("screened")]
-    table_rows = [m["latency_ms"] / m["latency_predicted_ms"] for r, m in zip(rows, metrics)
-                  if r["status"] == "ok" and m.get("latency_predicted_by") == "table" and not m.get("screened")
-                  and isinstance(m.get("latency_ms"), (int, float)) and isinstance(m.get("latency_predicted_ms"), float)
+    # the compiled model's own time (under ``search_latency: deployed`` latency_ms may be onnxruntime's)
+    own = [m.get("latency_median_ms", m.get("latency_ms")) for m in metrics]
+    table_rows = [ms / m["latency_predicted_ms"] for r, m, ms, b in zip(rows, metrics, own, built)
+                  if r["status"] == "ok" and b and m.get("latency_predicted_by") == "table"
+                  and isinstance(ms, (int, float)) and isinstance(m.get("latency_predicted_ms"), float)
                   and m["latency_predicted_ms"] > 0]
     objectives = list(cfg.objectives)
     driven = (f"{objectives[0]} alone (aging evolution is single-objective; the others are reported)"
@@ -411,6 +415,9 @@ def search_phases(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
             "screened": sum(bool(m.get("screened")) for m in metrics),
             "screened_by": {"table": by.count("table"), "model": by.count("model")},
             "priced_by_table": sum(m.get("latency_source") == "predicted" for m in metrics),
+            # deployed latency: onnxruntime beat the tuned build's optimistic prediction, so it was not built
+            "deployed_with_onnxruntime_unbuilt": sum(m.get("latency_source") == "onnxruntime" for m in metrics),
+            "search_latency": cfg.tuning.search_latency,
             # measured / predicted by the calibrated table, over the rows it let through (its error, seen)
             **({"table_measured_over_predicted_median": statistics.median(table_rows),
                 "table_predicted_rows": len(table_rows)} if table_rows else {}),

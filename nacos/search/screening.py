@@ -60,14 +60,17 @@ def arch_workloads(arch: Architecture, space: Any, batch: int = 1, in_channels: 
 @dataclass(frozen=True)
 class ScreenDecision:
     """A screen's verdict: `passed` (build and measure it), else why not. `cause`: "budget" (over the hard
-    latency budget) or "dominated". `priced_ms`: set when the candidate, not built, is to be recorded with
-    this predicted latency instead of rejected (`nacos.search.table_screen`)."""
+    latency budget), "dominated" or "onnxruntime-faster". `priced_ms`: set when the candidate, not built, is
+    to be recorded with this latency instead of rejected (`nacos.search.table_screen`); `priced_source` says
+    what that latency is: "predicted" (the screen's prediction; the row is marked screened) or "onnxruntime"
+    (measured: under the deployed latency, onnxruntime beats the tuned build's optimistic prediction)."""
 
     passed: bool
     reason: str = ""
-    predicted: dict[str, float] = field(default_factory=dict)
+    predicted: dict[str, Any] = field(default_factory=dict)
     cause: str = ""
     priced_ms: float | None = None
+    priced_source: str = "predicted"
 
 
 class LatencyScreen:

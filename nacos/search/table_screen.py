@@ -65,7 +65,8 @@ class TableScreen:
     the genotype screen for candidates the table cannot price."""
 
     def __init__(self, fallback: LatencyScreen, database: Any, target: Any, *, min_samples: int = 3,
-                 margin: float = 0.0, price: bool = True, level: float = 0.0) -> None:
+                 margin: float = 0.0, price: bool = True, level: float = 0.0,
+                 onnxruntime: Callable[[Path], Mapping[str, Any]] | None = None) -> None:
         self.fallback = fallback
         self.database = database
         self.target = target
@@ -75,6 +76,9 @@ class TableScreen:
         self.price = price
         #: coverage of the conformal interval whose optimistic end is compared (0: the point prediction)
         self.level = level
+        #: searching with the deployed latency (``tuning.search_latency: deployed``): times a candidate's
+        #: exported model with onnxruntime (the backend's `onnxruntime_timing`); None: tuned TVM alone
+        self.onnxruntime = onnxruntime
         self._pairs: list[tuple[float, float]] = []    # (table kernel ms, measured ms) of measured rows
         self._fit: tuple[int, float, float, float] | None = None   # (pairs, a, b, half width)
 
@@ -103,7 +107,8 @@ class TableScreen:
         if metrics.get("latency_source") == "predicted":
             return                   # priced by this screen: nothing was measured
         self.fallback.observe(arch, metrics)
-        ms, table = metrics.get("latency_ms"), metrics.get("latency_table_kernel_ms")
+        # the compiled model's own time (under ``search_latency: deployed``, latency_ms may be onnxruntime's)
+        ms, table = metrics.get("latency_median_ms", metrics.get("latency_ms")), metrics.get("latency_table_kernel_ms")
         if metrics.get("latency_table_complete") is True and _positive(ms) and _positive(table):
             self._pairs.append((float(table), float(ms)))
 
@@ -148,13 +153,33 @@ class TableScreen:
             return ScreenDecision(True, f"calibrating the latency table ({len(self._pairs)}/{self.min_samples} "
                                         "measured)", {**read, "latency_predicted_by": "table (uncalibrated)"})
         a, b, half_width = self.calibration()
-        d = decide(arch.id, metrics, a + b * table.kernel_ms, half_width, objectives=self.fallback.objectives,
-                   points=self.fallback.points, budget_ms=self.latency_budget_ms, margin=self.margin,
-                   what=f"latency table ({a:.4f} ms + {b:.3f} x {table.kernel_ms:.4f} ms, calibrated on "
-                        f"{len(self._pairs)} measured)")
-        priced = d.predicted["latency_predicted_ms"] if self.price and d.cause == "dominated" else None
+        mid = a + b * table.kernel_ms
+        what = (f"latency table ({a:.4f} ms + {b:.3f} x {table.kernel_ms:.4f} ms, calibrated on {len(self._pairs)} "
+                "measured)")
+        ort = self._onnxruntime(onnx_path, read)
+        if ort is not None and ort <= mid * math.exp(-half_width) / (1.0 + self.margin):
+            # deployed latency: onnxruntime, measured, beats even the table's optimistic end; nothing to build
+            return ScreenDecision(False, f"onnxruntime {ort:.4f} ms is faster than the tuned build's optimistic "
+                                         f"{what} {mid:.4f} ms: deployed with onnxruntime, not built",
+                                  {**read, "latency_predicted_ms": mid, "latency_predicted_by": "table"},
+                                  "onnxruntime-faster", ort, "onnxruntime")
+        d = decide(arch.id, metrics, mid, half_width, objectives=self.fallback.objectives,
+                   points=self.fallback.points, budget_ms=self.latency_budget_ms, margin=self.margin, what=what)
+        priced = None
+        if self.price and d.cause == "dominated":   # deployed: the better of onnxruntime and the prediction
+            priced = d.predicted["latency_predicted_ms"] if ort is None else min(ort, mid)
         return ScreenDecision(d.passed, d.reason, {**read, **d.predicted, "latency_predicted_by": "table"},
                               d.cause, priced)
+
+    def _onnxruntime(self, onnx_path: Path, read: dict[str, Any]) -> float | None:
+        """Under the deployed latency, onnxruntime's measured ms of the candidate (its figures go into `read`);
+        None when the screen searches tuned TVM alone or onnxruntime could not time it."""
+        if self.onnxruntime is None:
+            return None
+        timing = dict(self.onnxruntime(Path(onnx_path)))
+        read.update({f"latency_{k}": v for k, v in timing.items()})   # as a built row's onnxruntime figures
+        ms = timing.get("onnxruntime_ms")
+        return float(ms) if _positive(ms) else None
 
     def _by_model(self, arch: Any, metrics: Mapping[str, Any], read: dict[str, Any], why: str) -> ScreenDecision:
         d = self.fallback.check(arch, metrics)

@@ -149,3 +149,43 @@ def test_a_candidate_the_latency_table_finds_dominated_is_recorded_with_its_pred
     assert "dominated by measured candidate" in m["screen_reason"] and m["latency_predicted_by"] == "table"
     # nothing was built or timed for it
     assert "latency_build_seconds" not in m and "latency_onnxruntime_ms" not in m
+
+
+def test_the_deployed_latency_searches_with_the_faster_runtime_and_builds_nothing_onnxruntime_wins(
+        checkpoint, tmp_path, pretuned):
+    """``tuning.search_latency: deployed``: a built candidate's latency is the better of its tuned build and
+    onnxruntime (both timed); once the calibrated table predicts the build slower than onnxruntime, the
+    candidate is recorded with onnxruntime's measured latency and nothing is built for it."""
+    import random
+
+    from nacos.search.run import build_search
+
+    cfg = _on_pretuned(checkpoint, tmp_path, pretuned)
+    cfg = config_from_dict({**cfg.to_dict(), "tuning": {**cfg.to_dict()["tuning"], "search_latency": "deployed"}})
+    _, _, evaluator, genome_space = build_search(cfg, tmp_path / "run")
+    screen = evaluator.screen
+    assert screen.onnxruntime is not None
+    rng, seen = random.Random(1), set()
+    while screen.n_calibrated < 3:
+        genome = genome_space.sample(rng)
+        if genome.id in seen:
+            continue
+        seen.add(genome.id)
+        ev = evaluator(genome)
+        m = ev.metrics
+        assert ev.status == "ok" and m["latency_build_seconds"] > 0, ev.reason
+        assert m["latency_ms"] == min(m["latency_median_ms"], m["latency_onnxruntime_ms"]) == m["latency_deploy_ms"]
+        screen.observe(genome, m)
+    # rows whose build ran 1000 x their table: the calibrated table now predicts every build slower than onnxruntime
+    table = m["latency_table_kernel_ms"]
+    for _ in range(8):
+        screen.observe(genome, {"accuracy": 0.1, "latency_ms": 1.0, "latency_median_ms": 1000 * table,
+                                "latency_table_kernel_ms": table, "latency_table_complete": True})
+    while (genome := genome_space.sample(rng)).id in seen:
+        pass
+    ev = evaluator(genome)
+    m = ev.metrics
+    assert ev.status == "ok" and m["latency_source"] == "onnxruntime" and m["screened"] is False, ev.reason
+    assert m["latency_ms"] == m["latency_onnxruntime_ms"] > 0 and m["latency_deploy_with"] == "onnxruntime"
+    assert m["latency_predicted_ms"] > m["latency_ms"] and "not built" in m["screen_reason"]
+    assert "latency_build_seconds" not in m and "latency_median_ms" not in m      # nothing was built or timed by TVM

@@ -133,3 +133,52 @@ def test_the_interval_level_decides_how_close_to_the_front_a_candidate_is_built(
     else:
         assert d.predicted["latency_predicted_low_ms"] == pytest.approx(1.5 * t * 1.4 / 1.55)
         assert d.passed and d.reason == "may enter the front"
+
+
+def test_under_the_deployed_latency_onnxruntime_prices_what_it_runs_faster_than_the_tuned_build(tuned):
+    """``tuning.search_latency: deployed``: the screen times the candidate with onnxruntime (really, in a
+    process of its own), and where onnxruntime beats even the table's optimistic end the candidate is
+    recorded with onnxruntime's measured latency, not built and not marked screened; where the tuned build
+    may win, the table decides as before, a dominated one priced at the better of the two."""
+    from schedules.isolated import TimingWorker
+    from schedules.measure import Protocol
+
+    worker = TimingWorker()
+    try:
+        m = worker.onnxruntime(tuned["small"], Protocol(warmup=2, repeats=10), 1)
+    finally:
+        worker.close()
+    assert m.ok and m.median_ms > 0
+    timings = []
+
+    def onnxruntime(path):
+        timings.append(path)
+        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms}
+
+    t = table_latency(import_onnx(tuned["small"]), tuned["db"], tuned["target"]).kernel_ms
+    for ratio, expect in ((2.0, "onnxruntime-faster"), (0.5, "table")):
+        space, screen = _screen(tuned)
+        screen.onnxruntime, screen.level, screen.margin = onnxruntime, 0.0, 0.0
+        a0, a1, a2, new = _archs(space, 4, seed=7)
+        # calibrated so that the table predicts `ratio` x onnxruntime's time for the `small` model
+        for arch, acc in ((a0, 0.9), (a1, 0.5), (a2, 0.4)):
+            screen.observe(arch, {"accuracy": acc, "latency_ms": 0.1 * m.median_ms,  # deployed (onnxruntime's)
+                                  "latency_median_ms": ratio * m.median_ms, "latency_table_kernel_ms": t,
+                                  "latency_table_complete": True})
+        assert screen.calibration()[1] == pytest.approx(ratio * m.median_ms / t)   # from the build's own time
+        d = screen.check(new, {"accuracy": 0.5}, onnx_path=tuned["small"])
+        assert d.predicted["latency_onnxruntime_ms"] == m.median_ms and timings[-1] == tuned["small"]
+        if expect == "onnxruntime-faster":
+            assert not d.passed and d.cause == "onnxruntime-faster" and d.priced_source == "onnxruntime"
+            assert d.priced_ms == m.median_ms and "deployed with onnxruntime, not built" in d.reason
+        else:
+            # the build may win (predicted 0.5 x onnxruntime) but a0 (0.1 x, more accurate) dominates it
+            assert not d.passed and d.cause == "dominated" and d.priced_source == "predicted"
+            assert d.priced_ms == pytest.approx(0.5 * m.median_ms)
+            more = screen.check(new, {"accuracy": 0.95}, onnx_path=tuned["small"])
+            assert more.passed and more.reason == "may enter the front"
+    # a tuned-TVM screen (no onnxruntime) times nothing
+    _, plain = _screen(tuned)
+    n = len(timings)
+    plain.check(new, {"accuracy": 0.5}, onnx_path=tuned["small"])
+    assert len(timings) == n
