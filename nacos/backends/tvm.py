@@ -59,6 +59,12 @@ def slot_keys(arch: Architecture, space, in_channels: int = 1, num_classes: int 
     return keys
 
 
+def _model_key(onnx_path: Path | str) -> tuple[str, int]:
+    """Which exported model a path holds now: its resolved path and modification time."""
+    path = Path(onnx_path).resolve()
+    return str(path), path.stat().st_mtime_ns
+
+
 def configs_by_layer_key(genome: Any, keys: dict[str, tuple]) -> dict[tuple, Any]:
     """layer key -> the one-stage genome's config of the first slot with that key (`keys`: `slot_keys`)."""
     by_key: dict[tuple, Any] = {}
@@ -115,35 +121,37 @@ class TVMBackend(Backend):
         in a long-lived child process (`schedules.isolated.TimingWorker`): TVM's thread pool pins this
         process's threads to one core, so onnxruntime timed here would run on one core. ``{"onnxruntime_ms",
         "onnxruntime_std_ms"}``, ``{"onnxruntime_error"}`` when it failed (a failure costs the figure, never
-        the candidate), ``{}`` when the config times no onnxruntime or the target is an RPC device. The last
-        model's figure is kept, so a screen that timed it first (`nacos.search.table_screen`) and the build
-        beside it pay one timing."""
+        the candidate), ``{}`` when the config times no onnxruntime or the target is an RPC device. The
+        figure is handed to the next build of the same model (`_onnxruntime_beside`), once, so a screen that
+        timed it first (`nacos.search.table_screen`) and the build beside it pay one timing."""
+        out = self._time_onnxruntime(onnx_path)
+        self._ort_handed = (_model_key(onnx_path), out)
+        return dict(out)
+
+    def _time_onnxruntime(self, onnx_path: Path) -> dict[str, Any]:
         if not self.cfg.tuning.time_onnxruntime or self.rpc is not None:  # an RPC device has no onnxruntime here
             return {}
         from schedules.isolated import TimingWorker
         from schedules.targets import host_threads
 
-        path = Path(onnx_path).resolve()
-        key = (str(path), path.stat().st_mtime_ns)
-        cached = getattr(self, "_ort_last", None)
-        if cached is not None and cached[0] == key:
-            return dict(cached[1])
         try:
             if getattr(self, "_ort_worker", None) is None:
                 self._ort_worker = TimingWorker()
-            m = self._ort_worker.onnxruntime(path, self.protocol, self.cfg.tuning.threads or host_threads())
+            m = self._ort_worker.onnxruntime(onnx_path, self.protocol, self.cfg.tuning.threads or host_threads())
         except Exception as exc:  # noqa: BLE001 - the worker died or timed out: the next call starts another
             self._ort_worker = None
             return {"onnxruntime_error": f"{type(exc).__name__}: {exc}"[:300]}
-        out = ({"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms} if m.ok
-               else {"onnxruntime_error": str(m.error)[:300]})
-        self._ort_last = (key, out)
-        return dict(out)
+        if not m.ok:
+            return {"onnxruntime_error": str(m.error)[:300]}
+        return {"onnxruntime_ms": m.median_ms, "onnxruntime_std_ms": m.std_ms}
 
     def _onnxruntime_beside(self, onnx_path: Path, tvm_ms: float) -> dict[str, Any]:
-        """`onnxruntime_timing` of the model beside its TVM latency `tvm_ms`, and which of the two a user would
-        deploy with (the faster: ``deploy_with``, ``deploy_ms``)."""
-        out = self.onnxruntime_timing(onnx_path)
+        """onnxruntime's timing of the model (the one `onnxruntime_timing` handed over for it, else a new one)
+        beside its TVM latency `tvm_ms`, and which of the two a user would deploy with (the faster:
+        ``deploy_with``, ``deploy_ms``)."""
+        handed, self._ort_handed = getattr(self, "_ort_handed", None), None
+        out = (dict(handed[1]) if handed is not None and handed[0] == _model_key(onnx_path)
+               else self._time_onnxruntime(onnx_path))
         ort = out.get("onnxruntime_ms")
         if not isinstance(ort, float):
             return out
