@@ -178,6 +178,9 @@ def workload_of_task(task: Any) -> LayerWorkload:
         kernel=kernel, strides=strides, groups=groups)
 
 
-def extract_workloads(mod: Any, target: Any) -> list[LayerWorkload]:
-    """The tunable workloads of a Relax module from `import_onnx`, in MetaSchedule's task order."""
-    return [workload_of_task(t) for t in extract_tasks(mod, target)]
+def extract_workloads(mod_or_workloads: Any, target: Any) -> list[LayerWorkload]:
+    """The tunable workloads of a Relax module from `import_onnx`, in MetaSchedule's task order; given a
+    list of workloads already extracted (a caller that extracts once and passes them on), that list."""
+    if isinstance(mod_or_workloads, (list, tuple)):
+        return list(mod_or_workloads)
+    return [workload_of_task(t) for t in extract_tasks(mod_or_workloads, target)]

@@ -45,8 +45,7 @@ def table_latency(mod_or_workloads: Any, db: TuningDatabase, target: Any) -> Tab
 
     db = db.on(target)
     total, calls, missing = 0.0, 0, []
-    workloads = (list(mod_or_workloads) if isinstance(mod_or_workloads, (list, tuple))
-                 else extract_workloads(mod_or_workloads, target))
+    workloads = extract_workloads(mod_or_workloads, target)
     for w in workloads:
         calls += w.count
         best = db.lookup(w)

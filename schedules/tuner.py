@@ -288,9 +288,7 @@ def plan_tuning(mod_or_workloads: Any, db: TuningDatabase, target: Any, *,
     process may tune meanwhile: the tuners re-check under the lock)."""
     todo, reused = [], []
     db = db.on(target)
-    workloads = (mod_or_workloads if isinstance(mod_or_workloads, (list, tuple))
-                 else extract_workloads(mod_or_workloads, target))
-    for w in workloads:
+    for w in extract_workloads(mod_or_workloads, target):
         if explicit and w.op_kind not in EXPLICIT_KINDS:
             continue
         (reused if db.is_tuned(w) else todo).append(w)
